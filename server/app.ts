@@ -1,0 +1,103 @@
+// The application as a Fastify plugin tree: external plugins, then domain services, then routes.
+// server/main.ts only adds listening and shutdown; tests build this and use app.inject.
+import rateLimit from '@fastify/rate-limit';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, {
+  type FastifyInstance,
+  type FastifySchemaValidationError,
+  type FastifyServerOptions,
+} from 'fastify';
+import type { Config } from './config.js';
+import type { PrismaClient } from './db/client.js';
+import authPlugin from './plugins/auth.js';
+import docs from './plugins/docs.js';
+import errors from './plugins/errors.js';
+import security from './plugins/security.js';
+import web from './plugins/web.js';
+import auditRoutes from './routes/audit.js';
+import authRoutes from './routes/auth.js';
+import healthRoutes from './routes/health.js';
+import inviteRoutes from './routes/invites.js';
+import tokenRoutes from './routes/tokens.js';
+import userRoutes from './routes/users.js';
+import { AuthService } from './services/auth.js';
+import { UserService } from './services/users.js';
+
+export interface Services {
+  auth: AuthService;
+  users: UserService;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config;
+    prisma: PrismaClient;
+    services: Services;
+  }
+}
+
+export interface AppOptions {
+  config: Config;
+  prisma: PrismaClient;
+  logger?: FastifyServerOptions['logger'];
+  /** The built SPA; defaults to web/build. */
+  webDir?: string;
+}
+
+/** Validation errors as one readable line: where, and what was wrong. */
+function formatValidationErrors(errors: FastifySchemaValidationError[], dataVar: string): Error {
+  const problems = errors.slice(0, 5).map((error) => {
+    const where = `${dataVar}${error.instancePath.replaceAll('/', '.')}`;
+    if (error.message === 'schema is false' || error.keyword === 'additionalProperties') {
+      return `${where}: unknown field`;
+    }
+    return `${where}: ${error.message}`;
+  });
+  return new Error(problems.join('; '));
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { config, prisma } = options;
+  const app = Fastify({
+    logger: options.logger ?? { level: config.logLevel },
+    bodyLimit: config.bodyLimit,
+    requestTimeout: config.requestTimeoutMs,
+    trustProxy: config.trustProxy,
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true },
+    schemaErrorFormatter: formatValidationErrors,
+  })
+    .setValidatorCompiler(TypeBoxValidatorCompiler)
+    .withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorate('config', config);
+  app.decorate('prisma', prisma);
+  const services: Services = {
+    auth: new AuthService(prisma, config),
+    users: new UserService(prisma, config),
+  };
+  app.decorate('services', services);
+
+  await app.register(errors);
+  await app.register(security, { webDir: options.webDir });
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) => ({
+      statusCode: 429,
+      error: 'Too Many Requests',
+      message: `Too many attempts; try again in ${Math.ceil(context.ttl / 1000)} s.`,
+    }),
+  });
+  await app.register(docs);
+  await app.register(authPlugin, { auth: services.auth });
+
+  await app.register(healthRoutes);
+  await app.register(authRoutes);
+  await app.register(inviteRoutes);
+  await app.register(userRoutes);
+  await app.register(tokenRoutes);
+  await app.register(auditRoutes);
+
+  await app.register(web, { webDir: options.webDir });
+  return app;
+}

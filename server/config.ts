@@ -1,0 +1,123 @@
+// The server's configuration, read once from the environment and validated; nothing else in the
+// code reads process.env.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
+
+const EnvSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], {
+    default: 'development',
+  }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ default: '0.0.0.0' }),
+  /** Unset: the embedded PostgreSQL under DATA_DIR. */
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATA_DIR: Type.String({ default: './data' }),
+  /** Origin used in links the server prints or returns (setup and invitation links). */
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  /** Keys the hashes of session, invitation and API tokens. Required (strong) in production. */
+  SESSION_SECRET: Type.Optional(Type.String()),
+  SESSION_IDLE_MINUTES: Type.Integer({ minimum: 1, default: 120 }),
+  SESSION_ABSOLUTE_HOURS: Type.Integer({ minimum: 1, default: 72 }),
+  LOGIN_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 10 }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+  REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 30_000 }),
+  TRUST_PROXY: Type.Boolean({ default: false }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info' },
+  ),
+  DB_POOL_MAX: Type.Integer({ minimum: 1, default: 10 }),
+});
+type Env = Static<typeof EnvSchema>;
+
+export interface Config {
+  production: boolean;
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  publicUrl: string | undefined;
+  sessionSecret: string;
+  sessionIdleMs: number;
+  sessionAbsoluteMs: number;
+  loginRateLimitPerMinute: number;
+  bodyLimit: number;
+  requestTimeoutMs: number;
+  trustProxy: boolean;
+  logLevel: string;
+  dbPoolMax: number;
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const converted = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw)) as unknown;
+  if (!Value.Check(EnvSchema, converted)) {
+    const problems = [...Value.Errors(EnvSchema, converted)].map(
+      (error) => `${error.instancePath.replace(/^\//, '') || 'environment'}: ${error.message}`,
+    );
+    throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const parsed = converted as Env;
+  const production = parsed.NODE_ENV === 'production';
+  const dataDir = path.resolve(parsed.DATA_DIR);
+  return {
+    production,
+    port: parsed.PORT,
+    host: parsed.HOST,
+    databaseUrl: parsed.DATABASE_URL,
+    dataDir,
+    publicUrl: parsed.PUBLIC_URL?.replace(/\/+$/, ''),
+    sessionSecret: resolveSessionSecret(parsed.SESSION_SECRET, production, dataDir),
+    sessionIdleMs: parsed.SESSION_IDLE_MINUTES * 60_000,
+    sessionAbsoluteMs: parsed.SESSION_ABSOLUTE_HOURS * 3_600_000,
+    loginRateLimitPerMinute: parsed.LOGIN_RATE_LIMIT_PER_MINUTE,
+    bodyLimit: parsed.BODY_LIMIT_BYTES,
+    requestTimeoutMs: parsed.REQUEST_TIMEOUT_MS,
+    trustProxy: parsed.TRUST_PROXY,
+    logLevel: parsed.LOG_LEVEL,
+    dbPoolMax: parsed.DB_POOL_MAX,
+  };
+}
+
+/** Why a secret is too weak, or null when it is acceptable. */
+export function weakSecretReason(secret: string): string | null {
+  if (secret.length < 32) return 'it is shorter than 32 characters';
+  if (new Set(secret).size < 12) return 'it has fewer than 12 distinct characters';
+  if (/^(changeme|secret|password|example)/i.test(secret)) return 'it looks like a placeholder';
+  return null;
+}
+
+/**
+ * Production requires SESSION_SECRET and refuses a weak one. Elsewhere a missing secret is
+ * generated once and kept in DATA_DIR/session-secret, so restarts keep sessions and tokens valid.
+ */
+function resolveSessionSecret(given: string | undefined, production: boolean, dataDir: string): string {
+  if (given !== undefined) {
+    const weak = weakSecretReason(given);
+    if (weak && production)
+      throw new ConfigError(
+        `SESSION_SECRET is too weak: ${weak}. Generate one with: openssl rand -base64 48`,
+      );
+    return given;
+  }
+  if (production) {
+    throw new ConfigError(
+      'SESSION_SECRET must be set in production. Generate one with: openssl rand -base64 48',
+    );
+  }
+  const file = path.join(dataDir, 'session-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(48).toString('base64url');
+  writeFileSync(file, secret + '\n', { mode: 0o600 });
+  return secret;
+}

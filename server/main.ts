@@ -1,0 +1,56 @@
+// Starts Loom: the database (embedded unless DATABASE_URL is set), migrations, the API and the web
+// UI on one port; prints where to go and how the first admin signs in; shuts down gracefully.
+import closeWithGrace from 'close-with-grace';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { openDatabase } from './db/open.js';
+import { publicOrigin } from './routes/invites.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const say = (message: string) => console.log(`[loom] ${message}`);
+  say(
+    config.databaseUrl
+      ? 'Using the PostgreSQL server named by DATABASE_URL.'
+      : `Starting the embedded PostgreSQL (data in ${config.dataDir}).`,
+  );
+  const db = await openDatabase(config, { log: say });
+  const app = await buildApp({ config, prisma: db.prisma });
+
+  closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'shutting down after an error');
+    else app.log.info({ signal }, 'shutting down');
+    await app.close();
+    await db.close();
+  });
+
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const origin = publicOrigin(config.publicUrl, { protocol: 'http', host: `localhost:${port}` });
+  say(`Loom is running at ${origin}  (API docs: ${origin}/api/docs)`);
+  const setupToken = await app.services.users.issueSetupToken();
+  if (setupToken) {
+    say(
+      'No admin exists yet. Create the first admin with this one-time link (valid 24 h, replaced at every start):',
+    );
+    say(`  ${origin}/setup?token=${setupToken}`);
+    say('or from a terminal: npm run cli -- create-user --email you@example.com --role admin');
+  } else {
+    say('Sign in with your account. Admins invite others under Users.');
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`[loom] Could not start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

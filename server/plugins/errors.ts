@@ -1,0 +1,77 @@
+// One error handler for the whole API: 4xx answers say what was wrong, 5xx answers never carry
+// internals (the details go to the log with the request id).
+import type { FastifyError, FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { HttpError } from '../errors.js';
+
+const PRISMA_STATUS: Record<string, { status: number; message: string }> = {
+  P2002: { status: 409, message: 'This already exists.' },
+  P2003: { status: 409, message: 'This refers to something that does not exist or is still in use.' },
+  P2025: { status: 404, message: 'Not found.' },
+};
+
+/** Errors that mean the database cannot be reached: answer 503 so clients retry. */
+function isDatabaseUnavailable(error: unknown): boolean {
+  const text = `${(error as Error)?.name ?? ''} ${(error as Error)?.message ?? ''} ${(error as { code?: string })?.code ?? ''}`;
+  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|timeout exceeded when trying to connect|Connection terminated|DatabaseNotReachable|P1001|P1017|57P01|57P03/i.test(
+    text,
+  );
+}
+
+function statusText(status: number): string {
+  const texts: Record<number, string> = {
+    400: 'Bad Request',
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    404: 'Not Found',
+    405: 'Method Not Allowed',
+    406: 'Not Acceptable',
+    408: 'Request Timeout',
+    409: 'Conflict',
+    413: 'Payload Too Large',
+    415: 'Unsupported Media Type',
+    422: 'Unprocessable Entity',
+    429: 'Too Many Requests',
+    500: 'Internal Server Error',
+    503: 'Service Unavailable',
+  };
+  return texts[status] ?? (status >= 500 ? 'Internal Server Error' : 'Bad Request');
+}
+
+export default fp(async function errors(app: FastifyInstance) {
+  app.setErrorHandler((error: FastifyError & { code?: string; validation?: unknown }, request, reply) => {
+    let status = error.statusCode ?? 500;
+    let message = error.message;
+    let code: string | undefined = error.code;
+
+    if (error instanceof HttpError) {
+      status = error.statusCode;
+      code = error.code;
+    } else if (error.validation) {
+      status = 400;
+      message = `Invalid request: ${error.message}`;
+      code = 'VALIDATION';
+    } else if (code && code in PRISMA_STATUS) {
+      const mapped = PRISMA_STATUS[code]!;
+      status = mapped.status;
+      message = mapped.message;
+    } else if (isDatabaseUnavailable(error)) {
+      status = 503;
+      message = 'The database is unavailable; try again shortly.';
+      code = 'DATABASE_UNAVAILABLE';
+    }
+
+    if (status >= 500) {
+      request.log.error({ err: error }, 'request failed');
+      if (status !== 503) {
+        message = 'Something went wrong on our side. The error has been logged.';
+        code = undefined;
+      }
+    } else {
+      request.log.info({ status, code, message }, 'request refused');
+    }
+    void reply
+      .status(status)
+      .send({ statusCode: status, error: statusText(status), message, ...(code ? { code } : {}) });
+  });
+});

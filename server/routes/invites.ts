@@ -1,0 +1,143 @@
+// Invitations (admins) and the one-time links they produce, including the first admin's setup link.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { notFound } from '../errors.js';
+import { clientInfo, principalOf, SESSION_COOKIE } from '../plugins/auth.js';
+import {
+  AcceptInviteBody,
+  InviteLookup,
+  InviteLookupQuery,
+  MeResponse,
+  SetupStatus,
+} from '../schemas/auth.js';
+import { ErrorSchema, IdParams } from '../schemas/common.js';
+import { CreatedInvite, CreateInviteBody, InviteList } from '../schemas/users.js';
+import { toInviteDto, toUserDto } from '../services/users.js';
+
+const ADMIN = ['ADMIN'] as const;
+
+export function publicOrigin(
+  configured: string | undefined,
+  request: { protocol: string; host: string },
+): string {
+  return configured ?? `${request.protocol}://${request.host}`;
+}
+
+const invites: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/api/setup/status',
+    {
+      config: { access: 'public' },
+      schema: {
+        tags: ['setup'],
+        summary: 'Whether the first admin is still to be created',
+        response: { 200: SetupStatus },
+      },
+    },
+    async () => ({ needsSetup: await app.services.users.needsSetup() }),
+  );
+
+  app.get(
+    '/api/invites/lookup',
+    {
+      config: { access: 'public', rateLimit: { max: 30, timeWindow: '1 minute' } },
+      schema: {
+        tags: ['invites'],
+        summary: 'What a setup or invitation link grants',
+        querystring: InviteLookupQuery,
+        response: { 200: InviteLookup, 404: ErrorSchema },
+      },
+    },
+    async (request) => {
+      const invite = await app.services.users.findOpenInvite(request.query.token);
+      if (!invite) throw notFound('This link is invalid, expired or already used.');
+      return {
+        kind: invite.email === null ? ('setup' as const) : ('invite' as const),
+        email: invite.email,
+        role: invite.role,
+        expiresAt: invite.expiresAt.toISOString(),
+      };
+    },
+  );
+
+  app.post(
+    '/api/invites/accept',
+    {
+      config: { access: 'public', csrf: false, rateLimit: { max: 30, timeWindow: '1 minute' } },
+      schema: {
+        tags: ['invites'],
+        summary: 'Create the account a link grants, and sign in',
+        body: AcceptInviteBody,
+        response: { 201: MeResponse, 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema },
+      },
+    },
+    async (request, reply) => {
+      const user = await app.services.users.acceptInvite(request.body, request.ip);
+      const {
+        token,
+        session,
+        user: signedIn,
+      } = await app.services.auth.startSession(user, clientInfo(request));
+      reply.setCookie(SESSION_COOKIE, token, {
+        path: '/',
+        httpOnly: true,
+        sameSite: 'lax',
+        secure: app.config.production,
+        maxAge: Math.floor(app.config.sessionAbsoluteMs / 1000),
+      });
+      return reply.status(201).send({ user: toUserDto(signedIn), csrfToken: session.csrfToken });
+    },
+  );
+
+  app.get(
+    '/api/invites',
+    {
+      config: { access: ADMIN },
+      schema: { tags: ['invites'], summary: 'Invitations', response: { 200: InviteList } },
+    },
+    async () => (await app.services.users.listInvites()).map(toInviteDto),
+  );
+
+  app.post(
+    '/api/invites',
+    {
+      config: { access: ADMIN },
+      schema: {
+        tags: ['invites'],
+        summary: 'Invite a user; the link is returned once',
+        body: CreateInviteBody,
+        response: { 201: CreatedInvite, 409: ErrorSchema },
+      },
+    },
+    async (request, reply) => {
+      const actor = principalOf(request).user;
+      const { invite, token } = await app.services.users.createInvite(request.body, {
+        id: actor.id,
+        ip: request.ip,
+      });
+      const url = `${publicOrigin(app.config.publicUrl, request)}/invite?token=${encodeURIComponent(token)}`;
+      return reply.status(201).send({ invite: toInviteDto(invite), url, token });
+    },
+  );
+
+  app.delete(
+    '/api/invites/:id',
+    {
+      config: { access: ADMIN },
+      schema: {
+        tags: ['invites'],
+        summary: 'Revoke a pending invitation',
+        params: IdParams,
+        response: { 204: Type.Null(), 404: ErrorSchema },
+      },
+    },
+    async (request, reply) => {
+      await app.services.users.revokeInvite(request.params.id, {
+        id: principalOf(request).user.id,
+        ip: request.ip,
+      });
+      return reply.status(204).send(null);
+    },
+  );
+};
+export default invites;

@@ -1,0 +1,33 @@
+// TypeBox schemas shared by the server (validation, OpenAPI) and the web client (types).
+import { Type, type Static } from 'typebox';
+
+export const RoleSchema = Type.Union([
+  Type.Literal('ADMIN'),
+  Type.Literal('RESEARCHER'),
+  Type.Literal('RATER'),
+]);
+export type Role = Static<typeof RoleSchema>;
+export const ROLES: readonly Role[] = ['ADMIN', 'RESEARCHER', 'RATER'];
+
+export const ErrorSchema = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    error: Type.String(),
+    message: Type.String(),
+    code: Type.Optional(Type.String()),
+  },
+  { $id: 'Error', description: 'Every 4xx and 5xx answer has this shape; 5xx never carries internals.' },
+);
+export type ApiError = Static<typeof ErrorSchema>;
+
+export const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) }, { additionalProperties: false });
+export type IdParams = Static<typeof IdParams>;
+
+/** ISO-8601 timestamp as sent over JSON. */
+export const Timestamp = Type.String({ format: 'date-time' });
+export const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
+
+export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 });
+/** Length bounds follow OWASP: at least 12 characters, at most 256 (argon2 input stays bounded). */
+export const Password = Type.String({ minLength: 12, maxLength: 256 });
+export const DisplayName = Type.String({ minLength: 1, maxLength: 120 });

@@ -1,0 +1,7 @@
+// Everything the web client needs to type its calls.
+export * from './common.js';
+export * from './auth.js';
+export * from './users.js';
+export * from './tokens.js';
+export * from './audit.js';
+export * from './health.js';

@@ -1,0 +1,247 @@
+// Sign-in, server-side sessions and API tokens: who is calling, and whether they still may.
+import type { Config } from '../config.js';
+import type { PrismaClient, User } from '../db/client.js';
+import { conflict, notFound, unauthorized } from '../errors.js';
+import { recordAudit } from './audit.js';
+import { hashPassword, verifyPassword } from './passwords.js';
+import { hashSecret, newSecret } from './secrets.js';
+import { normalizeEmail } from './users.js';
+
+export const SESSION_PREFIX = 'loom_s_';
+export const API_TOKEN_PREFIX = 'loom_at_';
+/** lastSeenAt is written at most this often, so reads do not each cost a write. */
+const TOUCH_INTERVAL_MS = 60_000;
+
+export interface Principal {
+  user: User;
+  /** Set for cookie sessions; writes then need the CSRF token. */
+  sessionId: string | null;
+  csrfToken: string | null;
+  apiTokenId: string | null;
+}
+
+export interface ClientInfo {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export class AuthService {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly config: Config,
+  ) {}
+
+  private hash(secret: string): string {
+    return hashSecret(this.config.sessionSecret, secret);
+  }
+
+  async login(emailInput: string, password: string, client: ClientInfo) {
+    const email = normalizeEmail(emailInput);
+    const user = await this.prisma.user.findUnique({ where: { email }, include: { credential: true } });
+    const ok = await verifyPassword(user?.credential?.passwordHash ?? null, password);
+    if (!user || !ok || user.disabledAt) {
+      await recordAudit(this.prisma, {
+        actorId: user?.id ?? null,
+        action: 'auth.login-failed',
+        details: {
+          email,
+          reason: !user ? 'unknown-email' : user.disabledAt && ok ? 'disabled' : 'bad-password',
+        },
+        ip: client.ip,
+      });
+      // One message for every case, so the answer does not reveal which accounts exist.
+      throw unauthorized('Wrong email or password, or the account is disabled.');
+    }
+    const { credential: _credential, ...plainUser } = user;
+    return this.startSession(plainUser, client);
+  }
+
+  /** A fresh session (a new token at every sign-in, so a planted cookie cannot be reused). */
+  async startSession(user: User, client: ClientInfo) {
+    const token = newSecret(SESSION_PREFIX);
+    const csrfToken = newSecret('');
+    const now = new Date();
+    const session = await this.prisma.session.create({
+      data: {
+        userId: user.id,
+        tokenHash: this.hash(token),
+        csrfToken,
+        ip: client.ip,
+        userAgent: client.userAgent?.slice(0, 300) ?? null,
+        expiresAt: new Date(now.getTime() + this.config.sessionAbsoluteMs),
+      },
+    });
+    const updated = await this.prisma.user.update({ where: { id: user.id }, data: { lastLoginAt: now } });
+    await recordAudit(this.prisma, {
+      actorId: user.id,
+      action: 'auth.login',
+      targetType: 'session',
+      targetId: session.id,
+      ip: client.ip,
+    });
+    return { token, session, user: updated };
+  }
+
+  async resolveSession(token: string): Promise<Principal | null> {
+    if (!token.startsWith(SESSION_PREFIX)) return null;
+    const session = await this.prisma.session.findUnique({
+      where: { tokenHash: this.hash(token) },
+      include: { user: true },
+    });
+    if (!session || session.revokedAt || session.user.disabledAt) return null;
+    const now = Date.now();
+    if (session.expiresAt.getTime() <= now || session.lastSeenAt.getTime() + this.config.sessionIdleMs <= now)
+      return null;
+    if (now - session.lastSeenAt.getTime() > TOUCH_INTERVAL_MS) {
+      await this.prisma.session.update({ where: { id: session.id }, data: { lastSeenAt: new Date(now) } });
+    }
+    return { user: session.user, sessionId: session.id, csrfToken: session.csrfToken, apiTokenId: null };
+  }
+
+  async resolveApiToken(token: string): Promise<Principal | null> {
+    if (!token.startsWith(API_TOKEN_PREFIX)) return null;
+    const apiToken = await this.prisma.apiToken.findUnique({
+      where: { tokenHash: this.hash(token) },
+      include: { user: true },
+    });
+    if (!apiToken || apiToken.revokedAt || apiToken.user.disabledAt) return null;
+    if (apiToken.expiresAt && apiToken.expiresAt.getTime() <= Date.now()) return null;
+    if (!apiToken.lastUsedAt || Date.now() - apiToken.lastUsedAt.getTime() > TOUCH_INTERVAL_MS) {
+      await this.prisma.apiToken.update({ where: { id: apiToken.id }, data: { lastUsedAt: new Date() } });
+    }
+    return { user: apiToken.user, sessionId: null, csrfToken: null, apiTokenId: apiToken.id };
+  }
+
+  async endSession(sessionId: string): Promise<void> {
+    await this.prisma.session.updateMany({
+      where: { id: sessionId, revokedAt: null },
+      data: { revokedAt: new Date() },
+    });
+  }
+
+  listSessions(userId: string) {
+    const now = new Date();
+    return this.prisma.session.findMany({
+      where: {
+        userId,
+        revokedAt: null,
+        expiresAt: { gt: now },
+        lastSeenAt: { gt: new Date(now.getTime() - this.config.sessionIdleMs) },
+      },
+      orderBy: { lastSeenAt: 'desc' },
+    });
+  }
+
+  async revokeOwnSession(userId: string, sessionId: string, ip: string | null): Promise<void> {
+    const result = await this.prisma.session.updateMany({
+      where: { id: sessionId, userId, revokedAt: null },
+      data: { revokedAt: new Date() },
+    });
+    if (result.count === 0) throw notFound('No such session.');
+    await recordAudit(this.prisma, {
+      actorId: userId,
+      action: 'session.revoke',
+      targetType: 'session',
+      targetId: sessionId,
+      ip,
+    });
+  }
+
+  /** Changes the password and ends every other session of the user. */
+  async changePassword(
+    principal: Principal,
+    currentPassword: string,
+    newPassword: string,
+    ip: string | null,
+  ) {
+    const credential = await this.prisma.credential.findUnique({ where: { userId: principal.user.id } });
+    if (!(await verifyPassword(credential?.passwordHash ?? null, currentPassword))) {
+      throw conflict('The current password is wrong.');
+    }
+    const passwordHash = await hashPassword(newPassword);
+    await this.prisma.$transaction([
+      this.prisma.credential.upsert({
+        where: { userId: principal.user.id },
+        create: { userId: principal.user.id, passwordHash },
+        update: { passwordHash },
+      }),
+      this.prisma.session.updateMany({
+        where: {
+          userId: principal.user.id,
+          revokedAt: null,
+          ...(principal.sessionId ? { id: { not: principal.sessionId } } : {}),
+        },
+        data: { revokedAt: new Date() },
+      }),
+    ]);
+    await recordAudit(this.prisma, {
+      actorId: principal.user.id,
+      action: 'auth.password-change',
+      targetType: 'user',
+      targetId: principal.user.id,
+      ip,
+    });
+  }
+
+  listApiTokens(userId: string) {
+    return this.prisma.apiToken.findMany({ where: { userId }, orderBy: { createdAt: 'desc' } });
+  }
+
+  async createApiToken(userId: string, name: string, expiresInDays: number | undefined, ip: string | null) {
+    const token = newSecret(API_TOKEN_PREFIX);
+    const apiToken = await this.prisma.apiToken.create({
+      data: {
+        userId,
+        name: name.trim(),
+        prefix: token.slice(0, API_TOKEN_PREFIX.length + 6),
+        tokenHash: this.hash(token),
+        expiresAt: expiresInDays ? new Date(Date.now() + expiresInDays * 86_400_000) : null,
+      },
+    });
+    await recordAudit(this.prisma, {
+      actorId: userId,
+      action: 'token.create',
+      targetType: 'api-token',
+      targetId: apiToken.id,
+      details: { name },
+      ip,
+    });
+    return { apiToken, token };
+  }
+
+  /** Revokes one of the caller's own tokens; effective for the very next request. */
+  async revokeApiToken(userId: string, id: string, ip: string | null): Promise<void> {
+    const result = await this.prisma.apiToken.updateMany({
+      where: { id, userId, revokedAt: null },
+      data: { revokedAt: new Date() },
+    });
+    if (result.count === 0) throw notFound('No such token.');
+    await recordAudit(this.prisma, {
+      actorId: userId,
+      action: 'token.revoke',
+      targetType: 'api-token',
+      targetId: id,
+      ip,
+    });
+  }
+}
+
+export function toApiTokenDto(token: {
+  id: string;
+  name: string;
+  prefix: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+}) {
+  return {
+    id: token.id,
+    name: token.name,
+    prefix: token.prefix,
+    createdAt: token.createdAt.toISOString(),
+    lastUsedAt: token.lastUsedAt?.toISOString() ?? null,
+    expiresAt: token.expiresAt?.toISOString() ?? null,
+    revokedAt: token.revokedAt?.toISOString() ?? null,
+  };
+}

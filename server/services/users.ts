@@ -1,0 +1,284 @@
+// Accounts: users, roles, disabling, invitations and the first admin's one-time setup link.
+import type { Config } from '../config.js';
+import type { PrismaClient, User } from '../db/client.js';
+import { badRequest, conflict, notFound } from '../errors.js';
+import type { Role } from '../schemas/common.js';
+import { recordAudit } from './audit.js';
+import { hashPassword } from './passwords.js';
+import { hashSecret, newSecret } from './secrets.js';
+
+export const INVITE_PREFIX = 'loom_inv_';
+const SETUP_LINK_HOURS = 24;
+
+export interface Actor {
+  id: string | null;
+  ip?: string | null;
+}
+
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
+export function toUserDto(user: User) {
+  return {
+    id: user.id,
+    email: user.email,
+    name: user.name,
+    role: user.role,
+    simulated: user.simulated,
+    disabled: user.disabledAt !== null,
+    lastLoginAt: user.lastLoginAt?.toISOString() ?? null,
+    createdAt: user.createdAt.toISOString(),
+  };
+}
+
+export function toInviteDto(invite: {
+  id: string;
+  email: string | null;
+  role: Role;
+  createdAt: Date;
+  expiresAt: Date;
+  acceptedAt: Date | null;
+  revokedAt: Date | null;
+}) {
+  return {
+    id: invite.id,
+    email: invite.email,
+    role: invite.role,
+    createdAt: invite.createdAt.toISOString(),
+    expiresAt: invite.expiresAt.toISOString(),
+    acceptedAt: invite.acceptedAt?.toISOString() ?? null,
+    revokedAt: invite.revokedAt?.toISOString() ?? null,
+  };
+}
+
+export class UserService {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly config: Config,
+  ) {}
+
+  list() {
+    return this.prisma.user.findMany({ orderBy: { createdAt: 'asc' } });
+  }
+
+  async create(
+    input: { email: string; name: string; role: Role; password: string; simulated?: boolean },
+    actor: Actor,
+  ): Promise<User> {
+    const email = normalizeEmail(input.email);
+    const passwordHash = await hashPassword(input.password);
+    return this.prisma.$transaction(async (tx) => {
+      if (await tx.user.findUnique({ where: { email } }))
+        throw conflict(`A user with email ${email} already exists.`);
+      const user = await tx.user.create({
+        data: {
+          email,
+          name: input.name.trim(),
+          role: input.role,
+          simulated: input.simulated ?? false,
+          credential: { create: { passwordHash } },
+        },
+      });
+      await recordAudit(tx, {
+        actorId: actor.id,
+        action: 'user.create',
+        targetType: 'user',
+        targetId: user.id,
+        details: { email, role: input.role },
+        ip: actor.ip ?? null,
+      });
+      return user;
+    });
+  }
+
+  /** Role changes and disabling; disabling (or demoting) ends the user's sessions at once. */
+  async update(
+    id: string,
+    patch: { name?: string; role?: Role; disabled?: boolean },
+    actor: Actor,
+  ): Promise<User> {
+    return this.prisma.$transaction(async (tx) => {
+      const user = await tx.user.findUnique({ where: { id } });
+      if (!user) throw notFound('No such user.');
+      const demoting = patch.role !== undefined && patch.role !== 'ADMIN' && user.role === 'ADMIN';
+      const disabling = patch.disabled === true && user.disabledAt === null;
+      if (id === actor.id && (demoting || disabling)) {
+        throw conflict('You cannot remove your own admin role or disable yourself; ask another admin.');
+      }
+      if ((demoting || disabling) && user.role === 'ADMIN') {
+        const admins = await tx.user.count({ where: { role: 'ADMIN', disabledAt: null } });
+        if (admins <= 1) throw conflict('This is the last active admin; make another admin first.');
+      }
+      const updated = await tx.user.update({
+        where: { id },
+        data: {
+          ...(patch.name !== undefined ? { name: patch.name.trim() } : {}),
+          ...(patch.role !== undefined ? { role: patch.role } : {}),
+          ...(patch.disabled !== undefined
+            ? { disabledAt: patch.disabled ? (user.disabledAt ?? new Date()) : null }
+            : {}),
+        },
+      });
+      if (disabling || (patch.role !== undefined && patch.role !== user.role)) {
+        await tx.session.updateMany({
+          where: { userId: id, revokedAt: null },
+          data: { revokedAt: new Date() },
+        });
+      }
+      await recordAudit(tx, {
+        actorId: actor.id,
+        action: 'user.update',
+        targetType: 'user',
+        targetId: id,
+        details: { ...patch },
+        ip: actor.ip ?? null,
+      });
+      return updated;
+    });
+  }
+
+  listInvites() {
+    return this.prisma.invite.findMany({
+      where: { email: { not: null } },
+      orderBy: { createdAt: 'desc' },
+      take: 500,
+    });
+  }
+
+  async createInvite(input: { email: string; role: Role; expiresInHours?: number }, actor: Actor) {
+    const email = normalizeEmail(input.email);
+    if (await this.prisma.user.findUnique({ where: { email } })) {
+      throw conflict(`A user with email ${email} already exists.`);
+    }
+    const token = newSecret(INVITE_PREFIX);
+    const invite = await this.prisma.$transaction(async (tx) => {
+      // A new invitation for the same address replaces any pending one.
+      await tx.invite.updateMany({
+        where: { email, acceptedAt: null, revokedAt: null },
+        data: { revokedAt: new Date() },
+      });
+      const created = await tx.invite.create({
+        data: {
+          email,
+          role: input.role,
+          tokenHash: hashSecret(this.config.sessionSecret, token),
+          createdById: actor.id,
+          expiresAt: new Date(Date.now() + (input.expiresInHours ?? 72) * 3_600_000),
+        },
+      });
+      await recordAudit(tx, {
+        actorId: actor.id,
+        action: 'invite.create',
+        targetType: 'invite',
+        targetId: created.id,
+        details: { email, role: input.role },
+        ip: actor.ip ?? null,
+      });
+      return created;
+    });
+    return { invite, token };
+  }
+
+  async revokeInvite(id: string, actor: Actor): Promise<void> {
+    const result = await this.prisma.invite.updateMany({
+      where: { id, acceptedAt: null, revokedAt: null },
+      data: { revokedAt: new Date() },
+    });
+    if (result.count === 0) throw notFound('No pending invitation with this id.');
+    await recordAudit(this.prisma, {
+      actorId: actor.id,
+      action: 'invite.revoke',
+      targetType: 'invite',
+      targetId: id,
+      ip: actor.ip ?? null,
+    });
+  }
+
+  /** A pending, unexpired invitation or setup link for this token, or null. */
+  async findOpenInvite(token: string) {
+    const invite = await this.prisma.invite.findUnique({
+      where: { tokenHash: hashSecret(this.config.sessionSecret, token) },
+    });
+    if (!invite || invite.acceptedAt || invite.revokedAt || invite.expiresAt <= new Date()) return null;
+    return invite;
+  }
+
+  /**
+   * Turns an invitation into an account. Setup links (email null) may only create the first
+   * admin: once an admin exists they stop working.
+   */
+  async acceptInvite(
+    input: { token: string; email?: string; name: string; password: string },
+    ip: string | null,
+  ): Promise<User> {
+    const passwordHash = await hashPassword(input.password);
+    return this.prisma.$transaction(async (tx) => {
+      const invite = await tx.invite.findUnique({
+        where: { tokenHash: hashSecret(this.config.sessionSecret, input.token) },
+      });
+      if (!invite || invite.acceptedAt || invite.revokedAt || invite.expiresAt <= new Date()) {
+        throw notFound('This link is invalid, expired or already used.');
+      }
+      const isSetup = invite.email === null;
+      if (isSetup && (await tx.user.count({ where: { role: 'ADMIN' } })) > 0) {
+        throw conflict('The first admin already exists; sign in instead.');
+      }
+      const email = normalizeEmail(invite.email ?? input.email ?? '');
+      if (!email) throw badRequest('email is required for the setup link.');
+      if (await tx.user.findUnique({ where: { email } }))
+        throw conflict(`A user with email ${email} already exists.`);
+      const user = await tx.user.create({
+        data: { email, name: input.name.trim(), role: invite.role, credential: { create: { passwordHash } } },
+      });
+      // Claiming the invitation conditionally makes a concurrent second use fail.
+      const claimed = await tx.invite.updateMany({
+        where: { id: invite.id, acceptedAt: null },
+        data: { acceptedAt: new Date(), acceptedById: user.id },
+      });
+      if (claimed.count !== 1) throw notFound('This link is invalid, expired or already used.');
+      if (isSetup)
+        await tx.invite.updateMany({
+          where: { email: null, acceptedAt: null },
+          data: { revokedAt: new Date() },
+        });
+      await recordAudit(tx, {
+        actorId: user.id,
+        action: isSetup ? 'setup.admin-created' : 'invite.accept',
+        targetType: 'user',
+        targetId: user.id,
+        details: { email, role: invite.role },
+        ip,
+      });
+      return user;
+    });
+  }
+
+  async needsSetup(): Promise<boolean> {
+    return (await this.prisma.user.count({ where: { role: 'ADMIN' } })) === 0;
+  }
+
+  /**
+   * While no admin exists, issues a fresh one-time setup link (earlier ones stop working) and
+   * returns its token; returns null once an admin exists.
+   */
+  async issueSetupToken(): Promise<string | null> {
+    if (!(await this.needsSetup())) return null;
+    const token = newSecret(INVITE_PREFIX);
+    await this.prisma.$transaction([
+      this.prisma.invite.updateMany({
+        where: { email: null, acceptedAt: null, revokedAt: null },
+        data: { revokedAt: new Date() },
+      }),
+      this.prisma.invite.create({
+        data: {
+          email: null,
+          role: 'ADMIN',
+          tokenHash: hashSecret(this.config.sessionSecret, token),
+          expiresAt: new Date(Date.now() + SETUP_LINK_HOURS * 3_600_000),
+        },
+      }),
+    ]);
+    return token;
+  }
+}
