@@ -1,0 +1,189 @@
+// Typed client for the Loom API (/api on the same origin). One function per route.
+import { goto } from '$app/navigation';
+import { resolve } from '$app/paths';
+import type {
+  AcceptInviteBody,
+  ApiToken,
+  AuditPage,
+  AuditQuery,
+  ChangePasswordBody,
+  CreatedInvite,
+  CreatedToken,
+  CreateInviteBody,
+  CreateTokenBody,
+  CreateUserBody,
+  HealthResponse,
+  Invite,
+  InviteLookup,
+  LoginBody,
+  MeResponse,
+  Session,
+  SetupStatus,
+  UpdateUserBody,
+  User,
+} from '$shared/index.js';
+import { session } from './session.svelte.js';
+
+/** Any non-2xx answer. `message` is the server's own explanation when it sent one. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string | undefined;
+
+  constructor(status: number, message: string, code?: string) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+
+interface RequestOptions {
+  body?: unknown;
+  query?: Record<string, string | number | undefined>;
+  /**
+   * A 401 from these routes is an answer, not an expired session (wrong password, not signed in yet),
+   * so the caller handles it instead of being sent to /login.
+   */
+  authRoute?: boolean;
+}
+
+const WRITE_METHODS: ReadonlySet<Method> = new Set<Method>(['POST', 'PATCH', 'PUT', 'DELETE']);
+
+let redirecting = false;
+
+async function request<T>(method: Method, path: string, options: RequestOptions = {}): Promise<T> {
+  let url = `/api${path}`;
+  if (options.query) {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(options.query)) {
+      if (value !== undefined && value !== '') params.set(key, String(value));
+    }
+    const qs = params.toString();
+    if (qs) url += `?${qs}`;
+  }
+
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  if (WRITE_METHODS.has(method) && session.csrfToken) headers['x-csrf-token'] = session.csrfToken;
+
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    });
+  } catch {
+    throw new ApiError(0, 'Could not reach the Loom server. Check your connection and try again.');
+  }
+
+  if (response.status === 204) return undefined as T;
+
+  const text = await response.text();
+  let data: unknown = undefined;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = undefined;
+    }
+  }
+
+  if (!response.ok) {
+    const body = (data ?? {}) as { message?: unknown; code?: unknown };
+    const message =
+      typeof body.message === 'string' && body.message
+        ? body.message
+        : defaultMessage(response.status, response.statusText);
+    const error = new ApiError(
+      response.status,
+      message,
+      typeof body.code === 'string' ? body.code : undefined,
+    );
+    if (response.status === 401 && !options.authRoute) await sendToLogin();
+    throw error;
+  }
+
+  return data as T;
+}
+
+function defaultMessage(status: number, statusText: string): string {
+  switch (status) {
+    case 401:
+      return 'You are not signed in.';
+    case 403:
+      return 'You do not have permission to do that.';
+    case 404:
+      return 'Not found.';
+    case 429:
+      return 'Too many requests. Wait a moment and try again.';
+    default:
+      return status >= 500
+        ? 'The server ran into a problem. Try again in a moment.'
+        : statusText || `Request failed (${status}).`;
+  }
+}
+
+/** The session ended (expired, revoked, user disabled): forget it and go to the sign-in page. */
+async function sendToLogin(): Promise<void> {
+  session.clear();
+  if (redirecting) return;
+  const here = window.location.pathname + window.location.search;
+  if (window.location.pathname === resolve('/login')) return;
+  redirecting = true;
+  try {
+    await goto(resolve(`/login?next=${encodeURIComponent(here)}`), { replaceState: true });
+  } finally {
+    redirecting = false;
+  }
+}
+
+export const api = {
+  health: () => request<HealthResponse>('GET', '/health'),
+
+  // Setup and invitations
+  setupStatus: () => request<SetupStatus>('GET', '/setup/status', { authRoute: true }),
+  lookupInvite: (token: string) =>
+    request<InviteLookup>('GET', '/invites/lookup', { query: { token }, authRoute: true }),
+  acceptInvite: (body: AcceptInviteBody) =>
+    request<MeResponse>('POST', '/invites/accept', { body, authRoute: true }),
+
+  // Authentication
+  login: (body: LoginBody) => request<MeResponse>('POST', '/auth/login', { body, authRoute: true }),
+  logout: () => request<void>('POST', '/auth/logout', { authRoute: true }),
+  me: () => request<MeResponse>('GET', '/auth/me', { authRoute: true }),
+  sessions: () => request<Session[]>('GET', '/auth/sessions'),
+  revokeSession: (id: string) => request<void>('DELETE', `/auth/sessions/${encodeURIComponent(id)}`),
+  changePassword: (body: ChangePasswordBody) =>
+    request<void>('POST', '/auth/password', { body, authRoute: true }),
+
+  // Users (ADMIN)
+  users: () => request<User[]>('GET', '/users'),
+  createUser: (body: CreateUserBody) => request<User>('POST', '/users', { body }),
+  updateUser: (id: string, body: UpdateUserBody) =>
+    request<User>('PATCH', `/users/${encodeURIComponent(id)}`, { body }),
+
+  // Invites (ADMIN)
+  invites: () => request<Invite[]>('GET', '/invites'),
+  createInvite: (body: CreateInviteBody) => request<CreatedInvite>('POST', '/invites', { body }),
+  revokeInvite: (id: string) => request<void>('DELETE', `/invites/${encodeURIComponent(id)}`),
+
+  // API tokens (ADMIN, RESEARCHER; own tokens)
+  tokens: () => request<ApiToken[]>('GET', '/tokens'),
+  createToken: (body: CreateTokenBody) => request<CreatedToken>('POST', '/tokens', { body }),
+  revokeToken: (id: string) => request<void>('DELETE', `/tokens/${encodeURIComponent(id)}`),
+
+  // Audit log (ADMIN)
+  audit: (query: AuditQuery = {}) =>
+    request<AuditPage>('GET', '/audit', { query: { before: query.before, limit: query.limit } }),
+};
+
+/** A readable message for anything a call may throw. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof ApiError) return error.message;
+  if (error instanceof Error) return error.message;
+  return 'Something went wrong.';
+}
