@@ -22,6 +22,12 @@ export interface CheckpointHeader {
   tensors: { name: string; shape: number[]; offset: number }[];
 }
 
+/** A float32 array with a shape, for models kept outside TensorFlow (the text reward model). */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
 export interface Checkpoint {
   header: CheckpointHeader;
   /** Named float32 tensors: model weights and optimizer slots (prefixed by their owner). */
@@ -30,13 +36,13 @@ export interface Checkpoint {
 
 export function encodeCheckpoint(
   fields: Omit<CheckpointHeader, 'format' | 'tensors'>,
-  tensors: Map<string, tf.Tensor>,
+  tensors: Map<string, tf.Tensor | HostTensor>,
 ): Buffer {
   const specs: CheckpointHeader['tensors'] = [];
   const chunks: Buffer[] = [];
   let offset = 0;
   for (const [name, t] of tensors) {
-    const data = t.dataSync() as Float32Array;
+    const data = t instanceof tf.Tensor ? (t.dataSync() as Float32Array) : t.data;
     if (!(data instanceof Float32Array)) throw new Error(`tensor ${name} is not float32`);
     specs.push({ name, shape: t.shape, offset });
     const bytes = Buffer.alloc(data.length * 4);

@@ -2,6 +2,14 @@
 // them, so each is unit-tested on tiny hand-computed tensors and shared by the trainers.
 import * as tf from '@tensorflow/tfjs';
 
+/**
+ * log σ(z) = −softplus(−z). tf.logSigmoid's custom gradient reads its input after an enclosing
+ * tf.tidy has disposed it, which fails inside tf.variableGrads; softplus saves what it needs.
+ */
+export function logSigmoid(z: tf.Tensor): tf.Tensor {
+  return tf.neg(tf.softplus(tf.neg(z)));
+}
+
 /** log π(target | context) per position: sum(logSoftmax(logits) · oneHot(target)) ([N, V] → [N]). */
 export function tokenLogProbs(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
   return tf.tidy(() => tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(targets, logits.shape[1])), 1) as tf.Tensor1D);
@@ -30,7 +38,7 @@ export function bradleyTerryLoss(
   weights?: tf.Tensor1D,
 ): tf.Scalar {
   return tf.tidy(() => {
-    const nll = tf.neg(tf.logSigmoid(tf.sub(tf.sub(chosen, rejected), margin)));
+    const nll = tf.neg(logSigmoid(tf.sub(tf.sub(chosen, rejected), margin)));
     const w = weights ?? tf.onesLike(nll);
     let loss = tf.div(tf.sum(tf.mul(nll, w)), tf.sum(w));
     if (centerCoef > 0) loss = tf.add(loss, tf.mul(centerCoef, tf.mean(tf.square(tf.add(chosen, rejected)))));
@@ -51,7 +59,7 @@ export function dpoLoss(
 ): tf.Scalar {
   return tf.tidy(() => {
     const logits = tf.sub(tf.sub(policyChosen, refChosen), tf.sub(policyRejected, refRejected));
-    return tf.neg(tf.mean(tf.logSigmoid(tf.mul(beta, logits)))) as tf.Scalar;
+    return tf.neg(tf.mean(logSigmoid(tf.mul(beta, logits)))) as tf.Scalar;
   });
 }
 

@@ -56,6 +56,17 @@ export function packBatch(pairs: TokenPair[], contextLength: number): PackedBatc
   return { batch: B, length: T, input, target, mask, last, responseLengths };
 }
 
+/**
+ * Packs [prompt; response] so that the model's input ends on the response's own last token
+ * (`<end>`): a reward model or value head reads its hidden state there (index `last`).
+ */
+export function packForScoring(pairs: TokenPair[], contextLength: number): PackedBatch {
+  return packBatch(
+    pairs.map(({ prompt, response }) => ({ prompt, response: [...response.slice(0, contextLength - 1), PAD] })),
+    contextLength,
+  );
+}
+
 export function inputTensor(b: PackedBatch): tf.Tensor2D {
   return tf.tensor2d(b.input, [b.batch, b.length], 'int32');
 }

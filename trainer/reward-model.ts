@@ -1,0 +1,217 @@
+// The reward model: the policy's GPT backbone (initialized from the SFT weights) with a scalar
+// head read at the response's last token, trained with the Bradley-Terry loss of ALGORITHMS.md.
+import * as tf from '@tensorflow/tfjs';
+import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.js';
+import { bradleyTerryLoss } from './losses.js';
+import { GPT, ScalarHead, type GPTConfig } from './model.js';
+import { AdamW } from './optimizer.js';
+import type { Policy } from './policy.js';
+import {
+  LLAMA2_MARGINS_LARGE,
+  batchesByPrompt,
+  evaluateScorer,
+  toPreferencePairs,
+  type ComparisonExample,
+  type PreferencePair,
+  type RewardEvaluation,
+  type RewardScorer,
+} from './preferences.js';
+import { Rng } from './runtime.js';
+import { inputTensor, lastTensor, packForScoring, type TokenPair } from './sequences.js';
+import { Tokenizer, type TokenizerJson } from './tokenizer.js';
+
+export interface RewardModelConfig {
+  epochs: number;
+  /** Comparisons per batch (whole prompts are never split, so a batch can be larger). */
+  batchSize: number;
+  learningRate: number;
+  /** Margins by strength index; null turns margins off. */
+  margins: number[] | null;
+  /** c of the centering term c·mean((r⁺ + r⁻)²); 0 = off. */
+  centerCoef: number;
+  /** Weight of the BOTH_BAD penalty mean(softplus(r)); 0 = those pairs are ignored. */
+  bothBadCoef: number;
+  seed: number;
+}
+
+export const DEFAULT_REWARD_MODEL: RewardModelConfig = {
+  epochs: 1, // InstructGPT and Llama 2: one epoch; more overfits
+  batchSize: 32, // comparisons per step
+  learningRate: 1e-4, // below the SFT rate: the backbone is already trained
+  margins: LLAMA2_MARGINS_LARGE, // Llama 2's "large" margins for a 4-level strength scale
+  centerCoef: 0, // TRL's default; 0.01 recommended when rewards are compared across prompts
+  bothBadCoef: 0, // off: BOTH_BAD pairs are then excluded, like ties
+  seed: 1, // batch order
+};
+
+export class RewardModel implements RewardScorer {
+  readonly backbone: GPT;
+  readonly head: ScalarHead;
+  readonly tokenizer: Tokenizer;
+
+  constructor(config: GPTConfig, tokenizer: Tokenizer, headSeed = config.seed + 1) {
+    this.backbone = new GPT(config, { prefix: 'rm' });
+    this.head = new ScalarHead(config.nEmbd, headSeed, 'rm-head');
+    this.tokenizer = tokenizer;
+  }
+
+  /** Starts from the SFT policy's weights, as InstructGPT and Llama 2 do. */
+  static fromPolicy(policy: Policy): RewardModel {
+    const rm = new RewardModel(policy.model.config, policy.tokenizer);
+    rm.backbone.copyFrom(policy.model);
+    return rm;
+  }
+
+  get params(): Map<string, tf.Variable> {
+    const out = new Map<string, tf.Variable>();
+    for (const [n, v] of this.backbone.params) out.set(`gpt/${n}`, v);
+    for (const [n, v] of this.head.params) out.set(`head/${n}`, v);
+    return out;
+  }
+
+  toPairs(items: { prompt: string; response: string }[]): TokenPair[] {
+    return items.map((i) => ({
+      prompt: this.tokenizer.encodePrompt(i.prompt),
+      response: this.tokenizer.encodeResponse(i.response),
+    }));
+  }
+
+  /** r(x, y) for token pairs, [B], differentiable. */
+  rewards(pairs: TokenPair[]): tf.Tensor1D {
+    return tf.tidy(() => {
+      const b = packForScoring(pairs, this.backbone.config.contextLength);
+      const values = this.head.apply(this.backbone.hidden(inputTensor(b)), b.batch, b.length);
+      return tf.sum(tf.mul(values, lastTensor(b)), 1) as tf.Tensor1D;
+    });
+  }
+
+  score(items: { prompt: string; response: string }[], chunk = 64): number[] {
+    const out: number[] = [];
+    const pairs = this.toPairs(items);
+    for (let i = 0; i < pairs.length; i += chunk) {
+      const r = this.rewards(pairs.slice(i, i + chunk));
+      out.push(...r.dataSync());
+      r.dispose();
+    }
+    return out;
+  }
+
+  encode(options: { optimizer?: AdamW; step?: number; meta?: Record<string, unknown> } = {}): Buffer {
+    const tensors = new Map<string, tf.Tensor>(this.params);
+    if (options.optimizer) for (const [n, t] of options.optimizer.state()) tensors.set(`opt/${n}`, t);
+    return encodeCheckpoint(
+      {
+        kind: 'reward-model',
+        config: { model: this.backbone.config, optimizer: options.optimizer?.config },
+        tokenizer: this.tokenizer.toJson() as unknown as Record<string, unknown>,
+        step: options.step ?? 0,
+        meta: { ...options.meta, optimizerStep: options.optimizer?.step ?? 0 },
+      },
+      tensors,
+    );
+  }
+
+  static decode(buf: Buffer): RewardModel {
+    const { header, tensors } = decodeCheckpoint(buf);
+    if (header.kind !== 'reward-model') throw new Error(`expected a reward-model checkpoint, got ${header.kind}`);
+    const config = header.config as { model: GPTConfig };
+    const rm = new RewardModel(config.model, Tokenizer.fromJson(header.tokenizer as unknown as TokenizerJson));
+    const params = rm.params;
+    for (const [name, t] of tensors) params.get(name)?.assign(t);
+    tf.dispose([...tensors.values()]);
+    return rm;
+  }
+
+  dispose(): void {
+    this.backbone.dispose();
+    this.head.dispose();
+  }
+}
+
+/**
+ * One batch's loss. Every distinct (prompt, response) is scored once and the pairs pick their
+ * two rewards with selection matrices (C(K,2) comparisons of K responses cost K forwards).
+ */
+export function rewardModelLoss(
+  rm: RewardModel,
+  batch: PreferencePair[],
+  bothBad: PreferencePair[],
+  config: RewardModelConfig,
+): tf.Scalar {
+  return tf.tidy(() => {
+    const keys = new Map<string, number>();
+    const items: { prompt: string; response: string }[] = [];
+    const indexOf = (prompt: string, response: string): number => {
+      const key = JSON.stringify([prompt, response]);
+      let i = keys.get(key);
+      if (i === undefined) {
+        i = items.length;
+        keys.set(key, i);
+        items.push({ prompt, response });
+      }
+      return i;
+    };
+    const chosenIdx = batch.map((p) => indexOf(p.prompt, p.chosen));
+    const rejectedIdx = batch.map((p) => indexOf(p.prompt, p.rejected));
+    const badIdx = bothBad.flatMap((p) => [indexOf(p.prompt, p.chosen), indexOf(p.prompt, p.rejected)]);
+    const r = rm.rewards(rm.toPairs(items)).reshape([items.length, 1]);
+    const pick = (idx: number[]): tf.Tensor1D =>
+      tf.matMul(tf.oneHot(tf.tensor1d(idx, 'int32'), items.length).toFloat(), r).reshape([idx.length]);
+    let loss: tf.Scalar = tf.scalar(0);
+    if (batch.length > 0) {
+      loss = bradleyTerryLoss(
+        pick(chosenIdx),
+        pick(rejectedIdx),
+        tf.tensor1d(batch.map((p) => p.margin)),
+        config.centerCoef,
+        tf.tensor1d(batch.map((p) => p.weight)),
+      );
+    }
+    if (badIdx.length > 0 && config.bothBadCoef > 0) {
+      // -log σ(−r): both responses are pushed below zero, the anchor that centering provides.
+      loss = tf.add(loss, tf.mul(config.bothBadCoef, tf.mean(tf.softplus(pick(badIdx))))) as tf.Scalar;
+    }
+    return loss;
+  });
+}
+
+export interface RewardTrainingResult {
+  optimizer: AdamW;
+  losses: number[];
+  ties: number;
+  steps: number;
+}
+
+export function trainRewardModel(
+  rm: RewardModel,
+  comparisons: ComparisonExample[],
+  config: Partial<RewardModelConfig> = {},
+  options: { optimizer?: AdamW; onStep?: (step: number, loss: number, total: number) => void } = {},
+): RewardTrainingResult {
+  const cfg = { ...DEFAULT_REWARD_MODEL, ...config };
+  const rng = new Rng(cfg.seed);
+  const { pairs, bothBad, ties } = toPreferencePairs(comparisons, cfg.margins);
+  const optimizer = options.optimizer ?? new AdamW({ learningRate: cfg.learningRate });
+  const losses: number[] = [];
+  const bad = new Map<string, PreferencePair[]>();
+  for (const p of bothBad) bad.set(p.group, [...(bad.get(p.group) ?? []), p]);
+  const perEpoch = batchesByPrompt(pairs, cfg.batchSize, new Rng(cfg.seed)).length;
+  for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+    for (const batch of batchesByPrompt(pairs, cfg.batchSize, rng)) {
+      const groups = new Set(batch.map((p) => p.group));
+      const badHere = [...groups].flatMap((g) => bad.get(g) ?? []);
+      const loss = optimizer.minimize(rm.params, () => rewardModelLoss(rm, batch, badHere, cfg));
+      losses.push(loss);
+      options.onStep?.(losses.length, loss, perEpoch * cfg.epochs);
+    }
+  }
+  return { optimizer, losses, ties, steps: losses.length };
+}
+
+export function evaluateRewardModel(
+  scorer: RewardScorer,
+  comparisons: ComparisonExample[],
+  margins: number[] | null = null,
+): RewardEvaluation {
+  return evaluateScorer(scorer, toPreferencePairs(comparisons, margins).pairs);
+}

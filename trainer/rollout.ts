@@ -1,0 +1,97 @@
+// What every online algorithm (RLOO, GRPO, PPO, best-of-n) does first: sample k responses per
+// prompt from the current policy, score them, and record log π_old and log π_ref per token.
+import type { Policy } from './policy.js';
+import type { RewardScorer } from './preferences.js';
+import { Rng } from './runtime.js';
+import { generate, type SamplingConfig } from './sampling.js';
+import { sum, tokenLogProbRows, type TokenPair } from './sequences.js';
+import { END } from './tokenizer.js';
+
+export interface Rollout {
+  /** Prompt text per sample (each prompt repeated k times, consecutively). */
+  prompts: string[];
+  pairs: TokenPair[];
+  responses: string[];
+  /** R(x, y) from the scorer, minus the missing-end penalty. */
+  scores: number[];
+  /** Per response token: log π_old (the sampling policy) and log π_ref. */
+  logpOld: number[][];
+  logpRef: number[][];
+}
+
+/** Options shared by the online algorithms. */
+export interface RolloutConfig {
+  /** Distinct prompts per iteration. */
+  promptsPerIteration: number;
+  /** Samples per prompt. */
+  k: number;
+  sampling: SamplingConfig;
+  /** Subtracted from R when a response hit the length cap without `<end>` (TRL's missing_eos_penalty). */
+  missingEndPenalty: number;
+}
+
+export function collectRollout(
+  policy: Policy,
+  reference: Policy,
+  scorer: RewardScorer,
+  prompts: string[],
+  config: RolloutConfig,
+  rng: Rng,
+): Rollout {
+  const repeated = prompts.flatMap((p) => new Array<string>(config.k).fill(p));
+  const promptIds = repeated.map((p) => policy.tokenizer.encodePrompt(p));
+  const sampled = generate(policy.model, promptIds, config.sampling, rng);
+  const pairs = sampled.map((response, i) => ({ prompt: promptIds[i] ?? [], response }));
+  const responses = sampled.map((r) => policy.tokenizer.decode(r));
+  const raw = scorer.score(repeated.map((prompt, i) => ({ prompt, response: responses[i] ?? '' })));
+  const scores = raw.map((s, i) => (sampled[i]?.at(-1) === END ? s : s - config.missingEndPenalty));
+  const C = policy.model.config.contextLength;
+  return {
+    prompts: repeated,
+    pairs,
+    responses,
+    scores,
+    logpOld: tokenLogProbRows(policy.model, pairs, C),
+    logpRef: tokenLogProbRows(reference.model, pairs, C),
+  };
+}
+
+/** Picks the next prompts in a shuffled cycle over the training prompts. */
+export class PromptCycle {
+  private order: number[] = [];
+  constructor(
+    private readonly prompts: string[],
+    private readonly rng: Rng,
+  ) {
+    if (prompts.length === 0) throw new Error('no training prompts');
+  }
+  next(n: number): string[] {
+    const out: string[] = [];
+    while (out.length < n) {
+      if (this.order.length === 0) this.order = this.rng.shuffle(this.prompts.map((_, i) => i));
+      out.push(this.prompts[this.order.pop() ?? 0] ?? '');
+    }
+    return out;
+  }
+}
+
+/** What each iteration of an online algorithm reports. */
+export interface IterationStats {
+  iteration: number;
+  meanScore: number;
+  /** Mean over samples of Σ_t (log π_old − log π_ref): the sequence KL estimate. */
+  kl: number;
+  meanLength: number;
+  loss: number;
+}
+
+export function rolloutStats(iteration: number, r: Rollout, loss: number): IterationStats {
+  const n = Math.max(1, r.scores.length);
+  return {
+    iteration,
+    meanScore: sum(r.scores) / n,
+    kl: r.logpOld.reduce((a, lp, i) => a + sum(lp) - sum(r.logpRef[i] ?? []), 0) / n,
+    meanLength: r.pairs.reduce((a, p) => a + p.response.length, 0) / n,
+    loss,
+  };
+}
