@@ -1,11 +1,12 @@
 // Proves that the hand-written migrations in prisma/migrations produce exactly the database that
 // prisma/schema.prisma describes: tables, columns, types, defaults, enums, indexes and foreign keys.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import internals from '@prisma/internals';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 const { getDMMF } = internals;
 
@@ -15,55 +16,12 @@ type Field = Model['fields'][number];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const schemaPath = path.join(root, 'prisma', 'schema.prisma');
-const migrationsDir = path.join(root, 'prisma', 'migrations');
 
 /** The migration runner's bookkeeping table: the only thing allowed in `public` besides the schema. */
 const MIGRATIONS_TABLE = '_prisma_migrations';
 
 /** PostgreSQL truncates identifiers to 63 bytes. */
 const MAX_IDENTIFIER_LENGTH = 63;
-
-// ---------------------------------------------------------------------------------------------
-// Temporary local database helper (replaced by tests/support/database.ts when it lands).
-
-async function createTestDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const baseUrl = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-  const name = `loom_schema_${process.pid}_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: baseUrl });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE "${name}"`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  const client = new pg.Client({ connectionString: url.toString() });
-  await client.connect();
-  try {
-    const folders = readdirSync(migrationsDir, { withFileTypes: true })
-      .filter((entry) => entry.isDirectory())
-      .map((entry) => entry.name)
-      .sort();
-    for (const folder of folders) {
-      await client.query(readFileSync(path.join(migrationsDir, folder, 'migration.sql'), 'utf8'));
-    }
-  } finally {
-    await client.end();
-  }
-  return {
-    url: url.toString(),
-    async drop() {
-      const dropper = new pg.Client({ connectionString: baseUrl });
-      await dropper.connect();
-      try {
-        await dropper.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      } finally {
-        await dropper.end();
-      }
-    },
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // What schema.prisma says the database must contain, derived as Prisma's migration engine does.
@@ -148,11 +106,11 @@ const ANY_DEFAULT = Symbol('any default');
 interface Expected {
   tables: string[];
   columns: string[];
-  /** Column signatures whose default may be any expression, keyed by `"table"."column"`. */
+  /** Columns (as `"table"."column"`) whose default is checked for presence only. */
   anyDefault: Set<string>;
   enums: string[];
   indexes: string[];
-  /** Index names, tables and leading columns, for the foreign-key coverage rule. */
+  /** Each index's table and columns, for the foreign-key coverage rule. */
   indexColumns: { table: string; columns: string[] }[];
   sequences: string[];
   constraints: string[];
@@ -268,10 +226,8 @@ function deriveExpected(datamodel: Datamodel): Expected {
       if (def === ANY_DEFAULT) expected.anyDefault.add(key);
       const defText = def === null ? '' : def === ANY_DEFAULT ? ' DEFAULT <any>' : ` DEFAULT ${def}`;
       expected.columns.push(`${key} ${type}${notNull ? ' NOT NULL' : ''}${defText}`);
-      if (typeof field.default === 'object' && 'name' in field.default) {
-        if (field.default.name === 'autoincrement') {
-          expected.sequences.push(`${table}_${column}_seq owned by "${table}"."${column}"`);
-        }
+      if (def === `nextval('${quoteIdent(`${table}_${column}_seq`)}'::regclass)`) {
+        expected.sequences.push(`${table}_${column}_seq owned by "${table}"."${column}"`);
       }
     }
 
@@ -531,7 +487,7 @@ async function readDatabase(client: pg.Client, anyDefault: ReadonlySet<string>):
 // ---------------------------------------------------------------------------------------------
 
 describe('schema.prisma and the migrated database agree', () => {
-  let database: { url: string; drop(): Promise<void> } | undefined;
+  let database: TestDatabase | undefined;
   let expected: Expected;
   let actual: Actual;
 
