@@ -29,35 +29,46 @@ const SYSTEM_CLUSTER_ROOT = '/var/lib/loom';
 
 type Log = (message: string) => void;
 
-export async function startEmbeddedPostgres(dataDir: string, log: Log = () => {}): Promise<EmbeddedDatabase> {
+export interface EmbeddedOptions {
+  log?: Log;
+  /** Port to use when the cluster is first created (0: any free port). Kept in postgres.json. */
+  preferredPort?: number;
+}
+
+export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedOptions = {}): Promise<EmbeddedDatabase> {
+  const log = options.log ?? (() => {});
   mkdirSync(dataDir, { recursive: true });
   const clusterDir = clusterLocation(path.resolve(dataDir), log);
   const statePath = path.join(dataDir, 'postgres.json');
   const state = readState(statePath) ?? {
-    port: await freePort(DEFAULT_PORT),
+    port: await freePort(options.preferredPort ?? DEFAULT_PORT),
     password: randomBytes(18).toString('base64url'),
   };
-  writeFileSync(statePath, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
-  const url = `postgresql://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/${DATABASE}`;
+  const save = () => writeFileSync(statePath, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+  save();
+  const urlFor = (port: number) =>
+    `postgresql://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${port}/${DATABASE}`;
 
-  if (isRunning(clusterDir) && (await canConnect(url, 'postgres'))) {
+  if (isRunning(clusterDir) && (await canConnect(urlFor(state.port), 'postgres'))) {
     log(`Using the embedded PostgreSQL already running on port ${state.port}.`);
-    return { url, reused: true, clusterDir, stop: async () => {} };
+    return { url: urlFor(state.port), reused: true, clusterDir, stop: async () => {} };
   }
 
   const isRoot = userInfo().uid === 0;
-  const server = new EmbeddedPostgres({
-    databaseDir: clusterDir,
-    port: state.port,
-    user: 'postgres',
-    password: state.password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: isRoot,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    onLog: (message) => log(message.trim()),
-    onError: (error) => log(String(error)),
-  });
+  const create = (port: number) =>
+    new EmbeddedPostgres({
+      databaseDir: clusterDir,
+      port,
+      user: 'postgres',
+      password: state.password,
+      authMethod: 'scram-sha-256',
+      persistent: true,
+      createPostgresUser: isRoot,
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+      onLog: (message) => log(message.trim()),
+      onError: (error) => log(String(error)),
+    });
+  let server = create(state.port);
   if (!existsSync(path.join(clusterDir, 'PG_VERSION'))) {
     log(`Creating the embedded PostgreSQL cluster in ${clusterDir} (first start only).`);
     await server.initialise();
@@ -65,13 +76,24 @@ export async function startEmbeddedPostgres(dataDir: string, log: Log = () => {}
   try {
     await server.start();
   } catch {
-    // Another process may have started the same cluster a moment ago.
-    if (await canConnect(url, 'postgres')) return { url, reused: true, clusterDir, stop: async () => {} };
-    throw new Error(
-      `The embedded PostgreSQL in ${clusterDir} did not start (port ${state.port}). ` +
-        `Check that the port is free, or set DATABASE_URL to use another PostgreSQL server.`,
-    );
+    // Another process may have started the same cluster a moment ago...
+    if (await canConnect(urlFor(state.port), 'postgres')) {
+      return { url: urlFor(state.port), reused: true, clusterDir, stop: async () => {} };
+    }
+    // ...or something else took the port since: move to a free one and remember it.
+    if (isRunning(clusterDir) || (await freePort(state.port)) === state.port) {
+      throw new Error(
+        `The embedded PostgreSQL in ${clusterDir} did not start (port ${state.port}). ` +
+          `Set DATABASE_URL to use another PostgreSQL server, or see the log above.`,
+      );
+    }
+    state.port = await freePort(0);
+    save();
+    log(`Port taken; the embedded PostgreSQL now uses port ${state.port}.`);
+    server = create(state.port);
+    await server.start();
   }
+  const url = urlFor(state.port);
   await ensureDatabase(url);
   return { url, reused: false, clusterDir, stop: () => server.stop() };
 }

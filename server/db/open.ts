@@ -25,9 +25,11 @@ export async function openDatabase(config: Config, options: OpenOptions = {}): P
   let url = config.databaseUrl;
   let stopEmbedded = async () => {};
   if (!url) {
-    const embedded = await startEmbeddedPostgres(config.dataDir, (message) => {
-      if (/relocat|kept in|Creating|already running/.test(message)) log(message);
-      else options.postgresLog?.(message);
+    const embedded = await startEmbeddedPostgres(config.dataDir, {
+      log: (message) => {
+        if (/kept in|Creating|already running|Port taken/.test(message)) log(message);
+        else options.postgresLog?.(message);
+      },
     });
     url = embedded.url;
     stopEmbedded = embedded.stop;

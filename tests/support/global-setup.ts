@@ -20,7 +20,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   // A cluster of this run's own, so concurrent runs never stop each other's server.
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'loom-test-postgres-'));
-  const embedded = await startEmbeddedPostgres(dataDir);
+  const embedded = await startEmbeddedPostgres(dataDir, { preferredPort: 0 });
   project.provide('adminDatabaseUrl', embedded.url);
   return async () => {
     await embedded.stop();
