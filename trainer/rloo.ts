@@ -8,7 +8,7 @@ import type { RewardScorer } from './preferences.js';
 import { collectRollout, PromptCycle, rolloutStats, type IterationStats, type RolloutConfig } from './rollout.js';
 import { Rng } from './runtime.js';
 import { DEFAULT_SAMPLING } from './sampling.js';
-import { maskTensor, packBatch, responseTokenLogProbs, sum, type PackedBatch } from './sequences.js';
+import { maskTensor, packBatch, responseTokenLogProbs, rowsToGrid, sum, type PackedBatch } from './sequences.js';
 
 export interface RLOOConfig extends RolloutConfig {
   iterations: number;
@@ -80,18 +80,8 @@ function clippedLoss(
   cfg: RLOOConfig,
 ): tf.Scalar {
   return tf.tidy(() => {
-    const old = new Float32Array(batch.batch * batch.length);
-    const adv = new Float32Array(batch.batch * batch.length);
-    for (let b = 0; b < batch.batch; b++) {
-      let j = 0;
-      for (let t = 0; t < batch.length; t++) {
-        if (batch.mask[b * batch.length + t] !== 1) continue;
-        old[b * batch.length + t] = logpOld[b]?.[j++] ?? 0;
-        adv[b * batch.length + t] = advantages[b] ?? 0;
-      }
-    }
-    const shape: [number, number] = [batch.batch, batch.length];
+    const perToken = logpOld.map((row, i) => row.map(() => advantages[i] ?? 0));
     const { logp } = responseTokenLogProbs(policy.model, batch);
-    return ppoPolicyLoss(logp, tf.tensor2d(old, shape), tf.tensor2d(adv, shape), maskTensor(batch), cfg.clipEpsilon);
+    return ppoPolicyLoss(logp, rowsToGrid(logpOld, batch), rowsToGrid(perToken, batch), maskTensor(batch), cfg.clipEpsilon);
   });
 }
