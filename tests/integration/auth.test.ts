@@ -1,0 +1,453 @@
+// Accounts and sessions against real PostgreSQL: first-admin setup, invitations, sign-in and out,
+// CSRF, session expiry and renewal, disabling, API tokens and the sign-in rate limit.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createAndSignIn,
+  createTestApp,
+  createUser,
+  PASSWORD,
+  sessionCookie,
+  signIn,
+  type TestApp,
+} from '../support/app.js';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(() => t.close());
+
+describe('first admin', () => {
+  it('is created once through the one-time setup link, which then stops working', async () => {
+    expect((await t.app.inject({ url: '/api/setup/status' })).json()).toEqual({ needsSetup: true });
+    const stale = await t.app.services.users.issueSetupToken();
+    const token = await t.app.services.users.issueSetupToken();
+    expect(token).toMatch(/^loom_inv_/);
+    // A newer link replaces the older one.
+    expect((await t.app.inject({ url: `/api/invites/lookup?token=${stale}` })).statusCode).toBe(404);
+    const lookup = await t.app.inject({ url: `/api/invites/lookup?token=${token}` });
+    expect(lookup.json()).toMatchObject({ kind: 'setup', email: null, role: 'ADMIN' });
+
+    const withoutEmail = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites/accept',
+      payload: { token, name: 'First Admin', password: PASSWORD },
+    });
+    expect(withoutEmail.statusCode).toBe(400);
+
+    const accepted = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites/accept',
+      payload: { token, email: 'First@Example.com', name: 'First Admin', password: PASSWORD },
+    });
+    expect(accepted.statusCode).toBe(201);
+    expect(accepted.json()).toMatchObject({ user: { email: 'first@example.com', role: 'ADMIN' } });
+    const me = await t.app.inject({ url: '/api/auth/me', headers: { cookie: sessionCookie(accepted) } });
+    expect(me.statusCode).toBe(200);
+
+    const again = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites/accept',
+      payload: { token, email: 'second@example.com', name: 'Second', password: PASSWORD },
+    });
+    expect(again.statusCode).toBe(404);
+    expect(await t.app.services.users.issueSetupToken()).toBeNull();
+    expect((await t.app.inject({ url: '/api/setup/status' })).json()).toEqual({ needsSetup: false });
+  });
+
+  it('stores passwords only as argon2id hashes with m=19 MiB, t=2, p=1', async () => {
+    const user = await createUser(t, 'RATER');
+    const credential = await t.prisma.credential.findUniqueOrThrow({ where: { userId: user.id } });
+    expect(credential.passwordHash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+    expect(credential.passwordHash).not.toContain(PASSWORD);
+  });
+});
+
+describe('invitations', () => {
+  it('lets an admin invite a rater who then signs up with the link, once', async () => {
+    const admin = await createAndSignIn(t, 'ADMIN');
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites',
+      headers: admin.headers,
+      payload: { email: 'Invited.Rater@example.com', role: 'RATER' },
+    });
+    expect(created.statusCode).toBe(201);
+    const { url, token, invite } = created.json<{
+      url: string;
+      token: string;
+      invite: { id: string; email: string };
+    }>();
+    expect(url).toContain(`/invite?token=${token}`);
+    expect(invite.email).toBe('invited.rater@example.com');
+    const stored = await t.prisma.invite.findUniqueOrThrow({ where: { id: invite.id } });
+    expect(stored.tokenHash).not.toContain(token);
+
+    const list = await t.app.inject({ url: '/api/invites', headers: admin.headers });
+    expect(list.body).not.toContain(token);
+
+    const accepted = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites/accept',
+      // An invitation fixes the email: a different one in the body is ignored.
+      payload: { token, email: 'someone.else@example.com', name: 'Rita Rater', password: PASSWORD },
+    });
+    expect(accepted.statusCode).toBe(201);
+    expect(accepted.json()).toMatchObject({
+      user: { email: 'invited.rater@example.com', role: 'RATER', name: 'Rita Rater' },
+    });
+    const reuse = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites/accept',
+      payload: { token, name: 'Again', password: PASSWORD },
+    });
+    expect(reuse.statusCode).toBe(404);
+  });
+
+  it('refuses revoked and expired invitations', async () => {
+    const admin = await createAndSignIn(t, 'ADMIN');
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites',
+      headers: admin.headers,
+      payload: { email: 'revoked@example.com', role: 'RESEARCHER' },
+    });
+    const { token, invite } = created.json<{ token: string; invite: { id: string } }>();
+    expect(
+      (await t.app.inject({ method: 'DELETE', url: `/api/invites/${invite.id}`, headers: admin.headers }))
+        .statusCode,
+    ).toBe(204);
+    expect((await t.app.inject({ url: `/api/invites/lookup?token=${token}` })).statusCode).toBe(404);
+
+    const second = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites',
+      headers: admin.headers,
+      payload: { email: 'expired@example.com', role: 'RATER' },
+    });
+    const expired = second.json<{ token: string; invite: { id: string } }>();
+    await t.prisma.invite.update({
+      where: { id: expired.invite.id },
+      data: { expiresAt: new Date(Date.now() - 1000) },
+    });
+    const accept = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites/accept',
+      payload: { token: expired.token, name: 'Late', password: PASSWORD },
+    });
+    expect(accept.statusCode).toBe(404);
+    expect(await t.prisma.user.findUnique({ where: { email: 'expired@example.com' } })).toBeNull();
+  });
+});
+
+describe('sign-in and sessions', () => {
+  it('sets an httpOnly SameSite cookie, gives a new session at every sign-in, and signs out', async () => {
+    const user = await createUser(t, 'RESEARCHER');
+    const first = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { email: user.email, password: PASSWORD },
+    });
+    expect(first.statusCode).toBe(200);
+    const cookie = first.cookies.find((c) => c.name === 'loom_session')!;
+    expect(cookie.httpOnly).toBe(true);
+    expect(cookie.sameSite).toBe('Lax');
+    expect(cookie.value.length).toBeGreaterThanOrEqual(43); // 256 random bits
+
+    const second = await signIn(t, user.email);
+    expect(second.cookie).not.toBe(sessionCookie(first));
+    const stored = await t.prisma.session.findMany({ where: { userId: user.id } });
+    expect(stored).toHaveLength(2);
+    expect(stored.every((s) => !cookie.value.includes(s.tokenHash) && s.tokenHash !== cookie.value)).toBe(
+      true,
+    );
+
+    const out = await t.app.inject({ method: 'POST', url: '/api/auth/logout', headers: second.headers });
+    expect(out.statusCode).toBe(204);
+    expect((await t.app.inject({ url: '/api/auth/me', headers: { cookie: second.cookie } })).statusCode).toBe(
+      401,
+    );
+    expect(
+      (await t.app.inject({ url: '/api/auth/me', headers: { cookie: sessionCookie(first) } })).statusCode,
+    ).toBe(200);
+  });
+
+  it('answers the same for an unknown email and a wrong password', async () => {
+    const user = await createUser(t, 'RATER');
+    const wrong = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { email: user.email, password: 'not the password' },
+    });
+    const unknown = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { email: 'nobody@example.com', password: 'x' },
+    });
+    expect(wrong.statusCode).toBe(401);
+    expect(unknown.statusCode).toBe(401);
+    expect(wrong.json().message).toBe(unknown.json().message);
+  });
+
+  it('requires the CSRF token on cookie-authenticated writes', async () => {
+    const admin = await createAndSignIn(t, 'ADMIN');
+    const payload = { email: `csrf-${Date.now()}@example.com`, role: 'RATER' };
+    const missing = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites',
+      headers: { cookie: admin.cookie },
+      payload,
+    });
+    expect(missing.statusCode).toBe(403);
+    expect(missing.json().message).toMatch(/CSRF/);
+    const wrong = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites',
+      headers: { cookie: admin.cookie, 'x-csrf-token': 'forged' },
+      payload,
+    });
+    expect(wrong.statusCode).toBe(403);
+    expect(await t.prisma.invite.count({ where: { email: payload.email } })).toBe(0);
+    const right = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites',
+      headers: admin.headers,
+      payload,
+    });
+    expect(right.statusCode).toBe(201);
+  });
+
+  it('ends sessions after the idle timeout and the absolute lifetime', async () => {
+    const idle = await createAndSignIn(t, 'RATER');
+    await t.prisma.session.updateMany({
+      where: { userId: idle.userId },
+      data: { lastSeenAt: new Date(Date.now() - t.config.sessionIdleMs - 1000) },
+    });
+    expect((await t.app.inject({ url: '/api/auth/me', headers: idle.headers })).statusCode).toBe(401);
+
+    const old = await createAndSignIn(t, 'RATER');
+    await t.prisma.session.updateMany({
+      where: { userId: old.userId },
+      data: { expiresAt: new Date(Date.now() - 1000) },
+    });
+    expect((await t.app.inject({ url: '/api/auth/me', headers: old.headers })).statusCode).toBe(401);
+  });
+
+  it('lists and revokes own sessions', async () => {
+    const user = await createUser(t, 'RATER');
+    const a = await signIn(t, user.email);
+    const b = await signIn(t, user.email);
+    const list = await t.app.inject({ url: '/api/auth/sessions', headers: a.headers });
+    const sessions = list.json<{ id: string; current: boolean }[]>();
+    expect(sessions).toHaveLength(2);
+    const other = sessions.find((s) => !s.current)!;
+    expect(
+      (await t.app.inject({ method: 'DELETE', url: `/api/auth/sessions/${other.id}`, headers: a.headers }))
+        .statusCode,
+    ).toBe(204);
+    expect((await t.app.inject({ url: '/api/auth/me', headers: b.headers })).statusCode).toBe(401);
+    expect((await t.app.inject({ url: '/api/auth/me', headers: a.headers })).statusCode).toBe(200);
+  });
+
+  it('changes the password, ending the other sessions', async () => {
+    const user = await createUser(t, 'RESEARCHER');
+    const a = await signIn(t, user.email);
+    const b = await signIn(t, user.email);
+    const wrong = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/password',
+      headers: a.headers,
+      payload: { currentPassword: 'wrong', newPassword: 'another long passphrase' },
+    });
+    expect(wrong.statusCode).toBe(409);
+    const changed = await t.app.inject({
+      method: 'POST',
+      url: '/api/auth/password',
+      headers: a.headers,
+      payload: { currentPassword: PASSWORD, newPassword: 'another long passphrase' },
+    });
+    expect(changed.statusCode).toBe(204);
+    expect((await t.app.inject({ url: '/api/auth/me', headers: a.headers })).statusCode).toBe(200);
+    expect((await t.app.inject({ url: '/api/auth/me', headers: b.headers })).statusCode).toBe(401);
+    await expect(signIn(t, user.email)).rejects.toThrow(/401/);
+    await signIn(t, user.email, 'another long passphrase');
+  });
+});
+
+describe('user administration', () => {
+  it('disabling a user ends their sessions and API tokens at once; enabling lets them sign in again', async () => {
+    const admin = await createAndSignIn(t, 'ADMIN');
+    const researcher = await createAndSignIn(t, 'RESEARCHER');
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/tokens',
+      headers: researcher.headers,
+      payload: { name: 'script' },
+    });
+    const bearer = { authorization: `Bearer ${created.json<{ token: string }>().token}` };
+    expect((await t.app.inject({ url: '/api/auth/me', headers: bearer })).statusCode).toBe(200);
+
+    const disable = await t.app.inject({
+      method: 'PATCH',
+      url: `/api/users/${researcher.userId}`,
+      headers: admin.headers,
+      payload: { disabled: true },
+    });
+    expect(disable.statusCode).toBe(200);
+    expect(disable.json()).toMatchObject({ disabled: true });
+    expect((await t.app.inject({ url: '/api/auth/me', headers: researcher.headers })).statusCode).toBe(401);
+    expect((await t.app.inject({ url: '/api/auth/me', headers: bearer })).statusCode).toBe(401);
+    await expect(signIn(t, researcher.email)).rejects.toThrow(/401/);
+
+    await t.app.inject({
+      method: 'PATCH',
+      url: `/api/users/${researcher.userId}`,
+      headers: admin.headers,
+      payload: { disabled: false },
+    });
+    await signIn(t, researcher.email);
+  });
+
+  it('changes roles (ending the user’s sessions) and protects the admins themselves', async () => {
+    const admin = await createAndSignIn(t, 'ADMIN');
+    const rater = await createAndSignIn(t, 'RATER');
+    const promote = await t.app.inject({
+      method: 'PATCH',
+      url: `/api/users/${rater.userId}`,
+      headers: admin.headers,
+      payload: { role: 'RESEARCHER' },
+    });
+    expect(promote.json()).toMatchObject({ role: 'RESEARCHER' });
+    expect((await t.app.inject({ url: '/api/auth/me', headers: rater.headers })).statusCode).toBe(401);
+
+    const self = await t.app.inject({
+      method: 'PATCH',
+      url: `/api/users/${admin.userId}`,
+      headers: admin.headers,
+      payload: { disabled: true },
+    });
+    expect(self.statusCode).toBe(409);
+    const demoteSelf = await t.app.inject({
+      method: 'PATCH',
+      url: `/api/users/${admin.userId}`,
+      headers: admin.headers,
+      payload: { role: 'RATER' },
+    });
+    expect(demoteSelf.statusCode).toBe(409);
+    expect((await t.prisma.user.findUniqueOrThrow({ where: { id: admin.userId } })).role).toBe('ADMIN');
+  });
+
+  it('creates users with a password and refuses duplicates', async () => {
+    const admin = await createAndSignIn(t, 'ADMIN');
+    const payload = { email: 'Created@Example.com', name: 'Created', role: 'RESEARCHER', password: PASSWORD };
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/users',
+      headers: admin.headers,
+      payload,
+    });
+    expect(created.statusCode).toBe(201);
+    expect(created.json()).toMatchObject({
+      email: 'created@example.com',
+      role: 'RESEARCHER',
+      disabled: false,
+    });
+    const again = await t.app.inject({ method: 'POST', url: '/api/users', headers: admin.headers, payload });
+    expect(again.statusCode).toBe(409);
+    const weak = await t.app.inject({
+      method: 'POST',
+      url: '/api/users',
+      headers: admin.headers,
+      payload: { ...payload, email: 'w@example.com', password: 'short' },
+    });
+    expect(weak.statusCode).toBe(400);
+    expect(weak.json().message).toMatch(/password/);
+  });
+
+  it('records what admins do in the audit log', async () => {
+    const admin = await createAndSignIn(t, 'ADMIN');
+    await t.app.inject({
+      method: 'POST',
+      url: '/api/invites',
+      headers: admin.headers,
+      payload: { email: 'audited@example.com', role: 'RATER' },
+    });
+    const page = await t.app.inject({ url: '/api/audit?limit=5', headers: admin.headers });
+    const entries = page.json<{ entries: { action: string; actorEmail: string | null }[] }>().entries;
+    expect(entries[0]).toMatchObject({ action: 'invite.create', actorEmail: admin.email });
+  });
+});
+
+describe('API tokens', () => {
+  it('are shown once, stored hashed, and stop working the moment they are revoked', async () => {
+    const researcher = await createAndSignIn(t, 'RESEARCHER');
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/tokens',
+      headers: researcher.headers,
+      payload: { name: 'nightly export', expiresInDays: 30 },
+    });
+    expect(created.statusCode).toBe(201);
+    const { token, apiToken } = created.json<{ token: string; apiToken: { id: string; prefix: string } }>();
+    expect(token.startsWith(apiToken.prefix)).toBe(true);
+    const row = await t.prisma.apiToken.findUniqueOrThrow({ where: { id: apiToken.id } });
+    expect(row.tokenHash).not.toBe(token);
+    const list = await t.app.inject({ url: '/api/tokens', headers: researcher.headers });
+    expect(list.body).not.toContain(token);
+
+    const bearer = { authorization: `Bearer ${token}` };
+    expect((await t.app.inject({ url: '/api/auth/me', headers: bearer })).json()).toMatchObject({
+      csrfToken: null,
+    });
+    expect(
+      (await t.app.inject({ method: 'DELETE', url: `/api/tokens/${apiToken.id}`, headers: bearer }))
+        .statusCode,
+    ).toBe(204);
+    expect((await t.app.inject({ url: '/api/auth/me', headers: bearer })).statusCode).toBe(401);
+  });
+
+  it('refuses malformed and expired tokens', async () => {
+    expect(
+      (await t.app.inject({ url: '/api/auth/me', headers: { authorization: 'Basic abc' } })).statusCode,
+    ).toBe(401);
+    expect(
+      (await t.app.inject({ url: '/api/auth/me', headers: { authorization: 'Bearer loom_at_nope' } }))
+        .statusCode,
+    ).toBe(401);
+    const researcher = await createAndSignIn(t, 'RESEARCHER');
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/tokens',
+      headers: researcher.headers,
+      payload: { name: 'short-lived' },
+    });
+    const { token, apiToken } = created.json<{ token: string; apiToken: { id: string } }>();
+    await t.prisma.apiToken.update({
+      where: { id: apiToken.id },
+      data: { expiresAt: new Date(Date.now() - 1000) },
+    });
+    expect(
+      (await t.app.inject({ url: '/api/auth/me', headers: { authorization: `Bearer ${token}` } })).statusCode,
+    ).toBe(401);
+  });
+});
+
+describe('sign-in rate limit', () => {
+  it('answers 429 after too many attempts from one address', async () => {
+    const limited = await createTestApp({ LOGIN_RATE_LIMIT_PER_MINUTE: '3' });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const response = await limited.app.inject({
+          method: 'POST',
+          url: '/api/auth/login',
+          payload: { email: 'someone@example.com', password: 'guess' },
+        });
+        statuses.push(response.statusCode);
+      }
+      expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    } finally {
+      await limited.close();
+    }
+  });
+});
