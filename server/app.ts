@@ -70,6 +70,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     .setValidatorCompiler(TypeBoxValidatorCompiler)
     .withTypeProvider<TypeBoxTypeProvider>();
 
+  // The API speaks JSON; other bodies are refused with 415 rather than parsed as strings.
+  app.removeContentTypeParser('text/plain');
   app.decorate('config', config);
   app.decorate('prisma', prisma);
   const services: Services = {
