@@ -157,8 +157,8 @@ export const api = {
   me: () => request<MeResponse>('GET', '/auth/me', { authRoute: true }),
   sessions: () => request<Session[]>('GET', '/auth/sessions'),
   revokeSession: (id: string) => request<void>('DELETE', `/auth/sessions/${encodeURIComponent(id)}`),
-  changePassword: (body: ChangePasswordBody) =>
-    request<void>('POST', '/auth/password', { body, authRoute: true }),
+  /** 409 when the current password is wrong. */
+  changePassword: (body: ChangePasswordBody) => request<void>('POST', '/auth/password', { body }),
 
   // Users (ADMIN)
   users: () => request<User[]>('GET', '/users'),
