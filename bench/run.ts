@@ -1,0 +1,20 @@
+// Benchmark dispatcher: `npm run bench -- <name> [args]`. Each benchmark is a module exporting
+// main(args); add one by adding a line to the map below.
+export type Benchmark = { main(args: string[]): Promise<void> };
+
+const benchmarks: Record<string, () => Promise<Benchmark>> = {
+  'rm-hh': () => import('./rm-hh.js'), // reward-model accuracy on real HH-RLHF preferences
+  speed: () => import('./speed.js'), // tfjs training step time against PyTorch on the CPU
+};
+
+async function run(): Promise<void> {
+  const [name, ...args] = process.argv.slice(2);
+  const load = name ? benchmarks[name] : undefined;
+  if (!load) {
+    console.error(`usage: npm run bench -- <${Object.keys(benchmarks).join('|')}> [args]`);
+    process.exit(2);
+  }
+  await (await load()).main(args);
+}
+
+await run();
