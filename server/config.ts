@@ -33,6 +33,9 @@ const EnvSchema = Type.Object({
 });
 type Env = Static<typeof EnvSchema>;
 
+/** Every environment variable the server reads. */
+export const ENV_KEYS: readonly string[] = Object.keys(EnvSchema.properties);
+
 export interface Config {
   production: boolean;
   port: number;
