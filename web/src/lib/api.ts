@@ -54,6 +54,27 @@ const WRITE_METHODS: ReadonlySet<Method> = new Set<Method>(['POST', 'PATCH', 'PU
 let redirecting = false;
 
 async function request<T>(method: Method, path: string, options: RequestOptions = {}): Promise<T> {
+  try {
+    return await send<T>(method, path, options);
+  } catch (error) {
+    // The CSRF token we hold is stale (e.g. the session was renewed in another tab): fetch the current
+    // one and retry once, but only while it is still the same user.
+    if (!(error instanceof ApiError && error.status === 403 && error.code === 'CSRF') || !session.user)
+      throw error;
+    const before = session.user.id;
+    let me: MeResponse;
+    try {
+      me = await send<MeResponse>('GET', '/auth/me', { authRoute: true });
+    } catch {
+      throw error;
+    }
+    session.set(me);
+    if (me.user.id !== before) throw error;
+    return send<T>(method, path, options);
+  }
+}
+
+async function send<T>(method: Method, path: string, options: RequestOptions): Promise<T> {
   let url = `/api${path}`;
   if (options.query) {
     const params = new URLSearchParams();
