@@ -52,7 +52,10 @@ export interface EmbeddedOptions {
   preferredPort?: number;
 }
 
-export async function startEmbeddedPostgres(dataDir: string, options: EmbeddedOptions = {}): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  options: EmbeddedOptions = {},
+): Promise<EmbeddedDatabase> {
   const log = options.log ?? (() => {});
   mkdirSync(dataDir, { recursive: true });
   const clusterDir = clusterLocation(path.resolve(dataDir), log);

@@ -40,7 +40,8 @@ const callers = new Map<Caller, SignedIn | null>();
 beforeAll(async () => {
   t = await createTestApp();
   callers.set('ANONYMOUS', null);
-  for (const role of ['RATER', 'RESEARCHER', 'ADMIN'] as const) callers.set(role, await createAndSignIn(t, role));
+  for (const role of ['RATER', 'RESEARCHER', 'ADMIN'] as const)
+    callers.set(role, await createAndSignIn(t, role));
 });
 afterAll(() => t.close());
 
@@ -55,13 +56,16 @@ describe('authorization matrix', () => {
   it('covers exactly the routes the app registers', () => {
     const registered = t.app.routeTable.map((route) => `${route.method} ${route.url}`).sort();
     expect(registered).toEqual(Object.keys(EXPECTED).sort());
-    for (const route of t.app.routeTable) expect(route.access).toEqual(EXPECTED[`${route.method} ${route.url}`]);
+    for (const route of t.app.routeTable)
+      expect(route.access).toEqual(EXPECTED[`${route.method} ${route.url}`]);
   });
 
   it('answers every route x caller as expected, never 5xx, never with a secret', async () => {
     const rows: string[] = [];
     // Sign-out ends the caller's session, so it goes last; the callers sign in again afterwards.
-    const routes = [...t.app.routeTable].sort((a, b) => Number(a.url === '/api/auth/logout') - Number(b.url === '/api/auth/logout'));
+    const routes = [...t.app.routeTable].sort(
+      (a, b) => Number(a.url === '/api/auth/logout') - Number(b.url === '/api/auth/logout'),
+    );
     for (const route of routes) {
       const access = EXPECTED[`${route.method} ${route.url}`]!;
       for (const caller of CALLERS) {
@@ -79,7 +83,9 @@ describe('authorization matrix', () => {
         rows.push(`${route.method} ${route.url} ${caller} -> ${status}`);
         expect(status, `${route.method} ${route.url} as ${caller}`).toBeLessThan(500);
         if (expected === 'allowed') {
-          expect([401, 403], `${route.method} ${route.url} as ${caller}: ${response.body}`).not.toContain(status);
+          expect([401, 403], `${route.method} ${route.url} as ${caller}: ${response.body}`).not.toContain(
+            status,
+          );
         } else {
           expect(status, `${route.method} ${route.url} as ${caller}: ${response.body}`).toBe(expected);
         }
@@ -89,21 +95,35 @@ describe('authorization matrix', () => {
     expect(rows.length).toBe(Object.keys(EXPECTED).length * CALLERS.length);
     for (const role of ['RATER', 'RESEARCHER', 'ADMIN'] as const) {
       const previous = callers.get(role)!;
-      expect((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: previous.headers })).statusCode).toBe(401);
+      expect(
+        (await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: previous.headers })).statusCode,
+      ).toBe(401);
       callers.set(role, await signIn(t, previous.email));
     }
   });
 
   it('accepts an API token wherever a session is accepted, with the same role rules', async () => {
     const researcher = callers.get('RESEARCHER')!;
-    const created = await t.app.inject({ method: 'POST', url: '/api/tokens', headers: researcher.headers, payload: { name: 'matrix' } });
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/tokens',
+      headers: researcher.headers,
+      payload: { name: 'matrix' },
+    });
     const { token } = created.json<{ token: string }>();
     const bearer = { authorization: `Bearer ${token}` };
-    expect((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: bearer })).statusCode).toBe(
+      200,
+    );
     expect((await t.app.inject({ method: 'GET', url: '/api/tokens', headers: bearer })).statusCode).toBe(200);
     expect((await t.app.inject({ method: 'GET', url: '/api/users', headers: bearer })).statusCode).toBe(403);
     // No CSRF token is needed with a bearer token.
-    const write = await t.app.inject({ method: 'POST', url: '/api/tokens', headers: bearer, payload: { name: 'second' } });
+    const write = await t.app.inject({
+      method: 'POST',
+      url: '/api/tokens',
+      headers: bearer,
+      payload: { name: 'second' },
+    });
     expect(write.statusCode).toBe(201);
   });
 });
@@ -113,15 +133,28 @@ describe('object ownership', () => {
     const owner = await createAndSignIn(t, 'RESEARCHER');
     const other = await createAndSignIn(t, 'RESEARCHER');
     const admin = callers.get('ADMIN')!;
-    const created = await t.app.inject({ method: 'POST', url: '/api/tokens', headers: owner.headers, payload: { name: 'mine' } });
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/tokens',
+      headers: owner.headers,
+      payload: { name: 'mine' },
+    });
     const { apiToken, token } = created.json<{ apiToken: { id: string }; token: string }>();
     for (const intruder of [other, admin]) {
-      const response = await t.app.inject({ method: 'DELETE', url: `/api/tokens/${apiToken.id}`, headers: intruder.headers });
+      const response = await t.app.inject({
+        method: 'DELETE',
+        url: `/api/tokens/${apiToken.id}`,
+        headers: intruder.headers,
+      });
       expect(response.statusCode).toBe(404);
     }
     const row = await t.prisma.apiToken.findUniqueOrThrow({ where: { id: apiToken.id } });
     expect(row.revokedAt).toBeNull();
-    const stillWorks = await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${token}` } });
+    const stillWorks = await t.app.inject({
+      method: 'GET',
+      url: '/api/auth/me',
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(stillWorks.statusCode).toBe(200);
     const listed = await t.app.inject({ method: 'GET', url: '/api/tokens', headers: other.headers });
     expect(listed.json<unknown[]>()).toHaveLength(0);
@@ -131,10 +164,16 @@ describe('object ownership', () => {
     const victim = await createAndSignIn(t, 'RATER');
     const attacker = await createAndSignIn(t, 'RATER');
     const session = await t.prisma.session.findFirstOrThrow({ where: { userId: victim.userId } });
-    const response = await t.app.inject({ method: 'DELETE', url: `/api/auth/sessions/${session.id}`, headers: attacker.headers });
+    const response = await t.app.inject({
+      method: 'DELETE',
+      url: `/api/auth/sessions/${session.id}`,
+      headers: attacker.headers,
+    });
     expect(response.statusCode).toBe(404);
     expect((await t.prisma.session.findUniqueOrThrow({ where: { id: session.id } })).revokedAt).toBeNull();
-    expect((await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: victim.headers })).statusCode).toBe(200);
+    expect(
+      (await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: victim.headers })).statusCode,
+    ).toBe(200);
   });
 
   it('does not let a rater or researcher change roles, their own included', async () => {
