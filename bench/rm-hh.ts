@@ -33,7 +33,11 @@ export async function main(args: string[]): Promise<void> {
     const result = evaluateScorer(model, toPreferencePairs(test, null).pairs);
     correct += result.accuracy * result.pairs;
     const ms = performance.now() - started;
-    console.log(`fold ${f + 1}/${folds}: accuracy=${result.accuracy.toFixed(4)} pairs=${result.pairs} (${ms.toFixed(0)} ms)`);
+    console.log(
+      `fold ${f + 1}/${folds}: accuracy=${result.accuracy.toFixed(4)} pairs=${result.pairs} (${ms.toFixed(0)} ms)`,
+    );
   }
-  console.log(`rm-hh: accuracy=${(correct / examples.length).toFixed(4)} folds=${folds} pairs=${examples.length}`);
+  console.log(
+    `rm-hh: accuracy=${(correct / examples.length).toFixed(4)} folds=${folds} pairs=${examples.length}`,
+  );
 }

@@ -3,7 +3,13 @@
 import { AdamW } from './optimizer.js';
 import type { Policy } from './policy.js';
 import type { RewardScorer } from './preferences.js';
-import { collectRollout, PromptCycle, rolloutStats, type IterationStats, type RolloutConfig } from './rollout.js';
+import {
+  collectRollout,
+  PromptCycle,
+  rolloutStats,
+  type IterationStats,
+  type RolloutConfig,
+} from './rollout.js';
 import { Rng } from './runtime.js';
 import { DEFAULT_SAMPLING } from './sampling.js';
 import { packBatch, type TokenPair } from './sequences.js';
@@ -37,7 +43,10 @@ export function trainBestOfN(
   scorer: RewardScorer,
   prompts: string[],
   config: Partial<BestOfNConfig> = {},
-  options: { optimizer?: AdamW; onIteration?: (stats: IterationStats & { winnerScore: number }) => void } = {},
+  options: {
+    optimizer?: AdamW;
+    onIteration?: (stats: IterationStats & { winnerScore: number }) => void;
+  } = {},
 ): { optimizer: AdamW; history: (IterationStats & { winnerScore: number })[] } {
   const cfg = { ...DEFAULT_BEST_OF_N, ...config };
   const rng = new Rng(cfg.seed);
@@ -50,7 +59,8 @@ export function trainBestOfN(
     let winnerScore = 0;
     for (let g = 0; g < r.scores.length; g += cfg.k) {
       let best = g;
-      for (let i = g + 1; i < g + cfg.k; i++) if ((r.scores[i] ?? -Infinity) > (r.scores[best] ?? -Infinity)) best = i;
+      for (let i = g + 1; i < g + cfg.k; i++)
+        if ((r.scores[i] ?? -Infinity) > (r.scores[best] ?? -Infinity)) best = i;
       winners.push(r.pairs[best] as TokenPair);
       winnerScore += r.scores[best] ?? 0;
     }

@@ -4,7 +4,12 @@ import * as tf from '@tensorflow/tfjs';
 import { dpoLoss } from './losses.js';
 import { AdamW } from './optimizer.js';
 import type { Policy } from './policy.js';
-import { batchesByPrompt, toPreferencePairs, type ComparisonExample, type PreferencePair } from './preferences.js';
+import {
+  batchesByPrompt,
+  toPreferencePairs,
+  type ComparisonExample,
+  type PreferencePair,
+} from './preferences.js';
 import { Rng } from './runtime.js';
 import { packBatch, sequenceLogProbs, sum, tokenLogProbRows, type TokenPair } from './sequences.js';
 

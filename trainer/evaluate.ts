@@ -65,7 +65,9 @@ export function winRate(
       new Rng(s),
     ).map((r) => p.tokenizer.decode(r));
   const ra = scorer.score(sampleFrom(a, seed).map((response, i) => ({ prompt: prompts[i] ?? '', response })));
-  const rb = scorer.score(sampleFrom(b, seed + 1).map((response, i) => ({ prompt: prompts[i] ?? '', response })));
+  const rb = scorer.score(
+    sampleFrom(b, seed + 1).map((response, i) => ({ prompt: prompts[i] ?? '', response })),
+  );
   let wins = 0;
   let losses = 0;
   let ties = 0;

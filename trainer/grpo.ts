@@ -5,7 +5,13 @@ import { grpoAdvantages, grpoLoss } from './losses.js';
 import { AdamW } from './optimizer.js';
 import type { Policy } from './policy.js';
 import type { RewardScorer } from './preferences.js';
-import { collectRollout, PromptCycle, rolloutStats, type IterationStats, type RolloutConfig } from './rollout.js';
+import {
+  collectRollout,
+  PromptCycle,
+  rolloutStats,
+  type IterationStats,
+  type RolloutConfig,
+} from './rollout.js';
 import { Rng } from './runtime.js';
 import { DEFAULT_SAMPLING } from './sampling.js';
 import { maskTensor, packBatch, responseTokenLogProbs, rowsToGrid } from './sequences.js';

@@ -12,7 +12,9 @@ export function logSigmoid(z: tf.Tensor): tf.Tensor {
 
 /** log π(target | context) per position: sum(logSoftmax(logits) · oneHot(target)) ([N, V] → [N]). */
 export function tokenLogProbs(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
-  return tf.tidy(() => tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(targets, logits.shape[1])), 1) as tf.Tensor1D);
+  return tf.tidy(
+    () => tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(targets, logits.shape[1])), 1) as tf.Tensor1D,
+  );
 }
 
 /** Σ_t values·mask per row: log π(y|x) summed over response tokens only ([B, T] → [B]). */
@@ -67,7 +69,12 @@ export function dpoLoss(
  * RLOO's KL-shaped reward: r_i = R(x, y_i) − β·Σ_t log(π_old/π_ref) (a constant: no gradient).
  * PPO and best-of-n report the same quantity.
  */
-export function klShapedRewards(scores: number[], logpOld: number[], logpRef: number[], beta: number): number[] {
+export function klShapedRewards(
+  scores: number[],
+  logpOld: number[],
+  logpRef: number[],
+  beta: number,
+): number[] {
   return scores.map((s, i) => s - beta * ((logpOld[i] ?? 0) - (logpRef[i] ?? 0)));
 }
 
@@ -128,7 +135,10 @@ export function grpoLoss(
   return tf.tidy(() => {
     const adv = tf.expandDims(advantages, 1);
     const ratio = tf.exp(tf.sub(logp, logpOld));
-    const surrogate = tf.minimum(tf.mul(ratio, adv), tf.mul(tf.clipByValue(ratio, 1 - epsilon, 1 + epsilon), adv));
+    const surrogate = tf.minimum(
+      tf.mul(ratio, adv),
+      tf.mul(tf.clipByValue(ratio, 1 - epsilon, 1 + epsilon), adv),
+    );
     const perToken = beta > 0 ? tf.sub(surrogate, tf.mul(beta, klK3(logp, logpRef))) : surrogate;
     return tf.neg(tf.div(tf.sum(tf.mul(perToken, mask)), tf.maximum(tf.sum(mask), 1))) as tf.Scalar;
   });

@@ -129,7 +129,11 @@ export class GPT {
   }
 
   /** Runs the prompt (left-padded to one length) and returns the cache and last-token logits. */
-  prefill(ids: tf.Tensor2D, positions: tf.Tensor2D, keyBias: tf.Tensor4D): { logits: tf.Tensor2D; cache: KVCache } {
+  prefill(
+    ids: tf.Tensor2D,
+    positions: tf.Tensor2D,
+    keyBias: tf.Tensor4D,
+  ): { logits: tf.Tensor2D; cache: KVCache } {
     const [B, T] = ids.shape;
     const keys: tf.Tensor4D[] = [];
     const values: tf.Tensor4D[] = [];
@@ -143,7 +147,9 @@ export class GPT {
         x = tf.add(x, this.attend(q, k, v, bias, B, T, l));
         x = tf.add(x, this.mlp(this.layerNorm(x, `h${l}.ln2`), l));
       }
-      const last = tf.slice(tf.reshape(x, [B, T, -1]), [0, T - 1, 0], [B, 1, -1]).reshape([B, -1]) as tf.Tensor2D;
+      const last = tf
+        .slice(tf.reshape(x, [B, T, -1]), [0, T - 1, 0], [B, 1, -1])
+        .reshape([B, -1]) as tf.Tensor2D;
       return this.logits(this.layerNorm(last, 'lnf') as tf.Tensor2D);
     });
     return { logits, cache: { keys, values, keyBias: tf.clone(keyBias) } };
@@ -187,14 +193,29 @@ export class GPT {
     return tf.add(tf.mul(normed, this.p(`${name}.g`)), this.p(`${name}.b`));
   }
 
-  private qkv(h: tf.Tensor2D, B: number, T: number, l: number): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
+  private qkv(
+    h: tf.Tensor2D,
+    B: number,
+    T: number,
+    l: number,
+  ): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
     const { nHead: H, nEmbd: D } = this.config;
     const proj = tf.add(tf.matMul(h, this.p(`h${l}.attn.wqkv`)), this.p(`h${l}.attn.bqkv`));
-    const [q, k, v] = tf.split(proj, 3, 1).map((t) => tf.transpose(tf.reshape(t, [B, T, H, D / H]), [0, 2, 1, 3]));
+    const [q, k, v] = tf
+      .split(proj, 3, 1)
+      .map((t) => tf.transpose(tf.reshape(t, [B, T, H, D / H]), [0, 2, 1, 3]));
     return { q: q as tf.Tensor4D, k: k as tf.Tensor4D, v: v as tf.Tensor4D };
   }
 
-  private attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor, B: number, T: number, l: number): tf.Tensor2D {
+  private attend(
+    q: tf.Tensor4D,
+    k: tf.Tensor4D,
+    v: tf.Tensor4D,
+    bias: tf.Tensor,
+    B: number,
+    T: number,
+    l: number,
+  ): tf.Tensor2D {
     const { nHead: H, nEmbd: D } = this.config;
     const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(D / H)), bias);
     const out = tf.matMul(tf.softmax(scores), v); // [B, H, T, hd]
@@ -220,7 +241,9 @@ export class ScalarHead {
   /** One value per position: hidden [B*T, D] → [B, T]. */
   apply(hidden: tf.Tensor2D, B: number, T: number): tf.Tensor2D {
     return tf.tidy(() =>
-      tf.add(tf.matMul(hidden, this.params.get('w') as tf.Variable), this.params.get('b') as tf.Variable).reshape([B, T]),
+      tf
+        .add(tf.matMul(hidden, this.params.get('w') as tf.Variable), this.params.get('b') as tf.Variable)
+        .reshape([B, T]),
     );
   }
   get trainableVariables(): tf.Variable[] {

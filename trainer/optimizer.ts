@@ -57,7 +57,9 @@ export class AdamW {
     tf.tidy(() => {
       let scale = 1;
       if (gradClip > 0) {
-        const norm = Math.sqrt([...grads.values()].reduce((a, g) => a + (tf.sum(tf.square(g)).dataSync()[0] ?? 0), 0));
+        const norm = Math.sqrt(
+          [...grads.values()].reduce((a, g) => a + (tf.sum(tf.square(g)).dataSync()[0] ?? 0), 0),
+        );
         if (norm > gradClip) scale = gradClip / (norm + 1e-6);
       }
       const lrT = (learningRate * Math.sqrt(1 - beta2 ** t)) / (1 - beta1 ** t);

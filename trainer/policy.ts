@@ -32,7 +32,12 @@ export function trainableCopy(policy: Policy): Policy {
 
 export function encodePolicy(
   policy: Policy,
-  options: { optimizer?: AdamW; step?: number; meta?: Record<string, unknown>; training?: Record<string, unknown> } = {},
+  options: {
+    optimizer?: AdamW;
+    step?: number;
+    meta?: Record<string, unknown>;
+    training?: Record<string, unknown>;
+  } = {},
 ): Buffer {
   const tensors = new Map<string, tf.Tensor>();
   for (const [name, v] of policy.model.params) tensors.set(`gpt/${name}`, v);
@@ -40,7 +45,11 @@ export function encodePolicy(
   return encodeCheckpoint(
     {
       kind: 'policy',
-      config: { model: policy.model.config, training: options.training ?? {}, optimizer: options.optimizer?.config },
+      config: {
+        model: policy.model.config,
+        training: options.training ?? {},
+        optimizer: options.optimizer?.config,
+      },
       tokenizer: policy.tokenizer.toJson() as unknown as Record<string, unknown>,
       step: options.step ?? 0,
       meta: { ...options.meta, optimizerStep: options.optimizer?.step ?? 0 },

@@ -6,10 +6,23 @@ import { ScalarHead } from './model.js';
 import { AdamW } from './optimizer.js';
 import type { Policy } from './policy.js';
 import type { RewardScorer } from './preferences.js';
-import { collectRollout, PromptCycle, rolloutStats, type IterationStats, type RolloutConfig } from './rollout.js';
+import {
+  collectRollout,
+  PromptCycle,
+  rolloutStats,
+  type IterationStats,
+  type RolloutConfig,
+} from './rollout.js';
 import { Rng } from './runtime.js';
 import { DEFAULT_SAMPLING } from './sampling.js';
-import { maskedRow, maskTensor, packBatch, responseTokenLogProbs, rowsToGrid, type PackedBatch } from './sequences.js';
+import {
+  maskedRow,
+  maskTensor,
+  packBatch,
+  responseTokenLogProbs,
+  rowsToGrid,
+  type PackedBatch,
+} from './sequences.js';
 
 export interface PPOConfig extends RolloutConfig {
   iterations: number;
@@ -60,7 +73,8 @@ export function trainPPO(
   const rng = new Rng(cfg.seed);
   const cycle = new PromptCycle(prompts, new Rng(cfg.seed + 1));
   const optimizer = options.optimizer ?? new AdamW({ learningRate: cfg.learningRate, weightDecay: 0 });
-  const valueHead = options.valueHead ?? new ScalarHead(policy.model.config.nEmbd, cfg.seed + 7, 'value-head');
+  const valueHead =
+    options.valueHead ?? new ScalarHead(policy.model.config.nEmbd, cfg.seed + 7, 'value-head');
   const params = new Map<string, tf.Variable>(policy.model.params);
   for (const [n, v] of valueHead.params) params.set(`value/${n}`, v);
   const history: IterationStats[] = [];
@@ -87,7 +101,13 @@ export function trainPPO(
           const { logp, hidden } = responseTokenLogProbs(policy.model, batch);
           const mask = maskTensor(batch);
           const values = valueHead.apply(hidden, batch.batch, batch.length);
-          const policyLoss = ppoPolicyLoss(logp, rowsToGrid(r.logpOld, batch), rowsToGrid(whitened, batch), mask, cfg.clipRange);
+          const policyLoss = ppoPolicyLoss(
+            logp,
+            rowsToGrid(r.logpOld, batch),
+            rowsToGrid(whitened, batch),
+            mask,
+            cfg.clipRange,
+          );
           const valueLoss = ppoValueLoss(
             values,
             rowsToGrid(valuesOld, batch),

@@ -52,7 +52,8 @@ export function toPreferencePairs(
     const base = { prompt: e.prompt, margin, weight: e.weight ?? 1, strength, group: e.promptId ?? e.prompt };
     if (e.choice === 'A') pairs.push({ ...base, chosen: e.responseA, rejected: e.responseB });
     else if (e.choice === 'B') pairs.push({ ...base, chosen: e.responseB, rejected: e.responseA });
-    else if (e.choice === 'BOTH_BAD') bothBad.push({ ...base, chosen: e.responseA, rejected: e.responseB, margin: 0 });
+    else if (e.choice === 'BOTH_BAD')
+      bothBad.push({ ...base, chosen: e.responseA, rejected: e.responseB, margin: 0 });
     else ties += 1;
   }
   return { pairs, bothBad, ties };
@@ -118,7 +119,8 @@ export function evaluateScorer(scorer: RewardScorer, pairs: PreferencePair[]): R
     by.set(key, s);
   });
   const byStrength: RewardEvaluation['byStrength'] = {};
-  for (const [k, s] of [...by.entries()].sort()) byStrength[k] = { accuracy: s.correct / s.pairs, pairs: s.pairs };
+  for (const [k, s] of [...by.entries()].sort())
+    byStrength[k] = { accuracy: s.correct / s.pairs, pairs: s.pairs };
   const n = Math.max(1, pairs.length);
   return {
     accuracy: correct / n,

@@ -113,9 +113,13 @@ export class RewardModel implements RewardScorer {
 
   static decode(buf: Buffer): RewardModel {
     const { header, tensors } = decodeCheckpoint(buf);
-    if (header.kind !== 'reward-model') throw new Error(`expected a reward-model checkpoint, got ${header.kind}`);
+    if (header.kind !== 'reward-model')
+      throw new Error(`expected a reward-model checkpoint, got ${header.kind}`);
     const config = header.config as { model: GPTConfig };
-    const rm = new RewardModel(config.model, Tokenizer.fromJson(header.tokenizer as unknown as TokenizerJson));
+    const rm = new RewardModel(
+      config.model,
+      Tokenizer.fromJson(header.tokenizer as unknown as TokenizerJson),
+    );
     const params = rm.params;
     for (const [name, t] of tensors) params.get(name)?.assign(t);
     tf.dispose([...tensors.values()]);

@@ -5,10 +5,23 @@ import { klShapedRewards, ppoPolicyLoss, rlooAdvantages, rlooLoss } from './loss
 import { AdamW } from './optimizer.js';
 import type { Policy } from './policy.js';
 import type { RewardScorer } from './preferences.js';
-import { collectRollout, PromptCycle, rolloutStats, type IterationStats, type RolloutConfig } from './rollout.js';
+import {
+  collectRollout,
+  PromptCycle,
+  rolloutStats,
+  type IterationStats,
+  type RolloutConfig,
+} from './rollout.js';
 import { Rng } from './runtime.js';
 import { DEFAULT_SAMPLING } from './sampling.js';
-import { maskTensor, packBatch, responseTokenLogProbs, rowsToGrid, sum, type PackedBatch } from './sequences.js';
+import {
+  maskTensor,
+  packBatch,
+  responseTokenLogProbs,
+  rowsToGrid,
+  sum,
+  type PackedBatch,
+} from './sequences.js';
 
 export interface RLOOConfig extends RolloutConfig {
   iterations: number;
@@ -56,7 +69,9 @@ export function trainRLOO(
     let loss = 0;
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {
       loss = optimizer.minimize(policy.model.params, () =>
-        cfg.epochs === 1 ? reinforceLoss(policy, batch, advantages) : clippedLoss(policy, batch, advantages, r.logpOld, cfg),
+        cfg.epochs === 1
+          ? reinforceLoss(policy, batch, advantages)
+          : clippedLoss(policy, batch, advantages, r.logpOld, cfg),
       );
     }
     const stats = rolloutStats(it, r, loss);
@@ -68,7 +83,9 @@ export function trainRLOO(
 
 /** L = −(1/k)·Σ_i A_i·log π(y_i|x), averaged over prompts. */
 function reinforceLoss(policy: Policy, batch: PackedBatch, advantages: number[]): tf.Scalar {
-  return tf.tidy(() => rlooLoss(tf.tensor1d(advantages), tf.sum(responseTokenLogProbs(policy.model, batch).logp, 1)));
+  return tf.tidy(() =>
+    rlooLoss(tf.tensor1d(advantages), tf.sum(responseTokenLogProbs(policy.model, batch).logp, 1)),
+  );
 }
 
 /** Reusing a rollout: per-token ratio to π_old clipped as in PPO, with the sequence's advantage. */
@@ -82,6 +99,12 @@ function clippedLoss(
   return tf.tidy(() => {
     const perToken = logpOld.map((row, i) => row.map(() => advantages[i] ?? 0));
     const { logp } = responseTokenLogProbs(policy.model, batch);
-    return ppoPolicyLoss(logp, rowsToGrid(logpOld, batch), rowsToGrid(perToken, batch), maskTensor(batch), cfg.clipEpsilon);
+    return ppoPolicyLoss(
+      logp,
+      rowsToGrid(logpOld, batch),
+      rowsToGrid(perToken, batch),
+      maskTensor(batch),
+      cfg.clipEpsilon,
+    );
   });
 }

@@ -81,8 +81,16 @@ function generateBatch(model: GPT, prompts: number[][], config: SamplingConfig, 
   const responses: number[][] = kept.map(() => []);
   const done = new Array<boolean>(B).fill(maxNew <= 0);
   if (maxNew <= 0) return responses;
-  const inputs = [tf.tensor2d(ids, [B, L], 'int32'), tf.tensor2d(pos, [B, L], 'int32'), tf.tensor4d(bias, [B, 1, 1, L])];
-  let { logits, cache } = model.prefill(inputs[0] as tf.Tensor2D, inputs[1] as tf.Tensor2D, inputs[2] as tf.Tensor4D);
+  const inputs = [
+    tf.tensor2d(ids, [B, L], 'int32'),
+    tf.tensor2d(pos, [B, L], 'int32'),
+    tf.tensor4d(bias, [B, 1, 1, L]),
+  ];
+  let { logits, cache } = model.prefill(
+    inputs[0] as tf.Tensor2D,
+    inputs[1] as tf.Tensor2D,
+    inputs[2] as tf.Tensor4D,
+  );
   tf.dispose(inputs);
   for (let step = 0; step < maxNew; step++) {
     const data = logits.dataSync();

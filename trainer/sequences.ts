@@ -62,7 +62,10 @@ export function packBatch(pairs: TokenPair[], contextLength: number): PackedBatc
  */
 export function packForScoring(pairs: TokenPair[], contextLength: number): PackedBatch {
   return packBatch(
-    pairs.map(({ prompt, response }) => ({ prompt, response: [...response.slice(0, contextLength - 1), PAD] })),
+    pairs.map(({ prompt, response }) => ({
+      prompt,
+      response: [...response.slice(0, contextLength - 1), PAD],
+    })),
     contextLength,
   );
 }
@@ -79,10 +82,16 @@ export function lastTensor(b: PackedBatch): tf.Tensor2D {
 }
 
 /** Per-token log π(target) with prompt and padding set to 0, [B, T]; plus the hidden states. */
-export function responseTokenLogProbs(model: GPT, b: PackedBatch): { logp: tf.Tensor2D; hidden: tf.Tensor2D } {
+export function responseTokenLogProbs(
+  model: GPT,
+  b: PackedBatch,
+): { logp: tf.Tensor2D; hidden: tf.Tensor2D } {
   return tf.tidy(() => {
     const hidden = model.hidden(inputTensor(b));
-    const lp = tokenLogProbs(model.logits(hidden), tf.tensor1d(b.target, 'int32')).reshape([b.batch, b.length]);
+    const lp = tokenLogProbs(model.logits(hidden), tf.tensor1d(b.target, 'int32')).reshape([
+      b.batch,
+      b.length,
+    ]);
     return { logp: tf.mul(lp, maskTensor(b)) as tf.Tensor2D, hidden };
   });
 }
@@ -93,7 +102,12 @@ export function sequenceLogProbs(model: GPT, b: PackedBatch): tf.Tensor1D {
 }
 
 /** Per-token response log-probs as nested arrays (no gradient), in chunks to bound memory. */
-export function tokenLogProbRows(model: GPT, pairs: TokenPair[], contextLength: number, chunk = 32): number[][] {
+export function tokenLogProbRows(
+  model: GPT,
+  pairs: TokenPair[],
+  contextLength: number,
+  chunk = 32,
+): number[][] {
   const rows: number[][] = [];
   for (let i = 0; i < pairs.length; i += chunk) {
     const b = packBatch(pairs.slice(i, i + chunk), contextLength);
@@ -108,7 +122,8 @@ export function tokenLogProbRows(model: GPT, pairs: TokenPair[], contextLength: 
 /** The response positions of row r of a [B, T] array. */
 export function maskedRow(data: Float32Array, b: PackedBatch, r: number): number[] {
   const out: number[] = [];
-  for (let t = 0; t < b.length; t++) if (b.mask[r * b.length + t] === 1) out.push(data[r * b.length + t] ?? 0);
+  for (let t = 0; t < b.length; t++)
+    if (b.mask[r * b.length + t] === 1) out.push(data[r * b.length + t] ?? 0);
   return out;
 }
 
@@ -117,7 +132,8 @@ export function rowsToGrid(rows: number[][], b: PackedBatch): tf.Tensor2D {
   const grid = new Float32Array(b.batch * b.length);
   for (let r = 0; r < b.batch; r++) {
     let j = 0;
-    for (let t = 0; t < b.length; t++) if (b.mask[r * b.length + t] === 1) grid[r * b.length + t] = rows[r]?.[j++] ?? 0;
+    for (let t = 0; t < b.length; t++)
+      if (b.mask[r * b.length + t] === 1) grid[r * b.length + t] = rows[r]?.[j++] ?? 0;
   }
   return tf.tensor2d(grid, [b.batch, b.length]);
 }

@@ -4,7 +4,13 @@ import * as tf from '@tensorflow/tfjs';
 import { AdamW } from './optimizer.js';
 import type { Policy } from './policy.js';
 import { Rng } from './runtime.js';
-import { packBatch, responseTokenLogProbs, maskTensor, type PackedBatch, type TokenPair } from './sequences.js';
+import {
+  packBatch,
+  responseTokenLogProbs,
+  maskTensor,
+  type PackedBatch,
+  type TokenPair,
+} from './sequences.js';
 
 export interface Demonstration {
   prompt: string;

@@ -140,7 +140,10 @@ export class TextRewardModel implements RewardScorer {
   }
 
   /** Trains with L = −mean log σ(r⁺ − r⁻ − m) + c·mean((r⁺ + r⁻)²); ties and BOTH_BAD are skipped. */
-  train(comparisons: ComparisonExample[], onStep?: (step: number, loss: number, total: number) => void): number[] {
+  train(
+    comparisons: ComparisonExample[],
+    onStep?: (step: number, loss: number, total: number) => void,
+  ): number[] {
     const cfg = this.config;
     const rng = new Rng(cfg.seed + 1);
     const pairs = toPreferencePairs(comparisons, cfg.margins).pairs.map((p) => ({
@@ -223,7 +226,8 @@ export class TextRewardModel implements RewardScorer {
 
   static decode(buf: Buffer): TextRewardModel {
     const { header, tensors } = decodeCheckpoint(buf);
-    if (header.kind !== 'text-reward-model') throw new Error(`expected a text reward model, got ${header.kind}`);
+    if (header.kind !== 'text-reward-model')
+      throw new Error(`expected a text reward model, got ${header.kind}`);
     const model = new TextRewardModel(header.config as Partial<TextRewardModelConfig>);
     for (const name of ['w', 'w1', 'b1', 'v', 'b'] as const) {
       const t = tensors.get(name);
@@ -254,7 +258,13 @@ class SparseAdam {
     this.t += 1;
     const c1 = 1 - 0.9 ** this.t;
     const c2 = 1 - 0.999 ** this.t;
-    const update = (key: string, params: Float32Array, offset: number, grad: ArrayLike<number>, decay: boolean): void => {
+    const update = (
+      key: string,
+      params: Float32Array,
+      offset: number,
+      grad: ArrayLike<number>,
+      decay: boolean,
+    ): void => {
       let m = this.m.get(key);
       let s = this.s.get(key);
       if (!m || !s) {

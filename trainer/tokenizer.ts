@@ -38,7 +38,8 @@ export class Tokenizer {
   }
 
   static fromJson(json: TokenizerJson): Tokenizer {
-    if (json.type !== 'char' || json.version !== 1) throw new Error(`unknown tokenizer ${JSON.stringify(json.type)}`);
+    if (json.type !== 'char' || json.version !== 1)
+      throw new Error(`unknown tokenizer ${JSON.stringify(json.type)}`);
     return new Tokenizer(json.chars);
   }
 

@@ -44,7 +44,10 @@ describe('Bradley-Terry reward loss', () => {
   });
   it('weights judgments', () => {
     // weights [3, 1]: (3·0.474077 + 1.313262) / 4
-    expect(value(bradleyTerryLoss(t1([2, 0]), t1([1, 1]), t1([0.5, 0]), 0, t1([3, 1])))).toBeCloseTo(0.6838735, 5);
+    expect(value(bradleyTerryLoss(t1([2, 0]), t1([1, 1]), t1([0.5, 0]), 0, t1([3, 1])))).toBeCloseTo(
+      0.6838735,
+      5,
+    );
   });
 });
 
@@ -54,7 +57,10 @@ describe('DPO loss', () => {
     expect(value(dpoLoss(t1([-1]), t1([-3]), t1([-2]), t1([-2]), 0.1))).toBeCloseTo(0.598139, 5);
   });
   it('is log 2 when the policy equals the reference', () => {
-    expect(value(dpoLoss(t1([-1, -5]), t1([-3, -2]), t1([-1, -5]), t1([-3, -2]), 0.1))).toBeCloseTo(Math.LN2, 6);
+    expect(value(dpoLoss(t1([-1, -5]), t1([-3, -2]), t1([-1, -5]), t1([-3, -2]), 0.1))).toBeCloseTo(
+      Math.LN2,
+      6,
+    );
   });
 });
 
@@ -110,12 +116,21 @@ describe('PPO', () => {
   it('clipped policy loss', () => {
     // ratio 2, A 1 → min(2, 1.2) = 1.2; ratio 0.5, A −1 → min(−0.5, −0.8) = −0.8; mean 0.2
     const ln = Math.log;
-    const loss = ppoPolicyLoss(t2([[ln(0.5), ln(0.25)]]), t2([[ln(0.25), ln(0.5)]]), t2([[1, -1]]), t2([[1, 1]]), 0.2);
+    const loss = ppoPolicyLoss(
+      t2([[ln(0.5), ln(0.25)]]),
+      t2([[ln(0.25), ln(0.5)]]),
+      t2([[1, -1]]),
+      t2([[1, 1]]),
+      0.2,
+    );
     expect(value(loss)).toBeCloseTo(-0.2, 5);
   });
   it('clipped value loss takes the larger of the two errors', () => {
     // clipped values [0.2, 0.2]; errors max(1, 3.24) each → ½·3.24
-    expect(value(ppoValueLoss(t2([[1, 3]]), t2([[0, 0]]), t2([[2, 2]]), t2([[1, 1]]), 0.2))).toBeCloseTo(1.62, 5);
+    expect(value(ppoValueLoss(t2([[1, 3]]), t2([[0, 0]]), t2([[2, 2]]), t2([[1, 1]]), 0.2))).toBeCloseTo(
+      1.62,
+      5,
+    );
   });
   it('per-token rewards: −β·log(π/π_ref), plus the score on the last token', () => {
     const r = ppoTokenRewards(2, [-1, -2], [-1.5, -1], 0.1);

@@ -23,7 +23,10 @@ const countA = {
   score: (items: { response: string }[]) => items.map((i) => [...i.response].filter((c) => c === 'a').length),
 };
 
-function seqLogProbs(policy: ReturnType<typeof createPolicy>, pairs: { prompt: number[]; response: number[] }[]) {
+function seqLogProbs(
+  policy: ReturnType<typeof createPolicy>,
+  pairs: { prompt: number[]; response: number[] }[],
+) {
   const t = sequenceLogProbs(policy.model, packBatch(pairs, policy.model.config.contextLength));
   const out = Array.from(t.dataSync());
   t.dispose();
@@ -68,7 +71,9 @@ describe('response log-probs', () => {
     // By hand: Σ over the 3 response targets (d, e, <end>) of log softmax at the previous position.
     const manual = tf.tidy(() => {
       const ids = [...a.prompt, ...a.response];
-      const logits = policy.model.logits(policy.model.hidden(tf.tensor2d([ids.slice(0, -1)], undefined, 'int32')));
+      const logits = policy.model.logits(
+        policy.model.hidden(tf.tensor2d([ids.slice(0, -1)], undefined, 'int32')),
+      );
       const lsm = tf.logSoftmax(logits).arraySync() as number[][];
       let s = 0;
       for (let t = a.prompt.length - 1; t < ids.length - 1; t++) s += lsm[t]?.[ids[t + 1] ?? 0] ?? 0;
@@ -108,22 +113,79 @@ describe('training loops', () => {
     const policy = createPolicy(tokenizer, tiny);
     const reference = freezeCopy(policy);
     const prompts = Array.from({ length: 8 }, word);
-    const comparisons = prompts.map((prompt) => ({ prompt, responseA: word(), responseB: word(), choice: 'A' as const }));
+    const comparisons = prompts.map((prompt) => ({
+      prompt,
+      responseA: word(),
+      responseB: word(),
+      choice: 'A' as const,
+    }));
     const rm = RewardModel.fromPolicy(policy);
     // One warm-up call of each creates the optimizer's slots; after that nothing may grow.
     const counts: number[] = [];
-    const sft = trainSFT(policy, prompts.map((p) => ({ prompt: p, response: p })), [], { steps: 1, batchSize: 4 });
-    const rloo = trainRLOO(policy, reference, countA, prompts, { iterations: 1, promptsPerIteration: 2, k: 2, sampling });
-    const grpo = trainGRPO(policy, reference, countA, prompts, { iterations: 1, promptsPerIteration: 2, k: 2, sampling });
-    const ppo = trainPPO(policy, reference, countA, prompts, { iterations: 1, promptsPerIteration: 2, epochs: 1, sampling });
+    const sft = trainSFT(
+      policy,
+      prompts.map((p) => ({ prompt: p, response: p })),
+      [],
+      { steps: 1, batchSize: 4 },
+    );
+    const rloo = trainRLOO(policy, reference, countA, prompts, {
+      iterations: 1,
+      promptsPerIteration: 2,
+      k: 2,
+      sampling,
+    });
+    const grpo = trainGRPO(policy, reference, countA, prompts, {
+      iterations: 1,
+      promptsPerIteration: 2,
+      k: 2,
+      sampling,
+    });
+    const ppo = trainPPO(policy, reference, countA, prompts, {
+      iterations: 1,
+      promptsPerIteration: 2,
+      epochs: 1,
+      sampling,
+    });
     const rmRun = trainRewardModel(rm, comparisons, { batchSize: 4 });
     const dpo = trainDPO(policy, reference, comparisons, { batchSize: 4 });
     for (let round = 0; round < 3; round++) {
-      trainSFT(policy, prompts.map((p) => ({ prompt: p, response: p })), prompts.map((p) => ({ prompt: p, response: p })), { steps: 2, batchSize: 4, evalEvery: 1 }, { optimizer: sft.optimizer });
-      trainRLOO(policy, reference, countA, prompts, { iterations: 1, promptsPerIteration: 2, k: 2, epochs: 2, sampling }, { optimizer: rloo.optimizer });
-      trainGRPO(policy, reference, countA, prompts, { iterations: 1, promptsPerIteration: 2, k: 2, sampling }, { optimizer: grpo.optimizer });
-      trainPPO(policy, reference, countA, prompts, { iterations: 1, promptsPerIteration: 2, epochs: 1, sampling }, { optimizer: ppo.optimizer, valueHead: ppo.valueHead });
-      trainRewardModel(rm, comparisons, { batchSize: 4, bothBadCoef: 0.1, centerCoef: 0.01 }, { optimizer: rmRun.optimizer });
+      trainSFT(
+        policy,
+        prompts.map((p) => ({ prompt: p, response: p })),
+        prompts.map((p) => ({ prompt: p, response: p })),
+        { steps: 2, batchSize: 4, evalEvery: 1 },
+        { optimizer: sft.optimizer },
+      );
+      trainRLOO(
+        policy,
+        reference,
+        countA,
+        prompts,
+        { iterations: 1, promptsPerIteration: 2, k: 2, epochs: 2, sampling },
+        { optimizer: rloo.optimizer },
+      );
+      trainGRPO(
+        policy,
+        reference,
+        countA,
+        prompts,
+        { iterations: 1, promptsPerIteration: 2, k: 2, sampling },
+        { optimizer: grpo.optimizer },
+      );
+      trainPPO(
+        policy,
+        reference,
+        countA,
+        prompts,
+        { iterations: 1, promptsPerIteration: 2, epochs: 1, sampling },
+        { optimizer: ppo.optimizer, valueHead: ppo.valueHead },
+      );
+      trainRewardModel(
+        rm,
+        comparisons,
+        { batchSize: 4, bothBadCoef: 0.1, centerCoef: 0.01 },
+        { optimizer: rmRun.optimizer },
+      );
       trainDPO(policy, reference, comparisons, { batchSize: 4 }, { optimizer: dpo.optimizer });
       counts.push(tf.memory().numTensors);
     }
@@ -134,7 +196,10 @@ describe('training loops', () => {
 describe('checkpoints', () => {
   it('save → load gives identical log-probs, optimizer state and step', () => {
     const policy = createPolicy(tokenizer, tiny);
-    const { optimizer } = trainSFT(policy, [{ prompt: 'ab', response: 'ba' }], [], { steps: 2, batchSize: 1 });
+    const { optimizer } = trainSFT(policy, [{ prompt: 'ab', response: 'ba' }], [], {
+      steps: 2,
+      batchSize: 1,
+    });
     const buf = encodePolicy(policy, { optimizer, step: 2, meta: { bestValLoss: 1.5 } });
     const header = readCheckpointHeader(buf);
     expect(header.format).toBe(CHECKPOINT_FORMAT);
@@ -151,7 +216,13 @@ describe('checkpoints', () => {
       generate(policy.model, prompts, sampling, new Rng(9)),
     );
     // Encoding the loaded model reproduces the same bytes.
-    expect(encodePolicy(loaded.policy, { optimizer: loaded.optimizer, step: 2, meta: { bestValLoss: 1.5 } }).equals(buf)).toBe(true);
+    expect(
+      encodePolicy(loaded.policy, {
+        optimizer: loaded.optimizer,
+        step: 2,
+        meta: { bestValLoss: 1.5 },
+      }).equals(buf),
+    ).toBe(true);
   });
 
   it('round-trips both reward models', () => {

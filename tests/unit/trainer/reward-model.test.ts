@@ -1,0 +1,86 @@
+// Reward models learn a synthetic preference ("shorter is better") to > 90% held-out accuracy;
+// ties are excluded from the loss, comparisons of one prompt share a batch.
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  batchesByPrompt,
+  toPreferencePairs,
+  LLAMA2_MARGINS_LARGE,
+  type ComparisonExample,
+} from '../../../trainer/preferences.js';
+import { evaluateRewardModel, RewardModel, trainRewardModel } from '../../../trainer/reward-model.js';
+import { initBackend, Rng } from '../../../trainer/runtime.js';
+import { TextRewardModel } from '../../../trainer/text-reward-model.js';
+import { Tokenizer } from '../../../trainer/tokenizer.js';
+
+const letters = 'abcdef';
+
+/** Two responses of different lengths per prompt; the shorter wins, strength from the gap. */
+function shorterIsBetter(n: number, seed: number): ComparisonExample[] {
+  const rng = new Rng(seed);
+  const word = (k: number): string => Array.from({ length: k }, () => letters[rng.int(6)]).join('');
+  return Array.from({ length: n }, () => {
+    const a = 1 + rng.int(8);
+    let b = 1 + rng.int(8);
+    while (b === a) b = 1 + rng.int(8);
+    return {
+      prompt: word(3),
+      responseA: word(a),
+      responseB: word(b),
+      choice: a < b ? 'A' : 'B',
+      strength: Math.max(0, 3 - (Math.abs(a - b) - 1)), // bigger gap → stronger (index 0)
+    };
+  });
+}
+
+beforeAll(async () => {
+  await initBackend();
+});
+
+describe('preference handling', () => {
+  it('turns choices into directed pairs with Llama 2 margins and skips ties', () => {
+    const { pairs, bothBad, ties } = toPreferencePairs(
+      [
+        { prompt: 'p', responseA: 'x', responseB: 'y', choice: 'B', strength: 0 },
+        { prompt: 'p', responseA: 'x', responseB: 'y', choice: 'A', strength: 3 },
+        { prompt: 'p', responseA: 'x', responseB: 'y', choice: 'TIE' },
+        { prompt: 'p', responseA: 'x', responseB: 'y', choice: 'BOTH_BAD' },
+      ],
+      LLAMA2_MARGINS_LARGE,
+    );
+    expect(pairs.map((p) => [p.chosen, p.margin])).toEqual([
+      ['y', 3],
+      ['x', 0],
+    ]);
+    expect(ties).toBe(1);
+    expect(bothBad).toHaveLength(1);
+  });
+
+  it('keeps all comparisons of one prompt in the same batch', () => {
+    const items = Array.from({ length: 30 }, (_, i) => ({ group: `p${i % 7}`, i }));
+    const batches = batchesByPrompt(items, 8, new Rng(1));
+    expect(batches.flat()).toHaveLength(30);
+    for (let g = 0; g < 7; g++)
+      expect(batches.filter((b) => b.some((x) => x.group === `p${g}`))).toHaveLength(1);
+  });
+});
+
+describe('reward models learn "shorter is better"', () => {
+  it('GPT reward model: > 90% held-out accuracy, reported by strength', { timeout: 180_000 }, () => {
+    const tokenizer = Tokenizer.fromTexts([letters]);
+    const rm = new RewardModel(
+      { nLayer: 2, nEmbd: 32, nHead: 4, contextLength: 16, vocabSize: tokenizer.vocabSize, seed: 3 },
+      tokenizer,
+    );
+    trainRewardModel(rm, shorterIsBetter(1000, 1), { batchSize: 32, learningRate: 1e-3 });
+    const result = evaluateRewardModel(rm, shorterIsBetter(200, 2));
+    expect(result.accuracy).toBeGreaterThan(0.9);
+    expect(Object.keys(result.byStrength).sort()).toEqual(['0', '1', '2', '3']);
+    expect(result.pairs).toBe(200);
+  });
+
+  it('text reward model: > 90% held-out accuracy', { timeout: 60_000 }, () => {
+    const rm = new TextRewardModel({ buckets: 1 << 12, hidden: 8, charNgram: 0 });
+    rm.train(shorterIsBetter(600, 3));
+    expect(evaluateRewardModel(rm, shorterIsBetter(200, 4)).accuracy).toBeGreaterThan(0.9);
+  });
+});
