@@ -5,3 +5,6 @@ export * from './users.js';
 export * from './tokens.js';
 export * from './audit.js';
 export * from './health.js';
+export * from './projects.js';
+export * from './rating.js';
+export * from './quality.js';

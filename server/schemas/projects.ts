@@ -1,0 +1,223 @@
+import { Type, type Static } from 'typebox';
+import { NullableTimestamp, Timestamp } from './common.js';
+
+/** Llama 2's four levels, strongest first; a judgment's `strength` is an index into this list. */
+export const DEFAULT_STRENGTHS = [
+  'Significantly better',
+  'Better',
+  'Slightly better',
+  'Negligibly better / unsure',
+] as const;
+
+const Key = Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$', description: 'lower_snake_case identifier' });
+
+export const LabelSchema = Type.Object(
+  {
+    allowTie: Type.Boolean({ default: true }),
+    allowBothBad: Type.Boolean({ default: true }),
+    /** Strength scale, strongest first; empty = no strength asked. */
+    strengths: Type.Array(Type.String({ minLength: 1, maxLength: 60 }), { maxItems: 7 }),
+    /** Criteria judged separately (e.g. helpfulness, harmlessness), each A/B/tie/both-bad. */
+    criteria: Type.Array(
+      Type.Object(
+        { key: Key, label: Type.String({ minLength: 1, maxLength: 60 }), description: Type.Optional(Type.String({ maxLength: 500 })) },
+        { additionalProperties: false },
+      ),
+      { maxItems: 6 },
+    ),
+    /** Optional flags a rater may set (e.g. unsafe, factually wrong). */
+    flags: Type.Array(
+      Type.Object({ key: Key, label: Type.String({ minLength: 1, maxLength: 60 }) }, { additionalProperties: false }),
+      { maxItems: 10 },
+    ),
+  },
+  { additionalProperties: false, $id: 'LabelSchema' },
+);
+export type LabelSchema = Static<typeof LabelSchema>;
+
+export function defaultLabelSchema(): LabelSchema {
+  return { allowTie: true, allowBothBad: true, strengths: [...DEFAULT_STRENGTHS], criteria: [], flags: [] };
+}
+
+export const ProjectSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  name: Type.String(),
+  description: Type.String(),
+  guidelines: Type.String({ description: 'Markdown shown to raters.' }),
+  overlap: Type.Integer({ description: 'Distinct raters per comparison.' }),
+  goldRate: Type.Number(),
+  leaseSeconds: Type.Integer(),
+  labelSchema: LabelSchema,
+  isDemo: Type.Boolean(),
+  archived: Type.Boolean(),
+  createdAt: Timestamp,
+  counts: Type.Object({
+    prompts: Type.Integer(),
+    responses: Type.Integer(),
+    comparisons: Type.Integer(),
+    preferences: Type.Integer(),
+    /** Judgments still wanted across non-gold comparisons. */
+    remainingJudgments: Type.Integer(),
+    members: Type.Integer(),
+  }),
+});
+export type Project = Static<typeof ProjectSchema>;
+
+const ProjectFields = {
+  name: Type.String({ minLength: 1, maxLength: 120 }),
+  description: Type.String({ maxLength: 2000 }),
+  guidelines: Type.String({ maxLength: 50_000 }),
+  overlap: Type.Integer({ minimum: 1, maximum: 50 }),
+  goldRate: Type.Number({ minimum: 0, maximum: 1 }),
+  leaseSeconds: Type.Integer({ minimum: 30, maximum: 86_400 }),
+  labelSchema: LabelSchema,
+};
+
+export const CreateProjectBody = Type.Object(
+  {
+    name: ProjectFields.name,
+    description: Type.Optional(ProjectFields.description),
+    guidelines: Type.Optional(ProjectFields.guidelines),
+    overlap: Type.Optional(ProjectFields.overlap),
+    goldRate: Type.Optional(ProjectFields.goldRate),
+    leaseSeconds: Type.Optional(ProjectFields.leaseSeconds),
+    labelSchema: Type.Optional(ProjectFields.labelSchema),
+  },
+  { additionalProperties: false },
+);
+export type CreateProjectBody = Static<typeof CreateProjectBody>;
+
+export const UpdateProjectBody = Type.Object(
+  {
+    name: Type.Optional(ProjectFields.name),
+    description: Type.Optional(ProjectFields.description),
+    guidelines: Type.Optional(ProjectFields.guidelines),
+    overlap: Type.Optional(ProjectFields.overlap),
+    goldRate: Type.Optional(ProjectFields.goldRate),
+    leaseSeconds: Type.Optional(ProjectFields.leaseSeconds),
+    labelSchema: Type.Optional(ProjectFields.labelSchema),
+    archived: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdateProjectBody = Static<typeof UpdateProjectBody>;
+
+export const MemberSchema = Type.Object({
+  userId: Type.String({ format: 'uuid' }),
+  email: Type.String(),
+  name: Type.String(),
+  role: Type.String(),
+  simulated: Type.Boolean(),
+  addedAt: Timestamp,
+});
+export type Member = Static<typeof MemberSchema>;
+
+export const AddMembersBody = Type.Object(
+  { userIds: Type.Array(Type.String({ format: 'uuid' }), { minItems: 1, maxItems: 1000 }) },
+  { additionalProperties: false },
+);
+export type AddMembersBody = Static<typeof AddMembersBody>;
+
+export const MemberParams = Type.Object(
+  { id: Type.String({ format: 'uuid' }), userId: Type.String({ format: 'uuid' }) },
+  { additionalProperties: false },
+);
+
+// --- Import ------------------------------------------------------------------------------------
+
+export const ImportBody = Type.Object(
+  {
+    format: Type.Union([Type.Literal('jsonl'), Type.Literal('csv')]),
+    /** The file's text. */
+    content: Type.String({ minLength: 1 }),
+    /** true: parse and report, store nothing. */
+    dryRun: Type.Optional(Type.Boolean({ default: false })),
+    /** Name recorded as the source of responses that name none. */
+    source: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  },
+  { additionalProperties: false },
+);
+export type ImportBody = Static<typeof ImportBody>;
+
+export const ImportLineError = Type.Object({ line: Type.Integer(), message: Type.String() });
+export type ImportLineError = Static<typeof ImportLineError>;
+
+export const ImportReport = Type.Object({
+  dryRun: Type.Boolean(),
+  /** Lines read (blank lines excluded). */
+  lines: Type.Integer(),
+  prompts: Type.Integer({ description: 'Prompts in the file (new and existing).' }),
+  newPrompts: Type.Integer(),
+  responses: Type.Integer(),
+  errors: Type.Array(ImportLineError),
+  /** The first prompts as parsed, for a preview. */
+  preview: Type.Array(
+    Type.Object({
+      line: Type.Integer(),
+      messages: Type.Array(Type.Object({ role: Type.String(), content: Type.String() })),
+      responses: Type.Array(Type.Object({ text: Type.String(), source: Type.Union([Type.String(), Type.Null()]) })),
+    }),
+  ),
+});
+export type ImportReport = Static<typeof ImportReport>;
+
+export const GenerateComparisonsBody = Type.Object(
+  {
+    strategy: Type.Union([Type.Literal('all-pairs'), Type.Literal('random-pairs'), Type.Literal('cross-source')]),
+    /** random-pairs: at most this many pairs per prompt. */
+    maxPerPrompt: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    /** cross-source: pair responses of sourceA with responses of sourceB (source names or policy version names). */
+    sourceA: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    sourceB: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    priority: Type.Optional(Type.Integer({ minimum: -1000, maximum: 1000 })),
+    seed: Type.Optional(Type.Integer()),
+  },
+  { additionalProperties: false },
+);
+export type GenerateComparisonsBody = Static<typeof GenerateComparisonsBody>;
+
+export const GenerateComparisonsResult = Type.Object({ created: Type.Integer(), skippedExisting: Type.Integer() });
+
+export const ChoiceSchema = Type.Union([Type.Literal('A'), Type.Literal('B'), Type.Literal('TIE'), Type.Literal('BOTH_BAD')]);
+export type Choice = Static<typeof ChoiceSchema>;
+
+export const ComparisonSummary = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  promptId: Type.String({ format: 'uuid' }),
+  promptPreview: Type.String(),
+  sourceA: Type.Union([Type.String(), Type.Null()]),
+  sourceB: Type.Union([Type.String(), Type.Null()]),
+  priority: Type.Integer(),
+  requiredVotes: Type.Integer(),
+  voteCount: Type.Integer(),
+  isGold: Type.Boolean(),
+  goldChoice: Type.Union([ChoiceSchema, Type.Null()]),
+  createdAt: Timestamp,
+});
+export type ComparisonSummary = Static<typeof ComparisonSummary>;
+
+export const ComparisonListQuery = Type.Object(
+  {
+    cursor: Type.Optional(Type.String({ format: 'uuid' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+    status: Type.Optional(Type.Union([Type.Literal('open'), Type.Literal('complete'), Type.Literal('gold')])),
+  },
+  { additionalProperties: false },
+);
+export const ComparisonPage = Type.Object({
+  items: Type.Array(ComparisonSummary),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
+export type ComparisonPage = Static<typeof ComparisonPage>;
+
+export const UpdateComparisonBody = Type.Object(
+  {
+    priority: Type.Optional(Type.Integer({ minimum: -1000, maximum: 1000 })),
+    /** Set a known answer (gold) or null to make it a normal comparison again. */
+    goldChoice: Type.Optional(Type.Union([ChoiceSchema, Type.Null()])),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdateComparisonBody = Static<typeof UpdateComparisonBody>;
+
+export { NullableTimestamp };

@@ -1,0 +1,93 @@
+import { Type, type Static } from 'typebox';
+import { Timestamp } from './common.js';
+import { LabelSchema } from './projects.js';
+
+export const MessageSchema = Type.Object({ role: Type.String(), content: Type.String() });
+
+/** What the rater sees: sides are as shown (left/right); sources and versions stay hidden. */
+export const AssignmentView = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  projectId: Type.String({ format: 'uuid' }),
+  expiresAt: Timestamp,
+  messages: Type.Array(MessageSchema),
+  left: Type.Object({ text: Type.String() }),
+  right: Type.Object({ text: Type.String() }),
+});
+export type AssignmentView = Static<typeof AssignmentView>;
+
+export const NextAssignmentBody = Type.Object(
+  {
+    /** Leases the client already holds (e.g. the one on screen) that should not be returned again. */
+    exclude: Type.Optional(Type.Array(Type.String({ format: 'uuid' }), { maxItems: 5 })),
+  },
+  { additionalProperties: false },
+);
+export type NextAssignmentBody = Static<typeof NextAssignmentBody>;
+
+export const NextAssignmentResult = Type.Object({
+  assignment: Type.Union([AssignmentView, Type.Null()], { description: 'Null when nothing is waiting for this rater.' }),
+});
+export type NextAssignmentResult = Static<typeof NextAssignmentResult>;
+
+export const ShownChoice = Type.Union([Type.Literal('LEFT'), Type.Literal('RIGHT'), Type.Literal('TIE'), Type.Literal('BOTH_BAD')]);
+export type ShownChoice = Static<typeof ShownChoice>;
+
+export const SubmitBody = Type.Object(
+  {
+    choice: ShownChoice,
+    /** Index into the project's strength scale (0 = strongest); required when the scale is set and the choice is a side. */
+    strength: Type.Optional(Type.Integer({ minimum: 0, maximum: 6 })),
+    criteria: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$' }), ShownChoice)),
+    flags: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$' }), { maxItems: 10, uniqueItems: true })),
+    rationale: Type.Optional(Type.String({ maxLength: 5000 })),
+    timeSpentMs: Type.Integer({ minimum: 0, maximum: 86_400_000 }),
+  },
+  { additionalProperties: false },
+);
+export type SubmitBody = Static<typeof SubmitBody>;
+
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.String({ minLength: 8, maxLength: 100, pattern: '^[A-Za-z0-9_.:-]+$' }),
+});
+
+export const SubmitResult = Type.Object({
+  preferenceId: Type.String({ format: 'uuid' }),
+  /** Until when U (undo) works. */
+  undoUntil: Timestamp,
+});
+export type SubmitResult = Static<typeof SubmitResult>;
+
+export const SkipBody = Type.Object(
+  { reason: Type.String({ minLength: 1, maxLength: 500 }) },
+  { additionalProperties: false },
+);
+export type SkipBody = Static<typeof SkipBody>;
+
+export const UndoResult = Type.Object({ assignment: AssignmentView });
+export type UndoResult = Static<typeof UndoResult>;
+
+export const RaterProgress = Type.Object({
+  today: Type.Integer({ description: 'My judgments in this project since midnight UTC.' }),
+  total: Type.Integer({ description: 'My judgments in this project.' }),
+  remaining: Type.Integer({ description: 'Judgments the project still needs (all raters).' }),
+  availableToMe: Type.Integer({ description: 'Comparisons I could still be served.' }),
+});
+export type RaterProgress = Static<typeof RaterProgress>;
+
+export const RatingContext = Type.Object({
+  projectId: Type.String({ format: 'uuid' }),
+  name: Type.String(),
+  guidelines: Type.String(),
+  labelSchema: LabelSchema,
+});
+export type RatingContext = Static<typeof RatingContext>;
+
+export const RaterProjectList = Type.Array(
+  Type.Object({
+    id: Type.String({ format: 'uuid' }),
+    name: Type.String(),
+    description: Type.String(),
+    progress: RaterProgress,
+  }),
+);
+export type RaterProjectList = Static<typeof RaterProjectList>;
