@@ -63,16 +63,15 @@ export class GPT {
     for (let l = 0; l < L; l++) {
       add(`h${l}.ln1.g`, [D], 'ones');
       add(`h${l}.ln1.b`, [D], 'zeros');
-      add(`h${l}.attn.wqkv`, [D, 3 * D], 'normal');
-      add(`h${l}.attn.bqkv`, [3 * D], 'zeros');
+      // Bias-free projections (nanoGPT's bias=False: a bit better and faster).
+      add(`h${l}.attn.wq`, [D, D], 'normal');
+      add(`h${l}.attn.wk`, [D, D], 'normal');
+      add(`h${l}.attn.wv`, [D, D], 'normal');
       add(`h${l}.attn.wo`, [D, D], 'normal', residStd);
-      add(`h${l}.attn.bo`, [D], 'zeros');
       add(`h${l}.ln2.g`, [D], 'ones');
       add(`h${l}.ln2.b`, [D], 'zeros');
       add(`h${l}.mlp.w1`, [D, 4 * D], 'normal');
-      add(`h${l}.mlp.b1`, [4 * D], 'zeros');
       add(`h${l}.mlp.w2`, [4 * D, D], 'normal', residStd);
-      add(`h${l}.mlp.b2`, [D], 'zeros');
     }
     add('lnf.g', [D], 'ones');
     add('lnf.b', [D], 'zeros');
@@ -125,7 +124,7 @@ export class GPT {
 
   /** Next-token logits [B*T, V] from hidden states [B*T, D] (tied with the token embedding). */
   logits(hidden: tf.Tensor2D): tf.Tensor2D {
-    return tf.matMul(hidden, this.p('wte'), false, true);
+    return mm(hidden, swapLast(this.p('wte')));
   }
 
   /** Runs the prompt (left-padded to one length) and returns the cache and last-token logits. */
@@ -180,9 +179,9 @@ export class GPT {
   private embed(ids: tf.Tensor2D, positions?: tf.Tensor2D): tf.Tensor2D {
     const [B, T] = ids.shape;
     const { vocabSize: V, contextLength: C } = this.config;
-    const tok = tf.matMul(tf.oneHot(ids.reshape([B * T]), V), this.p('wte'));
+    const tok = mm(tf.oneHot(ids.reshape([B * T]), V).toFloat(), this.p('wte'));
     const pos = positions
-      ? tf.matMul(tf.oneHot(tf.cast(positions.reshape([B * T]), 'int32'), C), this.p('wpe'))
+      ? mm(tf.oneHot(tf.cast(positions.reshape([B * T]), 'int32'), C).toFloat(), this.p('wpe'))
       : tf.tile(tf.slice(this.p('wpe'), [0, 0], [T, -1]), [B, 1]);
     return tf.add(tok, pos);
   }
@@ -190,7 +189,7 @@ export class GPT {
   private layerNorm(x: tf.Tensor, name: string): tf.Tensor2D {
     const { mean, variance } = tf.moments(x, -1, true);
     const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5)));
-    return tf.add(tf.mul(normed, this.p(`${name}.g`)), this.p(`${name}.b`));
+    return affine(normed, this.p(`${name}.g`), this.p(`${name}.b`)) as tf.Tensor2D;
   }
 
   private qkv(
@@ -200,11 +199,10 @@ export class GPT {
     l: number,
   ): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D } {
     const { nHead: H, nEmbd: D } = this.config;
-    const proj = tf.add(tf.matMul(h, this.p(`h${l}.attn.wqkv`)), this.p(`h${l}.attn.bqkv`));
-    const [q, k, v] = tf
-      .split(proj, 3, 1)
-      .map((t) => tf.transpose(tf.reshape(t, [B, T, H, D / H]), [0, 2, 1, 3]));
-    return { q: q as tf.Tensor4D, k: k as tf.Tensor4D, v: v as tf.Tensor4D };
+    // Three products instead of one split: wasm's SplitV on the last axis is slow.
+    const heads = (w: string): tf.Tensor4D =>
+      tf.transpose(tf.reshape(mm(h, this.p(`h${l}.attn.${w}`)), [B, T, H, D / H]), [0, 2, 1, 3]);
+    return { q: heads('wq'), k: heads('wk'), v: heads('wv') };
   }
 
   private attend(
@@ -217,15 +215,14 @@ export class GPT {
     l: number,
   ): tf.Tensor2D {
     const { nHead: H, nEmbd: D } = this.config;
-    const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(D / H)), bias);
-    const out = tf.matMul(tf.softmax(scores), v); // [B, H, T, hd]
-    const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, D]);
-    return tf.add(tf.matMul(merged, this.p(`h${l}.attn.wo`)), this.p(`h${l}.attn.bo`));
+    const scores = tf.add(tf.mul(mm(q, swapLast(k)), 1 / Math.sqrt(D / H)), bias);
+    const out = mm(tf.softmax(scores), v); // [B, H, T, hd]
+    const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, D]) as tf.Tensor2D;
+    return mm(merged, this.p(`h${l}.attn.wo`));
   }
 
   private mlp(h: tf.Tensor2D, l: number): tf.Tensor2D {
-    const up = tf.add(tf.matMul(h, this.p(`h${l}.mlp.w1`)), this.p(`h${l}.mlp.b1`));
-    return tf.add(tf.matMul(gelu(up), this.p(`h${l}.mlp.w2`)), this.p(`h${l}.mlp.b2`));
+    return mm(gelu(mm(h, this.p(`h${l}.mlp.w1`))) as tf.Tensor2D, this.p(`h${l}.mlp.w2`));
   }
 }
 
@@ -254,9 +251,61 @@ export class ScalarHead {
   }
 }
 
+/**
+ * Matrix product whose gradient never asks the wasm kernel to transpose an operand: measured
+ * here, wasm's BatchMatMul with transposeA/transposeB runs 5-10× slower than on a transposed
+ * copy, and tf.matMul's own gradient uses exactly those flags (dW = xᵀ·dy).
+ */
+// @ts-expect-error tfjs types customGrad's function as variadic Tensor[], not (a, b, save).
+const mmOp = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sa, sb] = saved as [tf.Tensor, tf.Tensor];
+      return [tf.matMul(dy, swapLast(sb)), tf.matMul(swapLast(sa), dy)];
+    },
+  };
+});
+
+export function mm<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
+  return mmOp(a, b) as T;
+}
+
+/**
+ * x·g + b over the last axis, with gradients for g and b as ones·(…) products: wasm reduces
+ * over the first axis by transposing first, several times slower than this matrix product.
+ */
+// @ts-expect-error tfjs types customGrad's function as variadic Tensor[], not (x, g, b, save).
+const affineOp = tf.customGrad((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x, g]);
+  return {
+    value: tf.add(tf.mul(x, g), b),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sx, sg] = saved as [tf.Tensor, tf.Tensor];
+      const D = sg.shape[0] ?? 1;
+      const rows = tf.ones([1, dy.size / D]);
+      const colSum = (t: tf.Tensor): tf.Tensor => tf.matMul(rows, t.reshape([-1, D])).reshape([D]);
+      return [tf.mul(dy, sg), colSum(tf.mul(dy, sx)), colSum(dy)];
+    },
+  };
+});
+
+export function affine(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return affineOp(x, g, b);
+}
+
+/** Swaps the last two axes (a matrix transpose, batched). */
+export function swapLast(x: tf.Tensor): tf.Tensor {
+  const perm = x.shape.map((_, i) => i);
+  const n = perm.length;
+  [perm[n - 2], perm[n - 1]] = [n - 1, n - 2];
+  return tf.transpose(x, perm);
+}
+
 /** tanh approximation of GELU, as GPT-2 uses. */
 function gelu(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
+  const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
 }
 

@@ -1,0 +1,38 @@
+// Worker-thread side of data-parallel training: holds a copy of the GPT, and for each message
+// loads the sent weights, computes the loss and gradients of its shard, and posts them back.
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { GPT, type GPTConfig } from './model.js';
+import { initBackend, type BackendName } from './runtime.js';
+import { shardLoss, type ShardRequest, type ShardResult } from './data-parallel.js';
+
+const { config, backend } = workerData as { config: GPTConfig; backend: BackendName };
+await initBackend(backend);
+const model = new GPT(config);
+const port = parentPort;
+if (!port) throw new Error('gradient-worker must run in a worker thread');
+
+port.on('message', (request: ShardRequest) => {
+  const result = computeShard(request);
+  port.postMessage(
+    result,
+    Object.values(result.grads).map((g) => g.buffer as ArrayBuffer),
+  );
+});
+
+function computeShard({ weights, shard, loss }: ShardRequest): ShardResult {
+  for (const [name, data] of Object.entries(weights)) {
+    const v = model.p(name);
+    tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
+  }
+  const names = [...model.params.keys()];
+  const { value, grads } = tf.variableGrads(() => shardLoss(model, shard, loss), [...model.params.values()]);
+  const out: Record<string, Float32Array> = {};
+  names.forEach((name) => {
+    const g = grads[model.p(name).name];
+    if (g) out[name] = g.dataSync() as Float32Array;
+  });
+  const lossValue = value.dataSync()[0] ?? NaN;
+  tf.dispose([value, ...Object.values(grads)]);
+  return { loss: lossValue, grads: out };
+}
