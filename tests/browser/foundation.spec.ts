@@ -1,10 +1,14 @@
 // The foundation end to end in a real browser: first-admin setup from the printed link, sign out and
-// in, inviting a rater, the rater accepting the invitation and seeing only what a rater may see.
+// in, inviting a rater, the rater accepting the invitation and seeing only what a rater may see; then
+// the admin pages at work (API tokens, roles, disabling, audit log, sessions). The second test uses
+// the accounts the first one created, so they run in order.
 import type { Page } from '@playwright/test';
 import { expect, test } from './fixtures.js';
 
 const ADMIN = { email: 'admin@example.com', name: 'Ada Admin', password: 'admin password 12345' };
 const RATER = { email: 'rater@example.com', name: 'Riley Rater', password: 'rater password 12345' };
+
+test.describe.configure({ mode: 'serial' });
 
 async function navKeys(page: Page): Promise<string[]> {
   const keys = await page
@@ -40,7 +44,7 @@ test('first admin sets up Loom, invites a rater, the rater joins and sees only r
   await expect(page).toHaveURL(/\/admin\/users$/);
   await expect(page.getByRole('heading', { name: 'Users', level: 1 })).toBeVisible();
   await expect(page.getByTestId('user-name')).toHaveText(ADMIN.name);
-  expect(await navKeys(page)).toEqual(['account', 'audit', 'tokens', 'users']);
+  await expect.poll(() => navKeys(page)).toEqual(['account', 'audit', 'tokens', 'users']);
   await expect(page.getByTestId('users-table')).toContainText(ADMIN.email);
 
   // 2. Sign out, then sign in again with the new password; a wrong password is refused clearly.
@@ -93,14 +97,14 @@ test('first admin sets up Loom, invites a rater, the rater joins and sees only r
   await expect(rater).toHaveURL(/\/rate$/);
   await expect(rater.getByTestId('user-name')).toHaveText(RATER.name);
   await expect(rater.getByText('No comparisons are waiting for you right now')).toBeVisible();
-  expect(await navKeys(rater)).toEqual(['account', 'rate']);
+  await expect.poll(() => navKeys(rater)).toEqual(['account', 'rate']);
 
   // 6. Admin pages show the rater no user data.
   await rater.goto('/admin/users');
   await expect(rater.getByText('You do not have access')).toBeVisible();
   await expect(rater.getByTestId('users-table')).toHaveCount(0);
   await expect(rater.getByText(ADMIN.email)).toHaveCount(0);
-  expect(await navKeys(rater)).toEqual(['account', 'rate']);
+  await expect.poll(() => navKeys(rater)).toEqual(['account', 'rate']);
 
   // The invitation works once.
   const again = await browser.newContext({ baseURL });
@@ -110,5 +114,102 @@ test('first admin sets up Loom, invites a rater, the rater joins and sees only r
   await again.close();
 
   expect(raterErrors).toEqual([]);
+  await raterContext.close();
+});
+
+test('admin manages tokens, roles and access; a disabled rater is sent to sign-in', async ({
+  browser,
+  baseURL,
+  request,
+}) => {
+  const adminContext = await browser.newContext({ baseURL });
+  const admin = await adminContext.newPage();
+  const raterContext = await browser.newContext({ baseURL });
+  const rater = await raterContext.newPage();
+  const errors: Error[] = [];
+  admin.on('pageerror', (error) => errors.push(error));
+  rater.on('pageerror', (error) => errors.push(error));
+
+  // A deep link while signed out goes through sign-in and comes back.
+  await admin.goto('/admin/audit');
+  await expect(admin).toHaveURL(/\/login\?next=%2Fadmin%2Faudit$/);
+  await admin.getByLabel('Email').fill(ADMIN.email);
+  await admin.getByLabel('Password').fill(ADMIN.password);
+  await admin.getByRole('button', { name: 'Sign in' }).click();
+  await expect(admin).toHaveURL(/\/admin\/audit$/);
+  await expect(admin.getByTestId('audit-table')).toContainText('invite › create');
+  await expect(admin.getByTestId('audit-table')).toContainText(ADMIN.email);
+
+  // API token: shown once, works as a bearer token, stops working once revoked.
+  await admin.locator('[data-nav="tokens"]').click();
+  await admin.getByLabel('Name').fill('ci export');
+  await admin.getByRole('button', { name: 'Create token' }).click();
+  const token = await admin.getByTestId('api-token').inputValue();
+  expect(token.length).toBeGreaterThan(20);
+  const asToken = { headers: { authorization: `Bearer ${token}` } };
+  const me = await request.get('/api/auth/me', asToken);
+  expect(me.status()).toBe(200);
+  expect(((await me.json()) as { user: { email: string } }).user.email).toBe(ADMIN.email);
+
+  await admin.getByTestId('tokens-table').getByRole('button', { name: 'Revoke' }).click();
+  await admin.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
+  await expect(admin.getByTestId('tokens-table')).toContainText('Revoked');
+  await expect(admin.getByTestId('api-token')).toHaveCount(0);
+  expect((await request.get('/api/auth/me', asToken)).status()).toBe(401);
+
+  // Account: the current session is marked.
+  await admin.locator('[data-nav="account"]').click();
+  await expect(admin.getByTestId('sessions-table')).toContainText('This session');
+
+  // The rater signs in; the admin makes them a researcher. A role change ends the rater's sessions;
+  // signed in again, their navigation follows the new role.
+  const signInRater = async () => {
+    await rater.getByLabel('Email').fill(RATER.email);
+    await rater.getByLabel('Password').fill(RATER.password);
+    await rater.getByRole('button', { name: 'Sign in' }).click();
+  };
+  await rater.goto('/login');
+  await signInRater();
+  await expect(rater).toHaveURL(/\/rate$/);
+
+  await admin.locator('[data-nav="users"]').click();
+  await admin.getByLabel(`Role of ${RATER.email}`).selectOption('RESEARCHER');
+  await expect(admin.getByRole('status')).toContainText(`${RATER.name} is now a researcher.`);
+  await rater.reload();
+  await expect(rater).toHaveURL(/\/login\?next=%2Frate$/);
+  await signInRater();
+  // /rate (the `next` page) is not a researcher page.
+  await expect(rater.getByText('You do not have access')).toBeVisible();
+  await expect.poll(() => navKeys(rater)).toEqual(['account', 'tokens']);
+  await rater.locator('[data-nav="tokens"]').click();
+  await expect(rater.getByRole('heading', { name: 'API tokens', level: 1 })).toBeVisible();
+
+  // Back to rater: the open page's next API call gets 401 and goes to sign-in, keeping the destination.
+  await admin.getByLabel(`Role of ${RATER.email}`).selectOption('RATER');
+  await expect(admin.getByRole('status')).toContainText(`${RATER.name} is now a rater.`);
+  await rater.locator('[data-nav="account"]').click();
+  await expect(rater).toHaveURL(/\/login\?next=%2Faccount$/);
+
+  // The admin cannot demote or disable themself from the UI.
+  await expect(admin.getByLabel(`Role of ${ADMIN.email}`)).toBeDisabled();
+
+  // A disabled account cannot sign in; enabled again, it can.
+  const raterRow = admin.locator('tr', { hasText: RATER.email });
+  await raterRow.getByRole('button', { name: 'Disable' }).click();
+  await admin.getByRole('dialog').getByRole('button', { name: 'Disable' }).click();
+  await expect(raterRow).toContainText('Disabled');
+  await signInRater();
+  await expect(rater.getByTestId('login-error')).toBeVisible();
+
+  await raterRow.getByRole('button', { name: 'Enable' }).click();
+  await admin.getByRole('dialog').getByRole('button', { name: 'Enable' }).click();
+  await expect(raterRow).toContainText('Active');
+  await signInRater();
+  await expect(rater).toHaveURL(/\/account$/);
+  await expect(rater.getByTestId('sessions-table')).toContainText('This session');
+  await expect.poll(() => navKeys(rater)).toEqual(['account', 'rate']);
+
+  expect(errors).toEqual([]);
+  await adminContext.close();
   await raterContext.close();
 });
