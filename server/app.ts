@@ -20,12 +20,18 @@ import healthRoutes from './routes/health.js';
 import inviteRoutes from './routes/invites.js';
 import tokenRoutes from './routes/tokens.js';
 import userRoutes from './routes/users.js';
+import projectRoutes from './routes/projects.js';
+import ratingRoutes from './routes/rating.js';
 import { AuthService } from './services/auth.js';
+import { ProjectService } from './services/projects.js';
+import { QueueService } from './services/queue.js';
 import { UserService } from './services/users.js';
 
 export interface Services {
   auth: AuthService;
   users: UserService;
+  projects: ProjectService;
+  queue: QueueService;
 }
 
 declare module 'fastify' {
@@ -77,6 +83,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const services: Services = {
     auth: new AuthService(prisma, config),
     users: new UserService(prisma, config),
+    projects: new ProjectService(prisma),
+    queue: new QueueService(prisma),
   };
   app.decorate('services', services);
 
@@ -99,6 +107,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(userRoutes);
   await app.register(tokenRoutes);
   await app.register(auditRoutes);
+  await app.register(projectRoutes);
+  await app.register(ratingRoutes);
 
   await app.register(web, { webDir: options.webDir });
   return app;

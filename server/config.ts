@@ -23,6 +23,8 @@ const EnvSchema = Type.Object({
   SESSION_ABSOLUTE_HOURS: Type.Integer({ minimum: 1, default: 72 }),
   LOGIN_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 10 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1_048_576 }),
+  /** Imports carry whole files. */
+  IMPORT_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 67_108_864 }),
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 30_000 }),
   TRUST_PROXY: Type.Boolean({ default: false }),
   LOG_LEVEL: Type.Union(
@@ -48,6 +50,7 @@ export interface Config {
   sessionAbsoluteMs: number;
   loginRateLimitPerMinute: number;
   bodyLimit: number;
+  importLimit: number;
   requestTimeoutMs: number;
   trustProxy: boolean;
   logLevel: string;
@@ -84,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sessionAbsoluteMs: parsed.SESSION_ABSOLUTE_HOURS * 3_600_000,
     loginRateLimitPerMinute: parsed.LOGIN_RATE_LIMIT_PER_MINUTE,
     bodyLimit: parsed.BODY_LIMIT_BYTES,
+    importLimit: parsed.IMPORT_LIMIT_BYTES,
     requestTimeoutMs: parsed.REQUEST_TIMEOUT_MS,
     trustProxy: parsed.TRUST_PROXY,
     logLevel: parsed.LOG_LEVEL,

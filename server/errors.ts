@@ -4,6 +4,8 @@ export class HttpError extends Error {
     readonly statusCode: number,
     message: string,
     readonly code?: string,
+    /** Extra fields for the answer body, e.g. per-line import errors. */
+    readonly extra?: Record<string, unknown>,
   ) {
     super(message);
   }

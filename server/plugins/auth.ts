@@ -16,6 +16,8 @@ export interface RouteEntry {
   access: Access;
   /** Cookie-authenticated writes need the CSRF token unless the route opts out (sign-in itself). */
   csrf: boolean;
+  /** Whether the route takes a JSON body (has a body schema). */
+  body: boolean;
 }
 
 export const SESSION_COOKIE = 'loom_session';
@@ -57,7 +59,13 @@ export default fp(async function auth(app: FastifyInstance, options: { auth: Aut
       throw new Error(`Route ${String(route.method)} ${route.url} declares no access rule`);
     for (const method of [route.method].flat()) {
       if (method === 'HEAD') continue;
-      routeTable.push({ method, url: route.url, access, csrf: route.config?.csrf ?? true });
+      routeTable.push({
+        method,
+        url: route.url,
+        access,
+        csrf: route.config?.csrf ?? true,
+        body: Boolean(route.schema?.body),
+      });
     }
   });
 

@@ -43,10 +43,12 @@ export default fp(async function errors(app: FastifyInstance) {
     let status = error.statusCode ?? 500;
     let message = error.message;
     let code: string | undefined = error.code;
+    let extra: Record<string, unknown> = {};
 
     if (error instanceof HttpError) {
       status = error.statusCode;
       code = error.code;
+      extra = error.extra ?? {};
     } else if (error.validation) {
       status = 400;
       message = `Invalid request: ${error.message}`;
@@ -72,6 +74,6 @@ export default fp(async function errors(app: FastifyInstance) {
     }
     void reply
       .status(status)
-      .send({ statusCode: status, error: statusText(status), message, ...(code ? { code } : {}) });
+      .send({ ...extra, statusCode: status, error: statusText(status), message, ...(code ? { code } : {}) });
   });
 });

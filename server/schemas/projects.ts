@@ -20,14 +20,21 @@ export const LabelSchema = Type.Object(
     /** Criteria judged separately (e.g. helpfulness, harmlessness), each A/B/tie/both-bad. */
     criteria: Type.Array(
       Type.Object(
-        { key: Key, label: Type.String({ minLength: 1, maxLength: 60 }), description: Type.Optional(Type.String({ maxLength: 500 })) },
+        {
+          key: Key,
+          label: Type.String({ minLength: 1, maxLength: 60 }),
+          description: Type.Optional(Type.String({ maxLength: 500 })),
+        },
         { additionalProperties: false },
       ),
       { maxItems: 6 },
     ),
     /** Optional flags a rater may set (e.g. unsafe, factually wrong). */
     flags: Type.Array(
-      Type.Object({ key: Key, label: Type.String({ minLength: 1, maxLength: 60 }) }, { additionalProperties: false }),
+      Type.Object(
+        { key: Key, label: Type.String({ minLength: 1, maxLength: 60 }) },
+        { additionalProperties: false },
+      ),
       { maxItems: 10 },
     ),
   },
@@ -155,7 +162,9 @@ export const ImportReport = Type.Object({
     Type.Object({
       line: Type.Integer(),
       messages: Type.Array(Type.Object({ role: Type.String(), content: Type.String() })),
-      responses: Type.Array(Type.Object({ text: Type.String(), source: Type.Union([Type.String(), Type.Null()]) })),
+      responses: Type.Array(
+        Type.Object({ text: Type.String(), source: Type.Union([Type.String(), Type.Null()]) }),
+      ),
     }),
   ),
 });
@@ -163,7 +172,11 @@ export type ImportReport = Static<typeof ImportReport>;
 
 export const GenerateComparisonsBody = Type.Object(
   {
-    strategy: Type.Union([Type.Literal('all-pairs'), Type.Literal('random-pairs'), Type.Literal('cross-source')]),
+    strategy: Type.Union([
+      Type.Literal('all-pairs'),
+      Type.Literal('random-pairs'),
+      Type.Literal('cross-source'),
+    ]),
     /** random-pairs: at most this many pairs per prompt. */
     maxPerPrompt: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
     /** cross-source: pair responses of sourceA with responses of sourceB (source names or policy version names). */
@@ -176,9 +189,17 @@ export const GenerateComparisonsBody = Type.Object(
 );
 export type GenerateComparisonsBody = Static<typeof GenerateComparisonsBody>;
 
-export const GenerateComparisonsResult = Type.Object({ created: Type.Integer(), skippedExisting: Type.Integer() });
+export const GenerateComparisonsResult = Type.Object({
+  created: Type.Integer(),
+  skippedExisting: Type.Integer(),
+});
 
-export const ChoiceSchema = Type.Union([Type.Literal('A'), Type.Literal('B'), Type.Literal('TIE'), Type.Literal('BOTH_BAD')]);
+export const ChoiceSchema = Type.Union([
+  Type.Literal('A'),
+  Type.Literal('B'),
+  Type.Literal('TIE'),
+  Type.Literal('BOTH_BAD'),
+]);
 export type Choice = Static<typeof ChoiceSchema>;
 
 export const ComparisonSummary = Type.Object({

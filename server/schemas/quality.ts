@@ -33,7 +33,12 @@ export const ProjectQuality = Type.Object({
   /** P(choose the longer response) over side choices with different lengths. */
   longerShare: Nullable(Type.Number()),
   medianTimeMs: Nullable(Type.Number()),
-  choiceCounts: Type.Object({ A: Type.Integer(), B: Type.Integer(), TIE: Type.Integer(), BOTH_BAD: Type.Integer() }),
+  choiceCounts: Type.Object({
+    A: Type.Integer(),
+    B: Type.Integer(),
+    TIE: Type.Integer(),
+    BOTH_BAD: Type.Integer(),
+  }),
   raters: Type.Array(RaterQuality),
 });
 export type ProjectQuality = Static<typeof ProjectQuality>;

@@ -25,11 +25,18 @@ export const NextAssignmentBody = Type.Object(
 export type NextAssignmentBody = Static<typeof NextAssignmentBody>;
 
 export const NextAssignmentResult = Type.Object({
-  assignment: Type.Union([AssignmentView, Type.Null()], { description: 'Null when nothing is waiting for this rater.' }),
+  assignment: Type.Union([AssignmentView, Type.Null()], {
+    description: 'Null when nothing is waiting for this rater.',
+  }),
 });
 export type NextAssignmentResult = Static<typeof NextAssignmentResult>;
 
-export const ShownChoice = Type.Union([Type.Literal('LEFT'), Type.Literal('RIGHT'), Type.Literal('TIE'), Type.Literal('BOTH_BAD')]);
+export const ShownChoice = Type.Union([
+  Type.Literal('LEFT'),
+  Type.Literal('RIGHT'),
+  Type.Literal('TIE'),
+  Type.Literal('BOTH_BAD'),
+]);
 export type ShownChoice = Static<typeof ShownChoice>;
 
 export const SubmitBody = Type.Object(
@@ -38,7 +45,9 @@ export const SubmitBody = Type.Object(
     /** Index into the project's strength scale (0 = strongest); required when the scale is set and the choice is a side. */
     strength: Type.Optional(Type.Integer({ minimum: 0, maximum: 6 })),
     criteria: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$' }), ShownChoice)),
-    flags: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$' }), { maxItems: 10, uniqueItems: true })),
+    flags: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$' }), { maxItems: 10, uniqueItems: true }),
+    ),
     rationale: Type.Optional(Type.String({ maxLength: 5000 })),
     timeSpentMs: Type.Integer({ minimum: 0, maximum: 86_400_000 }),
   },

@@ -30,6 +30,25 @@ const EXPECTED: Record<string, 'public' | 'authenticated' | Role[]> = {
   'POST /api/tokens': ['ADMIN', 'RESEARCHER'],
   'DELETE /api/tokens/:id': ['ADMIN', 'RESEARCHER'],
   'GET /api/audit': ['ADMIN'],
+  'GET /api/projects': 'authenticated',
+  'POST /api/projects': ['ADMIN'],
+  'GET /api/projects/:id': 'authenticated',
+  'PATCH /api/projects/:id': ['ADMIN'],
+  'GET /api/projects/:id/members': ['ADMIN'],
+  'POST /api/projects/:id/members': ['ADMIN'],
+  'DELETE /api/projects/:id/members/:userId': ['ADMIN'],
+  'POST /api/projects/:id/import': ['ADMIN'],
+  'POST /api/projects/:id/comparisons/generate': ['ADMIN'],
+  'GET /api/projects/:id/comparisons': ['ADMIN', 'RESEARCHER'],
+  'PATCH /api/comparisons/:id': ['ADMIN'],
+  'GET /api/projects/:id/quality': ['ADMIN'],
+  'GET /api/rating/projects': 'authenticated',
+  'GET /api/projects/:id/rating-context': 'authenticated',
+  'POST /api/projects/:id/assignments/next': 'authenticated',
+  'POST /api/assignments/:id/submit': 'authenticated',
+  'POST /api/assignments/:id/skip': 'authenticated',
+  'POST /api/preferences/:id/undo': 'authenticated',
+  'GET /api/projects/:id/progress': 'authenticated',
 };
 
 const SECRET_KEYS = /passwordHash|tokenHash|ciphertext|"credential"|sessionSecret/;
@@ -71,7 +90,7 @@ describe('authorization matrix', () => {
       for (const caller of CALLERS) {
         const signedIn = callers.get(caller) ?? null;
         // A random id is an object the caller does not own (or that does not exist).
-        const url = route.url.replace(':id', randomUUID());
+        const url = route.url.replace(/:\w+/g, () => randomUUID());
         const response = await t.app.inject({
           method: route.method as 'GET',
           url,

@@ -7,20 +7,18 @@ import { createAndSignIn, createTestApp, type SignedIn, type TestApp } from '../
 let t: TestApp;
 let admin: SignedIn;
 beforeAll(async () => {
-  t = await createTestApp({ BODY_LIMIT_BYTES: '4096' });
+  t = await createTestApp({ BODY_LIMIT_BYTES: '4096', IMPORT_LIMIT_BYTES: '4096' });
   admin = await createAndSignIn(t, 'ADMIN');
 });
 afterAll(() => t.close());
 
-/** Writes that take a body; sign-out is left out because a valid call would end the session. */
+/** Routes that take a JSON body (sign-out takes none, so a valid call cannot end the session). */
 function writeRoutes() {
-  return t.app.routeTable.filter(
-    (route) => ['POST', 'PATCH', 'PUT'].includes(route.method) && route.url !== '/api/auth/logout',
-  );
+  return t.app.routeTable.filter((route) => route.body);
 }
 
 function concrete(url: string): string {
-  return url.replace(':id', '00000000-0000-4000-8000-000000000000');
+  return url.replace(/:\w+/g, '00000000-0000-4000-8000-000000000000');
 }
 
 function expectClientError(response: { statusCode: number; body: string }, label: string) {
@@ -69,7 +67,10 @@ describe('bad input', () => {
           payload: JSON.stringify(body),
         });
         expectClientError(response, `${route.method} ${route.url} with ${JSON.stringify(body)}`);
-        expect(response.statusCode).toBe(400);
+        expect(
+          response.statusCode,
+          `${route.method} ${route.url} with ${JSON.stringify(body)}: ${response.body}`,
+        ).toBe(400);
       }
       const polluted = await t.app.inject({
         method: route.method as 'POST',

@@ -1,0 +1,171 @@
+// The rater's side: projects to rate, the next comparison (leased), submit, skip, undo, progress.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { principalOf } from '../plugins/auth.js';
+import { ErrorSchema, IdParams } from '../schemas/common.js';
+import {
+  IdempotencyHeaders,
+  NextAssignmentBody,
+  NextAssignmentResult,
+  RaterProgress,
+  RaterProjectList,
+  RatingContext,
+  SkipBody,
+  SubmitBody,
+  SubmitResult,
+  UndoResult,
+} from '../schemas/rating.js';
+import { labelSchemaOf } from '../services/projects.js';
+
+const rating: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/api/rating/projects',
+    {
+      config: { access: 'authenticated' },
+      schema: {
+        tags: ['rating'],
+        summary: 'Projects I rate, with my progress',
+        response: { 200: RaterProjectList },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const projects = await app.prisma.project.findMany({
+        where: { archivedAt: null, members: { some: { userId: principal.user.id } } },
+        orderBy: { createdAt: 'asc' },
+      });
+      return Promise.all(
+        projects.map(async (project) => ({
+          id: project.id,
+          name: project.name,
+          description: project.description,
+          progress: await app.services.queue.progress(principal, project.id),
+        })),
+      );
+    },
+  );
+
+  app.get(
+    '/api/projects/:id/rating-context',
+    {
+      config: { access: 'authenticated' },
+      schema: {
+        tags: ['rating'],
+        summary: 'Guidelines and label schema for raters',
+        params: IdParams,
+        response: { 200: RatingContext, 404: ErrorSchema },
+      },
+    },
+    async (request) => {
+      const project = await app.services.projects.ratable(principalOf(request), request.params.id);
+      return {
+        projectId: project.id,
+        name: project.name,
+        guidelines: project.guidelines,
+        labelSchema: labelSchemaOf(project),
+      };
+    },
+  );
+
+  app.post(
+    '/api/projects/:id/assignments/next',
+    {
+      config: { access: 'authenticated' },
+      schema: {
+        tags: ['rating'],
+        summary: 'The next comparison for me (a lease that expires); call again with exclude to prefetch',
+        params: IdParams,
+        body: NextAssignmentBody,
+        response: { 200: NextAssignmentResult, 404: ErrorSchema },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const project = await app.services.projects.ratable(principal, request.params.id);
+      return { assignment: await app.services.queue.next(principal, project, request.body.exclude ?? []) };
+    },
+  );
+
+  app.post(
+    '/api/assignments/:id/submit',
+    {
+      config: { access: 'authenticated' },
+      schema: {
+        tags: ['rating'],
+        summary: 'Submit my judgment; the Idempotency-Key makes retries safe',
+        params: IdParams,
+        headers: IdempotencyHeaders,
+        body: SubmitBody,
+        response: {
+          201: SubmitResult,
+          400: ErrorSchema,
+          404: ErrorSchema,
+          409: ErrorSchema,
+          422: ErrorSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const result = await app.services.queue.submit(
+        principalOf(request),
+        request.params.id,
+        request.body,
+        request.headers['idempotency-key'],
+      );
+      return reply.status(201).send(result);
+    },
+  );
+
+  app.post(
+    '/api/assignments/:id/skip',
+    {
+      config: { access: 'authenticated' },
+      schema: {
+        tags: ['rating'],
+        summary: 'Skip a comparison, with a reason',
+        params: IdParams,
+        body: SkipBody,
+        response: { 204: Type.Null(), 404: ErrorSchema, 409: ErrorSchema },
+      },
+    },
+    async (request, reply) => {
+      await app.services.queue.skip(principalOf(request), request.params.id, request.body.reason);
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.post(
+    '/api/preferences/:id/undo',
+    {
+      config: { access: 'authenticated' },
+      schema: {
+        tags: ['rating'],
+        summary: 'Take back my last judgment within the undo window',
+        params: IdParams,
+        response: { 200: UndoResult, 404: ErrorSchema, 409: ErrorSchema },
+      },
+    },
+    async (request) => ({
+      assignment: await app.services.queue.undo(principalOf(request), request.params.id),
+    }),
+  );
+
+  app.get(
+    '/api/projects/:id/progress',
+    {
+      config: { access: 'authenticated' },
+      schema: {
+        tags: ['rating'],
+        summary: 'My progress in a project',
+        params: IdParams,
+        response: { 200: RaterProgress, 404: ErrorSchema },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const project = await app.services.projects.ratable(principal, request.params.id);
+      return app.services.queue.progress(principal, project.id);
+    },
+  );
+};
+export default rating;
