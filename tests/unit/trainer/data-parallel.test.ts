@@ -1,0 +1,52 @@
+// Data-parallel gradients over a worker thread equal the gradients of the whole batch computed
+// in one piece (token-weighted), so using both cores does not change what is learned.
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DataParallel, shardLoss, splitBatch } from '../../../trainer/data-parallel.js';
+import { createPolicy } from '../../../trainer/policy.js';
+import { initBackend } from '../../../trainer/runtime.js';
+import { packBatch } from '../../../trainer/sequences.js';
+import { Tokenizer } from '../../../trainer/tokenizer.js';
+
+beforeAll(async () => {
+  await initBackend();
+});
+
+describe('data-parallel gradients', () => {
+  it('split a batch by rows', () => {
+    const tokenizer = Tokenizer.fromTexts(['abc']);
+    const b = packBatch(
+      ['a', 'bb', 'ccc'].map((s) => ({ prompt: tokenizer.encodePrompt(s), response: tokenizer.encodeResponse(s) })),
+      16,
+    );
+    const shards = splitBatch(b, 2);
+    expect(shards.map((s) => s.batch)).toEqual([2, 1]);
+    expect(Array.from(shards[1]?.input ?? [])).toEqual(Array.from(b.input.slice(2 * b.length)));
+  });
+
+  it('match the single-thread gradient of the whole batch', { timeout: 60_000 }, async () => {
+    const tokenizer = Tokenizer.fromTexts(['abcdef']);
+    const { model } = createPolicy(tokenizer, { nLayer: 1, nEmbd: 16, nHead: 2, contextLength: 16 });
+    const texts = ['abc', 'de', 'fabcd', 'a', 'cc'];
+    const batch = packBatch(
+      texts.map((s) => ({ prompt: tokenizer.encodePrompt(s), response: tokenizer.encodeResponse(s + s) })),
+      16,
+    );
+    const { value, grads } = tf.variableGrads(() => shardLoss(model, batch, 'sft'), [...model.params.values()]);
+    const parallel = await DataParallel.start(model, 1);
+    try {
+      const result = await parallel.gradients(batch);
+      expect(result.loss).toBeCloseTo(value.dataSync()[0] ?? NaN, 4);
+      for (const [name, v] of model.params) {
+        const expected = grads[v.name]?.dataSync() ?? new Float32Array();
+        const actual = result.grads.get(name)?.dataSync() ?? new Float32Array();
+        const maxDiff = expected.reduce((m, x, i) => Math.max(m, Math.abs(x - (actual[i] ?? NaN))), 0);
+        expect(maxDiff, name).toBeLessThan(1e-4);
+      }
+      tf.dispose([...result.grads.values()]);
+    } finally {
+      await parallel.close();
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+  });
+});
