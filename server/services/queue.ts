@@ -45,10 +45,8 @@ function requestHash(assignmentId: string, body: SubmitBody): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
-function isUniqueViolation(error: unknown, field?: string): boolean {
-  if (!(error instanceof Prisma.PrismaClientKnownRequestError) || error.code !== 'P2002') return false;
-  if (!field) return true;
-  return JSON.stringify(error.meta ?? {}).includes(field);
+function isUniqueViolation(error: unknown): boolean {
+  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
 }
 
 export class QueueService {
@@ -176,7 +174,12 @@ export class QueueService {
       include: { comparison: { include: { project: true } } },
     });
     if (!assignment) throw notFound('No such assignment.');
-    if (assignment.status === 'SUBMITTED') throw conflict('You have already judged this comparison.');
+    if (assignment.status === 'SUBMITTED') {
+      // A concurrent request with this key may have just stored it.
+      const again = await this.replay(raterId, idempotencyKey, hash);
+      if (again) return again;
+      throw conflict('You have already judged this comparison.');
+    }
     if (assignment.status === 'SKIPPED') throw conflict('You skipped this comparison.');
     if (assignment.status === 'EXPIRED') throw conflict('This assignment was withdrawn; take the next one.');
     const stored = this.validate(body, assignment.comparison.project, assignment.swapped);
@@ -225,7 +228,7 @@ export class QueueService {
       };
     } catch (error) {
       // A concurrent request with the same key won the race: answer as it did.
-      if (isUniqueViolation(error, 'idempotencyKey')) {
+      if (isUniqueViolation(error) || (error instanceof HttpError && error.code === 'FULL')) {
         const again = await this.replay(raterId, idempotencyKey, hash);
         if (again) return again;
       }
