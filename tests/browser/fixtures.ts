@@ -1,6 +1,10 @@
 // Fixtures for browser tests: the running server's address and its one-time setup link
-// (see global-setup.ts), and a database handle for checking what the UI stored.
+// (see global-setup.ts), and `seed` to create accounts and read what the UI stored.
+import { randomUUID } from 'node:crypto';
 import { test as base, expect } from '@playwright/test';
+import { createPrisma, type PrismaClient } from '../../server/db/client.js';
+import type { Role } from '../../server/schemas/common.js';
+import { hashPassword } from '../../server/services/passwords.js';
 
 /* eslint-disable no-empty-pattern -- Playwright reads fixture dependencies from the destructuring pattern. */
 
@@ -10,10 +14,42 @@ function required(name: string): string {
   return value;
 }
 
-export const test = base.extend<object, { setupUrl: string; databaseUrl: string }>({
+export interface SeededUser {
+  id: string;
+  email: string;
+  password: string;
+  name: string;
+}
+
+export interface Seed {
+  /** The server's database, to set up data and check what the UI stored. */
+  prisma: PrismaClient;
+  createUser(role: Role, name?: string): Promise<SeededUser>;
+}
+
+export const test = base.extend<object, { setupUrl: string; databaseUrl: string; seed: Seed }>({
   baseURL: async ({}, use) => use(required('LOOM_E2E_BASE_URL')),
   setupUrl: [async ({}, use) => use(required('LOOM_E2E_SETUP_URL')), { scope: 'worker' }],
   databaseUrl: [async ({}, use) => use(required('LOOM_E2E_DATABASE_URL')), { scope: 'worker' }],
+  seed: [
+    async ({ databaseUrl }, use) => {
+      const prisma = createPrisma(databaseUrl, { max: 3 });
+      const password = 'browser test passphrase';
+      const passwordHash = await hashPassword(password);
+      await use({
+        prisma,
+        async createUser(role, name = `${role.toLowerCase()} ${randomUUID().slice(0, 6)}`) {
+          const email = `${role.toLowerCase()}-${randomUUID().slice(0, 8)}@example.com`;
+          const user = await prisma.user.create({
+            data: { email, name, role, credential: { create: { passwordHash } } },
+          });
+          return { id: user.id, email, password, name };
+        },
+      });
+      await prisma.$disconnect();
+    },
+    { scope: 'worker' },
+  ],
 });
 
 export { expect };

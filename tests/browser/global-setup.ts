@@ -62,6 +62,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       PORT: '0',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
+      // Browser tests sign in often from one address.
+      LOGIN_RATE_LIMIT_PER_MINUTE: '200',
       NODE_ENV: 'test',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
