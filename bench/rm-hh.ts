@@ -7,7 +7,9 @@ import { TextRewardModel, type TextRewardModelConfig } from '../trainer/text-rew
 
 export async function main(args: string[]): Promise<void> {
   const path = args[0] ?? '../shared/data/hh-rlhf/helpful-base-test.jsonl.gz';
-  const overrides = JSON.parse(args[1] ?? '{}') as Partial<TextRewardModelConfig>;
+  const { ensemble = 1, ...overrides } = JSON.parse(args[1] ?? '{}') as Partial<TextRewardModelConfig> & {
+    ensemble?: number;
+  };
   const folds = 5;
   const { pairs, skipped } = readHH(path);
   console.log(`rm-hh: ${pairs.length} pairs (${skipped} skipped: identical or empty sides)`);
@@ -28,9 +30,19 @@ export async function main(args: string[]): Promise<void> {
     const test = order.filter((_, i) => i % folds === f).map((i) => examples[i] as ComparisonExample);
     const train = order.filter((_, i) => i % folds !== f).map((i) => examples[i] as ComparisonExample);
     const started = performance.now();
-    const model = new TextRewardModel(overrides);
-    model.train(train);
-    const result = evaluateScorer(model, toPreferencePairs(test, null).pairs);
+    // Optionally several models from different seeds, their rewards averaged (less variance).
+    const models = Array.from(
+      { length: ensemble },
+      (_, i) => new TextRewardModel({ ...overrides, seed: 1 + i * 101 }),
+    );
+    for (const m of models) m.train(train);
+    const scorer = {
+      score: (items: { prompt: string; response: string }[]): number[] => {
+        const all = models.map((m) => m.score(items));
+        return items.map((_, j) => all.reduce((a, s) => a + (s[j] ?? 0), 0) / models.length);
+      },
+    };
+    const result = evaluateScorer(scorer, toPreferencePairs(test, null).pairs);
     correct += result.accuracy * result.pairs;
     const ms = performance.now() - started;
     console.log(

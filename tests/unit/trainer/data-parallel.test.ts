@@ -16,7 +16,10 @@ describe('data-parallel gradients', () => {
   it('split a batch by rows', () => {
     const tokenizer = Tokenizer.fromTexts(['abc']);
     const b = packBatch(
-      ['a', 'bb', 'ccc'].map((s) => ({ prompt: tokenizer.encodePrompt(s), response: tokenizer.encodeResponse(s) })),
+      ['a', 'bb', 'ccc'].map((s) => ({
+        prompt: tokenizer.encodePrompt(s),
+        response: tokenizer.encodeResponse(s),
+      })),
       16,
     );
     const shards = splitBatch(b, 2);
@@ -32,15 +35,21 @@ describe('data-parallel gradients', () => {
       texts.map((s) => ({ prompt: tokenizer.encodePrompt(s), response: tokenizer.encodeResponse(s + s) })),
       16,
     );
-    const { value, grads } = tf.variableGrads(() => shardLoss(model, batch, 'sft'), [...model.params.values()]);
+    const { value, grads } = tf.variableGrads(
+      () => shardLoss(model, batch, 'sft'),
+      [...model.params.values()],
+    );
     const parallel = await DataParallel.start(model, 1);
     try {
       const result = await parallel.gradients(batch);
       expect(result.loss).toBeCloseTo(value.dataSync()[0] ?? NaN, 4);
       for (const [name, v] of model.params) {
-        const expected = grads[v.name]?.dataSync() ?? new Float32Array();
-        const actual = result.grads.get(name)?.dataSync() ?? new Float32Array();
-        const maxDiff = expected.reduce((m, x, i) => Math.max(m, Math.abs(x - (actual[i] ?? NaN))), 0);
+        const expected = Array.from(grads[v.name]?.dataSync() ?? []);
+        const actual = Array.from(result.grads.get(name)?.dataSync() ?? []);
+        const maxDiff = expected.reduce(
+          (m: number, x, i) => Math.max(m, Math.abs(x - (actual[i] ?? NaN))),
+          0,
+        );
         expect(maxDiff, name).toBeLessThan(1e-4);
       }
       tf.dispose([...result.grads.values()]);
