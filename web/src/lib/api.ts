@@ -3,22 +3,42 @@ import { goto } from '$app/navigation';
 import { resolve } from '$app/paths';
 import type {
   AcceptInviteBody,
+  AddMembersBody,
   ApiToken,
   AuditPage,
   AuditQuery,
   ChangePasswordBody,
+  ComparisonPage,
+  ComparisonSummary,
+  CreateProjectBody,
   CreatedInvite,
   CreatedToken,
   CreateInviteBody,
   CreateTokenBody,
   CreateUserBody,
+  GenerateComparisonsBody,
   HealthResponse,
+  ImportBody,
+  ImportLineError,
+  ImportReport,
   Invite,
   InviteLookup,
   LoginBody,
+  Member,
   MeResponse,
+  NextAssignmentResult,
+  Project,
+  ProjectQuality,
+  RaterProgress,
+  RaterProjectList,
+  RatingContext,
   Session,
   SetupStatus,
+  SubmitBody,
+  SubmitResult,
+  UndoResult,
+  UpdateComparisonBody,
+  UpdateProjectBody,
   UpdateUserBody,
   User,
 } from '$shared/index.js';
@@ -28,12 +48,20 @@ import { session } from './session.svelte.js';
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string | undefined;
+  /** Per-line errors of a refused import (400 from POST /projects/:id/import). */
+  readonly lineErrors: ImportLineError[];
 
-  constructor(status: number, message: string, code?: string) {
+  constructor(status: number, message: string, code?: string, lineErrors: ImportLineError[] = []) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
+    this.lineErrors = lineErrors;
+  }
+
+  /** Status 0: the request never got an answer (offline, connection reset). Safe to retry idempotent calls. */
+  get isNetwork(): boolean {
+    return this.status === 0;
   }
 }
 
@@ -47,6 +75,8 @@ interface RequestOptions {
    * so the caller handles it instead of being sent to /login.
    */
   authRoute?: boolean;
+  /** Extra request headers (e.g. Idempotency-Key). */
+  headers?: Record<string, string>;
 }
 
 const WRITE_METHODS: ReadonlySet<Method> = new Set<Method>(['POST', 'PATCH', 'PUT', 'DELETE']);
@@ -85,7 +115,7 @@ async function send<T>(method: Method, path: string, options: RequestOptions): P
     if (qs) url += `?${qs}`;
   }
 
-  const headers: Record<string, string> = { accept: 'application/json' };
+  const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   if (WRITE_METHODS.has(method) && session.csrfToken) headers['x-csrf-token'] = session.csrfToken;
 
@@ -114,7 +144,7 @@ async function send<T>(method: Method, path: string, options: RequestOptions): P
   }
 
   if (!response.ok) {
-    const body = (data ?? {}) as { message?: unknown; code?: unknown };
+    const body = (data ?? {}) as { message?: unknown; code?: unknown; errors?: unknown };
     const message =
       typeof body.message === 'string' && body.message
         ? body.message
@@ -123,6 +153,7 @@ async function send<T>(method: Method, path: string, options: RequestOptions): P
       response.status,
       message,
       typeof body.code === 'string' ? body.code : undefined,
+      Array.isArray(body.errors) ? (body.errors as ImportLineError[]) : [],
     );
     if (response.status === 401 && !options.authRoute) await sendToLogin();
     throw error;
@@ -200,6 +231,63 @@ export const api = {
   // Audit log (ADMIN)
   audit: (query: AuditQuery = {}) =>
     request<AuditPage>('GET', '/audit', { query: { before: query.before, limit: query.limit } }),
+
+  // Projects (ADMIN manages; RESEARCHER reads; RATER sees their own)
+  projects: () => request<Project[]>('GET', '/projects'),
+  project: (id: string) => request<Project>('GET', `/projects/${encodeURIComponent(id)}`),
+  createProject: (body: CreateProjectBody) => request<Project>('POST', '/projects', { body }),
+  updateProject: (id: string, body: UpdateProjectBody) =>
+    request<Project>('PATCH', `/projects/${encodeURIComponent(id)}`, { body }),
+  members: (id: string) => request<Member[]>('GET', `/projects/${encodeURIComponent(id)}/members`),
+  addMembers: (id: string, body: AddMembersBody) =>
+    request<Member[]>('POST', `/projects/${encodeURIComponent(id)}/members`, { body }),
+  removeMember: (id: string, userId: string) =>
+    request<void>('DELETE', `/projects/${encodeURIComponent(id)}/members/${encodeURIComponent(userId)}`),
+  /** 400 with `ApiError.lineErrors` when any line is bad (nothing stored). */
+  importPrompts: (id: string, body: ImportBody) =>
+    request<ImportReport>('POST', `/projects/${encodeURIComponent(id)}/import`, { body }),
+  generateComparisons: (id: string, body: GenerateComparisonsBody) =>
+    request<{ created: number; skippedExisting: number }>(
+      'POST',
+      `/projects/${encodeURIComponent(id)}/comparisons/generate`,
+      { body },
+    ),
+  comparisons: (
+    id: string,
+    query: { status?: 'open' | 'complete' | 'gold'; cursor?: string; limit?: number } = {},
+  ) =>
+    request<ComparisonPage>('GET', `/projects/${encodeURIComponent(id)}/comparisons`, {
+      query: { status: query.status, cursor: query.cursor, limit: query.limit },
+    }),
+  updateComparison: (id: string, body: UpdateComparisonBody) =>
+    request<ComparisonSummary>('PATCH', `/comparisons/${encodeURIComponent(id)}`, { body }),
+  quality: (id: string) => request<ProjectQuality>('GET', `/projects/${encodeURIComponent(id)}/quality`),
+
+  // Rating (raters; admins may rate too)
+  ratingProjects: () => request<RaterProjectList>('GET', '/rating/projects'),
+  ratingContext: (id: string) =>
+    request<RatingContext>('GET', `/projects/${encodeURIComponent(id)}/rating-context`),
+  /** Pass the ids of leases already held (the one on screen) as `exclude` to prefetch the next one. */
+  nextAssignment: (projectId: string, exclude: string[] = []) =>
+    request<NextAssignmentResult>('POST', `/projects/${encodeURIComponent(projectId)}/assignments/next`, {
+      body: exclude.length > 0 ? { exclude } : {},
+    }),
+  /**
+   * `idempotencyKey`: one per judgment (crypto.randomUUID()); reuse it when retrying the same judgment
+   * after a network error, so the server stores it once.
+   */
+  submitJudgment: (assignmentId: string, body: SubmitBody, idempotencyKey: string) =>
+    request<SubmitResult>('POST', `/assignments/${encodeURIComponent(assignmentId)}/submit`, {
+      body,
+      headers: { 'idempotency-key': idempotencyKey },
+    }),
+  skipAssignment: (assignmentId: string, reason: string) =>
+    request<void>('POST', `/assignments/${encodeURIComponent(assignmentId)}/skip`, { body: { reason } }),
+  /** 409 when the undo window has passed. */
+  undoJudgment: (preferenceId: string) =>
+    request<UndoResult>('POST', `/preferences/${encodeURIComponent(preferenceId)}/undo`),
+  progress: (projectId: string) =>
+    request<RaterProgress>('GET', `/projects/${encodeURIComponent(projectId)}/progress`),
 };
 
 /** A readable message for anything a call may throw. */

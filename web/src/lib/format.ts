@@ -78,3 +78,31 @@ export function describeUserAgent(ua: string | null): string {
   if (browser && os) return `${browser} on ${os}`;
   return browser ?? os ?? ua.slice(0, 60);
 }
+
+/** "42%", or a dash for null. */
+export function formatShare(value: number | null | undefined, digits = 0): string {
+  if (value === null || value === undefined || Number.isNaN(value)) return '—';
+  return `${(value * 100).toFixed(digits)}%`;
+}
+
+/** A number with fixed decimals, or a dash for null. */
+export function formatNumber(value: number | null | undefined, digits = 2): string {
+  if (value === null || value === undefined || Number.isNaN(value)) return '—';
+  return value.toFixed(digits);
+}
+
+/** "850 ms", "12.4 s", "3.1 min"; a dash for null. */
+export function formatDuration(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${(ms / 60_000).toFixed(1)} min`;
+}
+
+/** Llama 2's four strength levels, strongest first (the server's default; copied so no TypeBox runtime). */
+export const DEFAULT_STRENGTHS = [
+  'Significantly better',
+  'Better',
+  'Slightly better',
+  'Negligibly better / unsure',
+];
