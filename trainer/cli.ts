@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { trainBestOfN } from './best-of-n.js';
 import { readCheckpointHeader } from './checkpoint.js';
+import { DataParallel } from './data-parallel.js';
 import { trainDPO } from './dpo.js';
 import { evaluatePolicy, winRate } from './evaluate.js';
 import { trainGRPO } from './grpo.js';
@@ -26,7 +27,8 @@ import { TextRewardModel } from './text-reward-model.js';
 import { Tokenizer } from './tokenizer.js';
 
 const HELP = `loom trainer
-  sft               --train demos.jsonl [--val demos.jsonl] [--init policy.ckpt] [--model '{"nLayer":4}'] --out policy.ckpt
+  sft               --train demos.jsonl [--val demos.jsonl] [--init policy.ckpt] [--model '{"nLayer":4}']
+                    [--workers 1] --out policy.ckpt      (workers: extra threads for data-parallel gradients)
   reward-model      --comparisons c.jsonl --init policy.ckpt [--holdout 0.1] --out rm.ckpt
   text-reward-model --comparisons c.jsonl [--holdout 0.1] --out rm.ckpt
   rloo|grpo|ppo|best-of-n  --policy sft.ckpt --reward rm.ckpt --prompts p.jsonl --out policy.ckpt
@@ -58,6 +60,7 @@ const { positionals, values: opts } = parseArgs({
     sampling: { type: 'string' },
     metrics: { type: 'string' },
     seed: { type: 'string' },
+    workers: { type: 'string' },
   },
 });
 
@@ -160,12 +163,17 @@ async function run(): Promise<unknown> {
           jsonOption(opts.model),
         );
       const steps = Number(config.steps ?? 500);
+      // Worker threads for data-parallel gradients: wasm is single-threaded, so 1 = both cores.
+      const workers = Number(opts.workers ?? 1);
+      const parallel = workers > 0 ? await DataParallel.start(policy.model, workers) : undefined;
       const bar = progress(steps, 'sft');
-      const result = trainSFT(policy, train, val, config, {
+      const result = await trainSFT(policy, train, val, config, {
         optimizer: loaded?.optimizer,
+        parallel,
         onStep: (step, loss) => bar.update(step + 1, { loss }),
       });
       bar.stop();
+      await parallel?.close();
       const best = Math.min(...result.validation.map((v) => v.loss));
       writeFileSync(
         need('out'),

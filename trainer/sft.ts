@@ -1,6 +1,7 @@
 // Supervised fine-tuning on demonstrations (prompt → response): next-token cross-entropy on the
 // response tokens, with a validation loss so the caller can watch for overfitting.
 import * as tf from '@tensorflow/tfjs';
+import type { DataParallel } from './data-parallel.js';
 import { AdamW } from './optimizer.js';
 import type { Policy } from './policy.js';
 import { Rng } from './runtime.js';
@@ -80,13 +81,17 @@ export interface SFTResult {
   validation: { step: number; loss: number }[];
 }
 
-export function trainSFT(
+/**
+ * Trains on the demonstrations. With `parallel` (a DataParallel over this policy's model) each
+ * batch is split between this thread and worker threads, using both cores.
+ */
+export async function trainSFT(
   policy: Policy,
   train: Demonstration[],
   validation: Demonstration[],
   config: Partial<SFTConfig> = {},
-  options: { optimizer?: AdamW; onStep?: (step: number, loss: number) => void } = {},
-): SFTResult {
+  options: { optimizer?: AdamW; parallel?: DataParallel; onStep?: (step: number, loss: number) => void } = {},
+): Promise<SFTResult> {
   const cfg = { ...DEFAULT_SFT, ...config };
   const rng = new Rng(cfg.seed);
   const optimizer = options.optimizer ?? new AdamW({ learningRate: cfg.learningRate });
@@ -102,7 +107,9 @@ export function trainSFT(
       C,
     );
     optimizer.config.learningRate = learningRateAt(step, cfg.learningRate, cfg.warmupSteps, cfg.steps);
-    const loss = optimizer.minimize(policy.model.params, () => sftLoss(policy, batch));
+    const loss = options.parallel
+      ? await options.parallel.step(optimizer, batch, 'sft')
+      : optimizer.minimize(policy.model.params, () => sftLoss(policy, batch));
     result.trainLosses.push(loss);
     options.onStep?.(step, loss);
     if (valPairs.length > 0 && ((step + 1) % cfg.evalEvery === 0 || step === cfg.steps - 1)) {

@@ -34,8 +34,8 @@ export const DEFAULT_TEXT_REWARD_MODEL: TextRewardModelConfig = {
   buckets: 1 << 18, // few collisions for a few thousand comparisons' vocabulary
   hidden: 16, // small: more units overfit a few thousand pairs
   wordNgrams: 2, // unigrams and bigrams
-  charNgram: 4, // character 4-grams
-  epochs: 3, // more overfits
+  charNgram: 3, // character trigrams: best of 3/4/5 in 5-fold CV on HH helpful-base
+  epochs: 1, // one pass, as for the GPT reward model: more epochs overfit (HH: 62.3% → 59.9% at 3)
   batchSize: 16, // comparisons per step
   learningRate: 3e-3, // Adam
   l2: 1e-4, // keeps rare n-grams from memorizing their pair

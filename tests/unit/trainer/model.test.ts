@@ -107,7 +107,7 @@ describe('KV cache', () => {
 });
 
 describe('training loops', () => {
-  it('do not leak tensors (tf.memory().numTensors flat across steps)', { timeout: 120_000 }, () => {
+  it('do not leak tensors (tf.memory().numTensors flat across steps)', { timeout: 120_000 }, async () => {
     const rng = new Rng(3);
     const word = (): string => Array.from({ length: 1 + rng.int(4) }, () => 'abcdef'[rng.int(6)]).join('');
     const policy = createPolicy(tokenizer, tiny);
@@ -122,7 +122,7 @@ describe('training loops', () => {
     const rm = RewardModel.fromPolicy(policy);
     // One warm-up call of each creates the optimizer's slots; after that nothing may grow.
     const counts: number[] = [];
-    const sft = trainSFT(
+    const sft = await trainSFT(
       policy,
       prompts.map((p) => ({ prompt: p, response: p })),
       [],
@@ -149,7 +149,7 @@ describe('training loops', () => {
     const rmRun = trainRewardModel(rm, comparisons, { batchSize: 4 });
     const dpo = trainDPO(policy, reference, comparisons, { batchSize: 4 });
     for (let round = 0; round < 3; round++) {
-      trainSFT(
+      await trainSFT(
         policy,
         prompts.map((p) => ({ prompt: p, response: p })),
         prompts.map((p) => ({ prompt: p, response: p })),
@@ -194,9 +194,9 @@ describe('training loops', () => {
 });
 
 describe('checkpoints', () => {
-  it('save → load gives identical log-probs, optimizer state and step', () => {
+  it('save → load gives identical log-probs, optimizer state and step', async () => {
     const policy = createPolicy(tokenizer, tiny);
-    const { optimizer } = trainSFT(policy, [{ prompt: 'ab', response: 'ba' }], [], {
+    const { optimizer } = await trainSFT(policy, [{ prompt: 'ab', response: 'ba' }], [], {
       steps: 2,
       batchSize: 1,
     });

@@ -34,7 +34,7 @@ beforeAll(async () => {
   await initBackend();
   // The SFT policy writes random strings of 2-6 letters: about 1/6 of them are "a".
   sft = createPolicy(Tokenizer.fromTexts([letters]), { nLayer: 2, nEmbd: 48, nHead: 4, contextLength: 24 });
-  trainSFT(
+  await trainSFT(
     sft,
     prompts.map((prompt) => ({ prompt, response: word(2 + rng.int(5)) })),
     [],

@@ -1,6 +1,7 @@
 // SFT on a tiny synthetic task (reverse a short string): validation loss falls and sampling gives
 // the taught answers far more often than before training.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DataParallel } from '../../../trainer/data-parallel.js';
 import { createPolicy, type Policy } from '../../../trainer/policy.js';
 import { initBackend, Rng } from '../../../trainer/runtime.js';
 import { generate } from '../../../trainer/sampling.js';
@@ -35,7 +36,7 @@ beforeAll(async () => {
 });
 
 describe('SFT', () => {
-  it('lowers validation loss and teaches the answers', { timeout: 180_000 }, () => {
+  it('lowers validation loss and teaches the answers', { timeout: 180_000 }, async () => {
     const train = reversal(400);
     const validation = reversal(50);
     const policy = createPolicy(Tokenizer.fromTexts([letters]), {
@@ -45,12 +46,21 @@ describe('SFT', () => {
       contextLength: 16,
     });
     const before = taughtRate(policy, validation);
-    const result = trainSFT(policy, train, validation, {
-      steps: 240,
-      batchSize: 32,
-      learningRate: 3e-3,
-      evalEvery: 40,
-    });
+    // Both cores: half of every batch goes to a worker thread.
+    const parallel = await DataParallel.start(policy.model, 1);
+    const result = await trainSFT(
+      policy,
+      train,
+      validation,
+      {
+        steps: 240,
+        batchSize: 32,
+        learningRate: 3e-3,
+        evalEvery: 40,
+      },
+      { parallel },
+    );
+    await parallel.close();
     const first = result.validation[0]?.loss ?? NaN;
     const last = result.validation.at(-1)?.loss ?? NaN;
     expect(last).toBeLessThan(first * 0.5);

@@ -1,0 +1,220 @@
+// Rating throughput through the HTTP API: many simulated raters take the next comparison and
+// submit, against the server in its own process. The peer is raw PostgreSQL single-row INSERTs
+// with `pg` measured in the same run on the same server.
+// Ends with `rating: submit_vs_raw_insert=<ratio> next_p99_ms=<ms> errors=<count>`.
+import { randomBytes, randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { createPrisma } from '../server/db/client.js';
+import { applyMigrations } from '../server/db/migrate.js';
+import { hashPassword } from '../server/services/passwords.js';
+import { startServerProcess } from '../tests/support/server-process.js';
+
+const RATERS = Number(process.env.BENCH_RATERS ?? 200);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const PROMPTS = Number(process.env.BENCH_PROMPTS ?? 6000);
+const RAW_CLIENTS = 16;
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: RATERS + 10 });
+
+function request(
+  origin: string,
+  method: string,
+  url: string,
+  headers: Record<string, string>,
+  body?: unknown,
+) {
+  return new Promise<{ status: number; body: string; setCookie: string[] }>((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request(
+      `${origin}${url}`,
+      { method, agent, headers: { ...headers, ...(payload ? { 'content-type': 'application/json' } : {}) } },
+      (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (data += chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: data, setCookie: res.headers['set-cookie'] ?? [] }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+async function rawInsertRate(url: string): Promise<number> {
+  const pool = new pg.Pool({ connectionString: url, max: RAW_CLIENTS });
+  await pool.query(
+    'CREATE TABLE raw_insert (id bigserial PRIMARY KEY, comparison uuid, rater uuid, choice text, created timestamptz DEFAULT now())',
+  );
+  let count = 0;
+  const end = Date.now() + 5_000;
+  await Promise.all(
+    Array.from({ length: RAW_CLIENTS }, async () => {
+      while (Date.now() < end) {
+        await pool.query('INSERT INTO raw_insert (comparison, rater, choice) VALUES ($1, $2, $3)', [
+          randomUUID(),
+          randomUUID(),
+          'A',
+        ]);
+        count++;
+      }
+    }),
+  );
+  await pool.query('DROP TABLE raw_insert');
+  await pool.end();
+  return count / 5;
+}
+
+export async function main(): Promise<void> {
+  const admin =
+    process.env.TEST_DATABASE_URL ??
+    process.env.DATABASE_URL ??
+    'postgresql://postgres@127.0.0.1:5432/postgres';
+  const name = `loom_bench_rating_${randomBytes(4).toString('hex')}`;
+  const adminClient = new pg.Client({ connectionString: admin });
+  await adminClient.connect();
+  await adminClient.query(`CREATE DATABASE "${name}"`);
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  const databaseUrl = url.toString();
+  let server: Awaited<ReturnType<typeof startServerProcess>> | null = null;
+  try {
+    await applyMigrations(databaseUrl);
+    console.log(`rating: raw INSERT baseline (${RAW_CLIENTS} clients, 5 s)...`);
+    const raw = await rawInsertRate(databaseUrl);
+    console.log(`rating: raw inserts ${raw.toFixed(0)}/s`);
+
+    console.log(`rating: seeding ${PROMPTS} comparisons (overlap 3) and ${RATERS} raters...`);
+    const prisma = createPrisma(databaseUrl, { max: 4 });
+    const project = await prisma.project.create({
+      data: { name: 'Rating benchmark', overlap: 3, labelSchema: {} },
+    });
+    const passwordHash = await hashPassword('benchmark passphrase');
+    const raterIds: string[] = [];
+    for (let i = 0; i < RATERS; i++) {
+      const user = await prisma.user.create({
+        data: {
+          email: `rater${i}@bench.example`,
+          name: `Rater ${i}`,
+          role: 'RATER',
+          simulated: true,
+          credential: { create: { passwordHash } },
+        },
+      });
+      raterIds.push(user.id);
+    }
+    await prisma.projectMember.createMany({
+      data: raterIds.map((userId) => ({ projectId: project.id, userId })),
+    });
+    await prisma.$executeRaw`
+      WITH p AS (
+        INSERT INTO "Prompt" ("projectId", messages)
+        SELECT ${project.id}::uuid, jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'Question ' || g))
+        FROM generate_series(1, ${PROMPTS}) g RETURNING id
+      ), r AS (
+        INSERT INTO "Response" ("promptId", text, source)
+        SELECT p.id, 'Answer ' || s || ' to ' || p.id, 'model-' || s FROM p, generate_series(1, 2) s RETURNING id, "promptId", source
+      )
+      INSERT INTO "Comparison" ("projectId", "promptId", "responseAId", "responseBId", "requiredVotes")
+      SELECT ${project.id}::uuid, a."promptId", a.id, b.id, 3 FROM r a JOIN r b ON a."promptId" = b."promptId" AND a.source = 'model-1' AND b.source = 'model-2'`;
+    await prisma.$disconnect();
+
+    server = await startServerProcess({
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'error',
+      NODE_ENV: 'production',
+      SESSION_SECRET: randomBytes(48).toString('base64'),
+      LOGIN_RATE_LIMIT_PER_MINUTE: '100000',
+      DB_POOL_MAX: '20',
+      DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'loom-bench-')),
+    });
+    const origin = server.origin;
+    const sessions: Record<string, string>[] = [];
+    for (let i = 0; i < RATERS; i += 10) {
+      const batch = await Promise.all(
+        raterIds.slice(i, i + 10).map(async (_, j) => {
+          const login = await request(
+            origin,
+            'POST',
+            '/api/auth/login',
+            {},
+            { email: `rater${i + j}@bench.example`, password: 'benchmark passphrase' },
+          );
+          if (login.status !== 200) throw new Error(`login ${login.status} ${login.body}`);
+          const cookie = login.setCookie.map((c) => c.split(';')[0]).join('; ');
+          return { cookie, 'x-csrf-token': (JSON.parse(login.body) as { csrfToken: string }).csrfToken };
+        }),
+      );
+      sessions.push(...batch);
+    }
+
+    console.log(`rating: ${RATERS} raters for ${SECONDS} s through the API...`);
+    const nextLatencies: number[] = [];
+    let submitted = 0;
+    let errors = 0;
+    const started = Date.now();
+    const end = started + SECONDS * 1000;
+    await Promise.all(
+      sessions.map(async (headers) => {
+        while (Date.now() < end) {
+          try {
+            const t0 = performance.now();
+            const next = await request(
+              origin,
+              'POST',
+              `/api/projects/${project.id}/assignments/next`,
+              headers,
+              {},
+            );
+            nextLatencies.push(performance.now() - t0);
+            if (next.status !== 200) {
+              errors++;
+              continue;
+            }
+            const assignment = (JSON.parse(next.body) as { assignment: { id: string } | null }).assignment;
+            if (!assignment) return;
+            const submit = await request(
+              origin,
+              'POST',
+              `/api/assignments/${assignment.id}/submit`,
+              { ...headers, 'idempotency-key': randomUUID() },
+              { choice: Math.random() < 0.5 ? 'LEFT' : 'RIGHT', strength: 1, timeSpentMs: 1000 },
+            );
+            if (submit.status === 201) submitted++;
+            else errors++;
+          } catch {
+            errors++;
+          }
+        }
+      }),
+    );
+    const elapsed = (Date.now() - started) / 1000;
+    const rate = submitted / elapsed;
+    const p50 = percentile(nextLatencies, 50);
+    const p99 = percentile(nextLatencies, 99);
+    console.log(
+      `rating: ${submitted} submissions in ${elapsed.toFixed(1)} s = ${rate.toFixed(0)}/s; next p50 ${p50.toFixed(1)} ms`,
+    );
+    console.log(
+      `rating: submit_vs_raw_insert=${(rate / raw).toFixed(3)} next_p99_ms=${p99.toFixed(1)} errors=${errors}`,
+    );
+  } finally {
+    await server?.stop();
+    agent.destroy();
+    await adminClient.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await adminClient.end();
+  }
+}
