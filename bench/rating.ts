@@ -127,6 +127,8 @@ export async function main(): Promise<void> {
       )
       INSERT INTO "Comparison" ("projectId", "promptId", "responseAId", "responseBId", "requiredVotes")
       SELECT ${project.id}::uuid, a."promptId", a.id, b.id, 3 FROM r a JOIN r b ON a."promptId" = b."promptId" AND a.source = 'model-1' AND b.source = 'model-2'`;
+    // Fresh tables have no statistics yet; a real database has them from autovacuum.
+    await prisma.$executeRawUnsafe('ANALYZE');
     await prisma.$disconnect();
 
     server = await startServerProcess({

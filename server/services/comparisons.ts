@@ -182,6 +182,9 @@ export async function updateComparison(
   const comparison = await prisma.comparison.findUnique({ where: { id }, include: { project: true } });
   if (!comparison) throw notFound('No such comparison.');
   const gold = patch.goldChoice === undefined ? undefined : patch.goldChoice !== null;
+  const requiredVotes = gold
+    ? GOLD_REQUIRED_VOTES
+    : Math.max(comparison.project.overlap, comparison.voteCount);
   const updated = await prisma.comparison.update({
     where: { id },
     data: {
@@ -190,9 +193,8 @@ export async function updateComparison(
         ? {
             isGold: gold,
             goldChoice: patch.goldChoice ?? null,
-            requiredVotes: gold
-              ? GOLD_REQUIRED_VOTES
-              : Math.max(comparison.project.overlap, comparison.voteCount),
+            requiredVotes,
+            open: comparison.voteCount < requiredVotes,
           }
         : {}),
     },

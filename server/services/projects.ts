@@ -98,7 +98,7 @@ export class ProjectService {
       this.prisma.projectMember.count({ where: { projectId } }),
       this.prisma.$queryRaw<{ remaining: bigint | null }[]>`
         SELECT sum("requiredVotes" - "voteCount") AS remaining FROM "Comparison"
-        WHERE "projectId" = ${projectId}::uuid AND NOT "isGold" AND "voteCount" < "requiredVotes"`,
+        WHERE "projectId" = ${projectId}::uuid AND "open" AND NOT "isGold"`,
     ]);
     return {
       prompts,

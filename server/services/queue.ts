@@ -52,30 +52,29 @@ function isUniqueViolation(error: unknown): boolean {
 export class QueueService {
   constructor(private readonly prisma: PrismaClient) {}
 
+  /** The rater's view of a lease, in one query: sides as shown, nothing about sources. */
   private async view(assignmentId: string): Promise<AssignmentViewData> {
-    const assignment = await this.prisma.assignment.findUniqueOrThrow({
-      where: { id: assignmentId },
-      include: {
-        comparison: {
-          include: {
-            prompt: { select: { messages: true } },
-            responseA: { select: { text: true } },
-            responseB: { select: { text: true } },
-          },
-        },
-      },
-    });
-    const { comparison } = assignment;
-    const [left, right] = assignment.swapped
-      ? [comparison.responseB, comparison.responseA]
-      : [comparison.responseA, comparison.responseB];
+    const rows = await this.prisma.$queryRaw<
+      { id: string; projectId: string; expiresAt: Date; messages: unknown; left: string; right: string }[]
+    >`
+      SELECT a.id, c."projectId", a."expiresAt", p.messages,
+             CASE WHEN a.swapped THEN rb.text ELSE ra.text END AS "left",
+             CASE WHEN a.swapped THEN ra.text ELSE rb.text END AS "right"
+      FROM "Assignment" a
+      JOIN "Comparison" c ON c.id = a."comparisonId"
+      JOIN "Prompt" p ON p.id = c."promptId"
+      JOIN "Response" ra ON ra.id = c."responseAId"
+      JOIN "Response" rb ON rb.id = c."responseBId"
+      WHERE a.id = ${assignmentId}::uuid`;
+    const row = rows[0];
+    if (!row) throw notFound('No such assignment.');
     return {
-      id: assignment.id,
-      projectId: comparison.projectId,
-      expiresAt: assignment.expiresAt.toISOString(),
-      messages: comparison.prompt.messages as { role: string; content: string }[],
-      left: { text: left.text },
-      right: { text: right.text },
+      id: row.id,
+      projectId: row.projectId,
+      expiresAt: row.expiresAt.toISOString(),
+      messages: row.messages as { role: string; content: string }[],
+      left: { text: row.left },
+      right: { text: row.right },
     };
   }
 
@@ -122,24 +121,40 @@ export class QueueService {
     const rows = await this.prisma.$queryRaw<{ open: boolean }[]>`
       SELECT EXISTS (
         SELECT 1 FROM "Comparison" c
-        WHERE c."projectId" = ${projectId}::uuid AND c."voteCount" < c."requiredVotes"
+        WHERE c."projectId" = ${projectId}::uuid AND c."open"
           AND NOT EXISTS (SELECT 1 FROM "Assignment" a WHERE a."comparisonId" = c.id AND a."raterId" = ${raterId}::uuid)
           AND c.id <> ALL(${full}::uuid[])
       ) AS open`;
     return rows[0]?.open ?? false;
   }
 
-  private lease(raterId: string, project: Project, preferGold: boolean, full: string[]) {
+  private async lease(raterId: string, project: Project, preferGold: boolean, full: string[]) {
+    // Gold is mixed in at the project's rate: tried first when drawn, else after the rest.
+    const order = preferGold ? [true, false] : [false, true];
+    for (const gold of order) {
+      const result = await this.leaseFrom(raterId, project, gold, full);
+      if (result !== null) return result;
+    }
+    return null;
+  }
+
+  private leaseFrom(raterId: string, project: Project, gold: boolean, full: string[]) {
     return this.prisma.$transaction(
       async (tx) => {
         const candidates = await tx.$queryRaw<{ id: string; requiredVotes: number; voteCount: number }[]>`
           SELECT c.id, c."requiredVotes", c."voteCount"
           FROM "Comparison" c
           WHERE c."projectId" = ${project.id}::uuid
-            AND c."voteCount" < c."requiredVotes"
+            AND c."open"
+            AND c."isGold" = ${gold}
             AND NOT EXISTS (SELECT 1 FROM "Assignment" a WHERE a."comparisonId" = c.id AND a."raterId" = ${raterId}::uuid)
             AND c.id <> ALL(${full}::uuid[])
-          ORDER BY (c."isGold" = ${preferGold}) DESC, c.priority DESC, c."voteCount" DESC, c.id
+            -- Leases seen by this statement's snapshot: a filter only; the recount below decides.
+            AND c."voteCount" + (
+              SELECT count(*) FROM "Assignment" l
+              WHERE l."comparisonId" = c.id AND l.status = 'LEASED' AND l."expiresAt" > now()
+            ) < c."requiredVotes"
+          ORDER BY c.priority DESC, c.id
           LIMIT ${CANDIDATES}
           FOR UPDATE OF c SKIP LOCKED`;
         if (candidates.length === 0) return null;
@@ -189,7 +204,7 @@ export class QueueService {
         async (tx) => {
           // Counting the vote under the comparison's row lock keeps it at or below its overlap.
           const counted = await tx.$executeRaw`
-            UPDATE "Comparison" SET "voteCount" = "voteCount" + 1
+            UPDATE "Comparison" SET "voteCount" = "voteCount" + 1, "open" = "voteCount" + 1 < "requiredVotes"
             WHERE id = ${assignment.comparisonId}::uuid AND "voteCount" < "requiredVotes"`;
           if (counted !== 1)
             throw new HttpError(
@@ -316,7 +331,9 @@ export class QueueService {
     await this.prisma.$transaction(async (tx) => {
       const deleted = await tx.preference.deleteMany({ where: { id: preferenceId } });
       if (deleted.count !== 1) throw notFound('No such judgment.');
-      await tx.$executeRaw`UPDATE "Comparison" SET "voteCount" = "voteCount" - 1 WHERE id = ${preference.comparisonId}::uuid AND "voteCount" > 0`;
+      await tx.$executeRaw`
+        UPDATE "Comparison" SET "voteCount" = "voteCount" - 1, "open" = "voteCount" - 1 < "requiredVotes"
+        WHERE id = ${preference.comparisonId}::uuid AND "voteCount" > 0`;
       await tx.assignment.update({
         where: { id: assignmentId },
         data: {
@@ -340,10 +357,10 @@ export class QueueService {
       this.prisma.preference.count({ where: { raterId, comparison: { projectId } } }),
       this.prisma.$queryRaw<{ n: bigint | null }[]>`
         SELECT sum("requiredVotes" - "voteCount") AS n FROM "Comparison"
-        WHERE "projectId" = ${projectId}::uuid AND NOT "isGold" AND "voteCount" < "requiredVotes"`,
+        WHERE "projectId" = ${projectId}::uuid AND "open" AND NOT "isGold"`,
       this.prisma.$queryRaw<{ n: bigint }[]>`
         SELECT count(*) AS n FROM "Comparison" c
-        WHERE c."projectId" = ${projectId}::uuid AND NOT c."isGold" AND c."voteCount" < c."requiredVotes"
+        WHERE c."projectId" = ${projectId}::uuid AND c."open" AND NOT c."isGold"
           AND NOT EXISTS (SELECT 1 FROM "Assignment" a WHERE a."comparisonId" = c.id AND a."raterId" = ${raterId}::uuid)`,
     ]);
     return {

@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startServerProcess } from '../support/server-process.js';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'loom-start-'));
@@ -28,40 +29,6 @@ function tsx(script: string, args: string[] = []): ChildProcess {
     env: env(),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
-}
-
-interface Started {
-  child: ChildProcess;
-  origin: string;
-  output: () => string;
-}
-
-function startServer(): Promise<Started> {
-  const child = tsx('server/main.ts');
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`No start within 90 s:\n${output}`)), 90_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const origin = /Loom is running at (http:\/\/\S+)/.exec(output)?.[1];
-      if (origin && /No admin exists|Sign in with your account/.test(output)) {
-        clearTimeout(timer);
-        resolve({ child, origin: origin.replace('localhost', '127.0.0.1'), output: () => output });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`Exited with ${code} before starting:\n${output}`));
-    });
-  });
-}
-
-async function stopServer(started: Started): Promise<number | null> {
-  const exited = new Promise<number | null>((resolve) => started.child.once('exit', (code) => resolve(code)));
-  started.child.kill('SIGTERM');
-  return exited;
 }
 
 function cli(args: string[], stdin: string): Promise<{ code: number | null; out: string }> {
@@ -96,7 +63,7 @@ afterAll(() => {
 describe('npm start on the embedded default', () => {
   it('starts, keeps data across a restart, and the CLI works with and without the server', async () => {
     // First start: a new cluster, migrations, and a one-time setup link.
-    const first = await startServer();
+    const first = await startServerProcess(env());
     const setupUrl = /(http:\/\/\S+\/setup\?token=(\S+))/.exec(first.output());
     expect(setupUrl, first.output()).not.toBeNull();
     const health = await fetch(`${first.origin}/api/health`);
@@ -128,7 +95,7 @@ describe('npm start on the embedded default', () => {
     expect(duplicate.code).not.toBe(0);
     expect(duplicate.out).toMatch(/already exists/);
 
-    expect(await stopServer(first)).toBe(0);
+    expect(await first.stop()).toBe(0);
     expect(existsSync(path.join(clusterDir(), 'postmaster.pid'))).toBe(false);
 
     // With the server stopped, the CLI starts the embedded database for the command only.
@@ -140,12 +107,12 @@ describe('npm start on the embedded default', () => {
     expect(existsSync(path.join(clusterDir(), 'postmaster.pid'))).toBe(false);
 
     // Second start: same data, no setup link any more.
-    const second = await startServer();
+    const second = await startServerProcess(env());
     expect(second.output()).not.toMatch(/setup\?token=/);
     expect(await login(second.origin, 'admin@example.com')).toBe(200);
     expect(await login(second.origin, 'rater@example.com')).toBe(200);
     expect(await login(second.origin, 'researcher@example.com')).toBe(200);
-    expect(await stopServer(second)).toBe(0);
+    expect(await second.stop()).toBe(0);
   }, 240_000);
 
   it('explains bad CLI usage with a message and a non-zero exit code', async () => {
