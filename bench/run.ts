@@ -5,7 +5,6 @@ export type Benchmark = { main(args: string[]): Promise<void> };
 const benchmarks: Record<string, () => Promise<Benchmark>> = {
   'rm-hh': () => import('./rm-hh.js'), // reward-model accuracy on real HH-RLHF preferences
   speed: () => import('./speed.js'), // tfjs training step time against PyTorch on the CPU
-  rating: () => import('./rating.js'), // rating throughput through the HTTP API (rating issue's module)
   rating: () => import('./rating.js'), // submissions and next-comparison latency through the API vs raw INSERTs
 };
 
