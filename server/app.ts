@@ -16,6 +16,7 @@ import security from './plugins/security.js';
 import web from './plugins/web.js';
 import auditRoutes from './routes/audit.js';
 import authRoutes from './routes/auth.js';
+import datasetRoutes from './routes/datasets.js';
 import healthRoutes from './routes/health.js';
 import inviteRoutes from './routes/invites.js';
 import tokenRoutes from './routes/tokens.js';
@@ -109,6 +110,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(auditRoutes);
   await app.register(projectRoutes);
   await app.register(ratingRoutes);
+  await app.register(datasetRoutes);
 
   await app.register(web, { webDir: options.webDir });
   return app;

@@ -8,3 +8,4 @@ export * from './health.js';
 export * from './projects.js';
 export * from './rating.js';
 export * from './quality.js';
+export * from './datasets.js';

@@ -49,6 +49,13 @@ const EXPECTED: Record<string, 'public' | 'authenticated' | Role[]> = {
   'POST /api/assignments/:id/skip': 'authenticated',
   'POST /api/preferences/:id/undo': 'authenticated',
   'GET /api/projects/:id/progress': 'authenticated',
+  'POST /api/projects/:id/export': ['ADMIN', 'RESEARCHER'],
+  'POST /api/projects/:id/export/count': ['ADMIN', 'RESEARCHER'],
+  'POST /api/projects/:id/snapshots': ['ADMIN', 'RESEARCHER'],
+  'GET /api/projects/:id/snapshots': ['ADMIN', 'RESEARCHER'],
+  'GET /api/snapshots/:id': ['ADMIN', 'RESEARCHER'],
+  'GET /api/snapshots/:id/download': ['ADMIN', 'RESEARCHER'],
+  'POST /api/projects/:id/preferences/import': ['ADMIN', 'RESEARCHER'],
 };
 
 const SECRET_KEYS = /passwordHash|tokenHash|ciphertext|"credential"|sessionSecret/;

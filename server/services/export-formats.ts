@@ -1,0 +1,222 @@
+// The shapes preference data takes in the tools researchers train with (TRL, HH-RLHF, OpenRLHF,
+// CSV): pure functions from judgments to rows and back, shared by exports and imports.
+import type { Choice } from '../db/client.js';
+import type { ExportFormat, ExportOptions } from '../schemas/datasets.js';
+
+export interface Message {
+  role: string;
+  content: string;
+}
+
+/** One preference pair as training tools see it. */
+export interface Pair {
+  messages: Message[];
+  chosen: string;
+  rejected: string;
+  /** TRL's margin (larger = clearer preference), or null when unknown. */
+  margin: number | null;
+}
+
+// --- Strength and margin --------------------------------------------------------------------
+
+/**
+ * A judgment's strength is an index into the project's scale, strongest first. Llama 2's margin
+ * loss gives the strongest level the largest margin: with 4 levels, indexes 0..3 -> 3, 2, 1, 0.
+ */
+export function marginOf(strength: number | null, levels: number): number | null {
+  if (strength === null || levels <= 0 || strength < 0 || strength >= levels) return null;
+  return levels - 1 - strength;
+}
+
+/** The inverse of marginOf for imports: a margin outside the scale has no strength. */
+export function strengthOf(margin: unknown, levels: number): number | null {
+  if (typeof margin !== 'number' || !Number.isInteger(margin) || levels <= 0) return null;
+  const strength = levels - 1 - margin;
+  return strength >= 0 && strength < levels ? strength : null;
+}
+
+// --- HH-RLHF transcripts ----------------------------------------------------------------------
+
+const HUMAN = '\n\nHuman: ';
+const ASSISTANT = '\n\nAssistant: ';
+
+/**
+ * Messages as an HH-RLHF transcript: "\n\nHuman: ..." and "\n\nAssistant: ..." turns. A system
+ * message has no HH turn; it is written as leading text before the first turn (and read back so).
+ */
+export function transcriptOf(messages: readonly Message[]): string {
+  let text = '';
+  for (const message of messages) {
+    if (message.role === 'system') text += message.content;
+    else text += (message.role === 'assistant' ? ASSISTANT : HUMAN) + message.content;
+  }
+  return text;
+}
+
+/** An HH row's full text for one response. */
+export function hhText(messages: readonly Message[], response: string): string {
+  return transcriptOf(messages) + ASSISTANT + response;
+}
+
+/** Splits a transcript prefix ("\n\nHuman: a\n\nAssistant: b\n\nHuman: c") into messages. */
+export function messagesOfTranscript(text: string): Message[] {
+  const messages: Message[] = [];
+  const turn = /\n\n(Human|Assistant):[ ]?/g;
+  let last = 0;
+  let role: string | null = null;
+  for (let match = turn.exec(text); match; match = turn.exec(text)) {
+    const content = text.slice(last, match.index);
+    if (role === null) {
+      if (content !== '') messages.push({ role: 'system', content });
+    } else messages.push({ role, content });
+    role = match[1] === 'Human' ? 'user' : 'assistant';
+    last = turn.lastIndex;
+  }
+  const rest = text.slice(last);
+  if (role === null) {
+    if (rest !== '') messages.push({ role: 'user', content: rest });
+  } else messages.push({ role, content: rest });
+  return messages;
+}
+
+/**
+ * An HH-RLHF row as (prompt messages, response): the prompt is everything up to the last
+ * "\n\nAssistant:", as the HH loaders in TRL's examples split it; the response is the rest, less
+ * the one space that follows the colon.
+ */
+export function splitHh(text: string): { prompt: string; response: string } | null {
+  const marker = '\n\nAssistant:';
+  const at = text.lastIndexOf(marker);
+  if (at < 0) return null;
+  const prompt = text.slice(0, at);
+  let response = text.slice(at + marker.length);
+  if (response.startsWith(' ')) response = response.slice(1);
+  return { prompt, response };
+}
+
+// --- TRL -------------------------------------------------------------------------------------
+
+/** A single user turn is the prompt itself; longer conversations are written as HH transcripts. */
+export function promptText(messages: readonly Message[]): string {
+  if (messages.length === 1 && messages[0]!.role === 'user') return messages[0]!.content;
+  return transcriptOf(messages) + '\n\nAssistant:';
+}
+
+function sameItem(a: unknown, b: unknown): boolean {
+  if (typeof a === 'string' || typeof b === 'string') return a === b;
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Python's seq[:i] and seq[i:] for a possibly negative i. */
+function pySliceIndex(length: number, index: number): number {
+  return index < 0 ? Math.max(0, length + index) : Math.min(index, length);
+}
+
+/**
+ * TRL's `extract_prompt` (trl/data_utils.py), line for line: walk both sequences (characters or
+ * messages) to the first difference; if the item before it is a space, the space goes to the
+ * completions. Python's quirks are kept: when one sequence is a prefix of the other the loop ends
+ * on its last index without `break`, and index -1 means "the last item".
+ */
+export function extractPromptTrl<T extends string | readonly unknown[]>(
+  chosen: T,
+  rejected: T,
+): { prompt: T; chosen: T; rejected: T } {
+  const shorter = Math.min(chosen.length, rejected.length);
+  if (shorter === 0) throw new Error('chosen and rejected must be non-empty to extract a prompt');
+  let idx: number;
+  for (idx = 0; idx < shorter; idx++) {
+    if (!sameItem(chosen[idx], rejected[idx])) {
+      const before = idx - 1 < 0 ? chosen[chosen.length - 1] : chosen[idx - 1];
+      if (before === ' ') idx -= 1;
+      break;
+    }
+  }
+  if (idx === shorter) idx = shorter - 1; // Python's loop variable keeps its last value.
+  const cut = (sequence: T, from: number | null, to: number | null): T => {
+    const start = from === null ? 0 : pySliceIndex(sequence.length, from);
+    const end = to === null ? sequence.length : pySliceIndex(sequence.length, to);
+    return sequence.slice(start, Math.max(start, end)) as T;
+  };
+  return {
+    prompt: cut(chosen, null, idx),
+    chosen: cut(chosen, idx, null),
+    rejected: cut(rejected, idx, null),
+  };
+}
+
+// --- Rows of each format -----------------------------------------------------------------------
+
+/** The JSON object one pair becomes in a pairwise format (trl, trl-conversational, hh, openrlhf). */
+export function pairRow(format: ExportFormat, pair: Pair, options: ExportOptions): Record<string, unknown> {
+  const margin = options.margin ? { margin: pair.margin ?? 0 } : {};
+  const implicit = options.prompt === 'implicit';
+  switch (format) {
+    case 'trl': {
+      const prompt = promptText(pair.messages);
+      // TRL's own convention ("The sky is" + " blue."): the space belongs to the completion.
+      if (implicit)
+        return { chosen: `${prompt} ${pair.chosen}`, rejected: `${prompt} ${pair.rejected}`, ...margin };
+      return { prompt, chosen: pair.chosen, rejected: pair.rejected, ...margin };
+    }
+    case 'trl-conversational': {
+      const chosen = [{ role: 'assistant', content: pair.chosen }];
+      const rejected = [{ role: 'assistant', content: pair.rejected }];
+      if (implicit)
+        return {
+          chosen: [...pair.messages, ...chosen],
+          rejected: [...pair.messages, ...rejected],
+          ...margin,
+        };
+      return { prompt: pair.messages, chosen, rejected, ...margin };
+    }
+    case 'hh':
+      return { chosen: hhText(pair.messages, pair.chosen), rejected: hhText(pair.messages, pair.rejected) };
+    case 'openrlhf': {
+      const conversational = options.conversational ?? false;
+      return {
+        [options.promptKey ?? 'prompt']: conversational ? pair.messages : promptText(pair.messages),
+        [options.chosenKey ?? 'chosen']: conversational
+          ? [{ role: 'assistant', content: pair.chosen }]
+          : pair.chosen,
+        [options.rejectedKey ?? 'rejected']: conversational
+          ? [{ role: 'assistant', content: pair.rejected }]
+          : pair.rejected,
+        ...margin,
+      };
+    }
+    default:
+      throw new Error(`${format} is not a pairwise format`);
+  }
+}
+
+/** The pair a judgment states, or null for ties and both-bad (they have no chosen response). */
+export function pairOfChoice(
+  choice: Choice | null,
+  messages: Message[],
+  responseA: string,
+  responseB: string,
+  margin: number | null,
+): Pair | null {
+  if (choice === 'A') return { messages, chosen: responseA, rejected: responseB, margin };
+  if (choice === 'B') return { messages, chosen: responseB, rejected: responseA, margin };
+  return null;
+}
+
+/** One CSV field (RFC 4180): quoted when it holds a comma, quote or line break. */
+export function csvField(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  const text =
+    typeof value === 'string'
+      ? value
+      : value instanceof Date
+        ? value.toISOString()
+        : typeof value === 'object'
+          ? JSON.stringify(value)
+          : String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+export function csvLine(values: readonly unknown[]): string {
+  return values.map(csvField).join(',') + '\r\n';
+}

@@ -1,0 +1,563 @@
+// Exports of judgments: which preferences the filters select (in SQL, parameterized), read through a
+// server-side cursor in one REPEATABLE READ transaction, and encoded batch by batch into a sink, so
+// memory stays flat for millions of rows and the file is a consistent picture of one moment.
+import { createHash, createHmac } from 'node:crypto';
+import { ByteWriter, ParquetWriter, type ColumnSource, type SchemaElement } from 'hyparquet-writer';
+import { Prisma, type Choice, type PrismaClient } from '../db/client.js';
+import { badRequest } from '../errors.js';
+import type { ExportBody, ExportFilters, ExportFormat, ExportOptions } from '../schemas/datasets.js';
+import { csvLine, marginOf, pairOfChoice, pairRow, type Message, type Pair } from './export-formats.js';
+import { majority } from './quality.js';
+
+/** One judgment with everything an export can show about it. */
+export interface JudgmentRow {
+  id: string;
+  comparisonId: string;
+  promptId: string;
+  raterId: string | null;
+  source: string;
+  importSource: string | null;
+  choice: Choice;
+  strength: number | null;
+  criteria: unknown;
+  flags: string[];
+  rationale: string | null;
+  shownSwapped: boolean;
+  timeSpentMs: number | null;
+  createdAt: Date;
+  messages: Message[];
+  promptSplit: string;
+  responseA: string;
+  responseB: string;
+  sourceA: string | null;
+  sourceB: string | null;
+  policyVersionA: string | null;
+  policyVersionB: string | null;
+  roundNumber: number | null;
+  isGold: boolean;
+  agreement: number;
+  votes: number;
+}
+
+export interface ExportSpec {
+  format: ExportFormat;
+  mode: 'raw' | 'aggregated';
+  filters: ExportFilters;
+  options: ExportOptions;
+}
+
+export function specOf(body: ExportBody): ExportSpec {
+  return {
+    format: body.format,
+    mode: body.mode ?? 'raw',
+    filters: body.filters ?? {},
+    options: body.options ?? {},
+  };
+}
+
+/** Which judgments: a project and its filters, or the frozen list of a snapshot. */
+export type Selection = { projectId: string; filters: ExportFilters } | { snapshotId: string };
+
+export const CONTENT_TYPES: Record<ExportFormat, string> = {
+  trl: 'application/jsonl; charset=utf-8',
+  'trl-conversational': 'application/jsonl; charset=utf-8',
+  hh: 'application/jsonl; charset=utf-8',
+  openrlhf: 'application/jsonl; charset=utf-8',
+  csv: 'text/csv; charset=utf-8',
+  parquet: 'application/vnd.apache.parquet',
+};
+
+export function extensionOf(format: ExportFormat): string {
+  return format === 'csv' ? 'csv' : format === 'parquet' ? 'parquet' : 'jsonl';
+}
+
+/** A uuid that must be present: a missing id would otherwise select every project's rows. */
+function requiredId(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !/^[0-9a-f-]{36}$/i.test(value)) throw new Error(`${what} is required`);
+  return value;
+}
+
+const uuidList = (ids: readonly string[]) => Prisma.join(ids.map((id) => Prisma.sql`${id}::uuid`));
+
+/** SQL selecting the ids of the chosen judgments; every value is a bound parameter. */
+export function selectionSql(selection: Selection): Prisma.Sql {
+  if ('snapshotId' in selection) {
+    const snapshotId = requiredId(selection.snapshotId, 'snapshotId');
+    return Prisma.sql`SELECT "preferenceId" AS id FROM "DatasetSnapshotItem" WHERE "snapshotId" = ${snapshotId}::uuid`;
+  }
+  const projectId = requiredId(selection.projectId, 'projectId');
+  const f = selection.filters;
+  const where: Prisma.Sql[] = [Prisma.sql`c."projectId" = ${projectId}::uuid`];
+  if (f.from !== undefined) where.push(Prisma.sql`p."createdAt" >= ${new Date(f.from)}`);
+  if (f.to !== undefined) where.push(Prisma.sql`p."createdAt" < ${new Date(f.to)}`);
+  if (f.roundIds?.length) where.push(Prisma.sql`c."roundId" IN (${uuidList(f.roundIds)})`);
+  if (f.policyVersionIds?.length) {
+    const ids = uuidList(f.policyVersionIds);
+    where.push(Prisma.sql`(ra."policyVersionId" IN (${ids}) OR rb."policyVersionId" IN (${ids}))`);
+  }
+  if (f.excludeSimulated)
+    where.push(Prisma.sql`p.source <> 'SIMULATED' AND NOT COALESCE(u.simulated, false)`);
+  if (f.excludeImported) where.push(Prisma.sql`p.source <> 'IMPORTED'`);
+  if (f.excludeGold) where.push(Prisma.sql`NOT c."isGold"`);
+  if (f.promptSplits?.length) {
+    where.push(
+      Prisma.sql`pr.split::text IN (${Prisma.join(f.promptSplits.map((split) => Prisma.sql`${split}`))})`,
+    );
+  }
+  if (f.minGoldAccuracy !== undefined) {
+    // Raters below the bar on gold comparisons (raters who judged no gold stay in).
+    where.push(Prisma.sql`(p."raterId" IS NULL OR p."raterId" NOT IN (
+      SELECT gp."raterId" FROM "Preference" gp JOIN "Comparison" gc ON gc.id = gp."comparisonId"
+      WHERE gc."projectId" = ${projectId}::uuid AND gc."isGold" AND gc."goldChoice" IS NOT NULL
+        AND gp."raterId" IS NOT NULL
+      GROUP BY gp."raterId"
+      HAVING avg(CASE WHEN gp.choice = gc."goldChoice" THEN 1.0 ELSE 0.0 END) < ${f.minGoldAccuracy}))`);
+  }
+  if (f.split) {
+    // A prompt's part depends only on the hash of its id (and the seed): no prompt is in both.
+    const inValidation = Prisma.sql`(('x' || substr(md5(${f.split.seed ?? ''} || pr.id::text), 1, 8))::bit(32)::bigint / 4294967296.0) < ${f.split.validationFraction}`;
+    where.push(f.split.part === 'validation' ? inValidation : Prisma.sql`NOT ${inValidation}`);
+  }
+  return Prisma.sql`SELECT p.id FROM "Preference" p
+    JOIN "Comparison" c ON c.id = p."comparisonId"
+    JOIN "Prompt" pr ON pr.id = c."promptId"
+    JOIN "Response" ra ON ra.id = c."responseAId"
+    JOIN "Response" rb ON rb.id = c."responseBId"
+    LEFT JOIN "User" u ON u.id = p."raterId"
+    WHERE ${Prisma.join(where, ' AND ')}`;
+}
+
+/** Agreement is the majority's share of the selected votes on each comparison. */
+function withAgreement(selection: Selection): Prisma.Sql {
+  const minAgreement = 'filters' in selection ? selection.filters.minAgreement : undefined;
+  return Prisma.sql`WITH sel AS (${selectionSql(selection)}),
+    counts AS (
+      SELECT p."comparisonId", p.choice, count(*) AS n FROM sel JOIN "Preference" p ON p.id = sel.id
+      GROUP BY 1, 2),
+    agreement AS (
+      SELECT "comparisonId", sum(n)::int AS votes, (max(n)::float8 / sum(n))::float8 AS agreement
+      FROM counts GROUP BY 1),
+    chosen AS (
+      SELECT sel.id, ag.votes, ag.agreement FROM sel
+      JOIN "Preference" p ON p.id = sel.id
+      JOIN agreement ag ON ag."comparisonId" = p."comparisonId"
+      ${minAgreement !== undefined ? Prisma.sql`WHERE ag.agreement >= ${minAgreement}` : Prisma.empty})`;
+}
+
+/** The ids an export selects, for freezing into a snapshot. */
+export function chosenIdsSql(selection: Selection): Prisma.Sql {
+  return Prisma.sql`${withAgreement(selection)} SELECT id FROM chosen`;
+}
+
+function rowsSql(selection: Selection): Prisma.Sql {
+  return Prisma.sql`${withAgreement(selection)}
+    SELECT p.id, p."comparisonId", c."promptId", p."raterId", p.source::text AS source, p."importSource",
+      p.choice::text AS choice, p.strength, p.criteria, p.flags, p.rationale, p."shownSwapped",
+      p."timeSpentMs", p."createdAt", pr.messages, pr.split::text AS "promptSplit",
+      ra.text AS "responseA", rb.text AS "responseB", ra.source AS "sourceA", rb.source AS "sourceB",
+      pva.name AS "policyVersionA", pvb.name AS "policyVersionB", tr.number AS "roundNumber",
+      c."isGold", chosen.agreement, chosen.votes
+    FROM chosen
+    JOIN "Preference" p ON p.id = chosen.id
+    JOIN "Comparison" c ON c.id = p."comparisonId"
+    JOIN "Prompt" pr ON pr.id = c."promptId"
+    JOIN "Response" ra ON ra.id = c."responseAId"
+    JOIN "Response" rb ON rb.id = c."responseBId"
+    LEFT JOIN "PolicyVersion" pva ON pva.id = ra."policyVersionId"
+    LEFT JOIN "PolicyVersion" pvb ON pvb.id = rb."policyVersionId"
+    LEFT JOIN "TrainingRound" tr ON tr.id = c."roundId"
+    ORDER BY p."comparisonId", p.id`;
+}
+
+export async function countSelection(prisma: PrismaClient, selection: Selection) {
+  const [row] = await prisma.$queryRaw<{ judgments: number; comparisons: number; prompts: number }[]>`
+    ${withAgreement(selection)}
+    SELECT count(*)::int AS judgments, count(DISTINCT p."comparisonId")::int AS comparisons,
+      count(DISTINCT c."promptId")::int AS prompts
+    FROM chosen JOIN "Preference" p ON p.id = chosen.id JOIN "Comparison" c ON c.id = p."comparisonId"`;
+  return row ?? { judgments: 0, comparisons: 0, prompts: 0 };
+}
+
+// --- Encoding ----------------------------------------------------------------------------------
+
+/** Where the bytes go; resolves when the consumer can take more (backpressure). */
+export type Sink = (chunk: Uint8Array) => Promise<void>;
+
+interface Context {
+  levels: number;
+  rater: (raterId: string | null) => string | null;
+}
+
+const RAW_COLUMNS = [
+  ['preference_id', 'STRING'],
+  ['comparison_id', 'STRING'],
+  ['prompt_id', 'STRING'],
+  ['prompt', 'JSON'],
+  ['prompt_split', 'STRING'],
+  ['response_a', 'STRING'],
+  ['response_b', 'STRING'],
+  ['response_a_source', 'STRING'],
+  ['response_b_source', 'STRING'],
+  ['policy_version_a', 'STRING'],
+  ['policy_version_b', 'STRING'],
+  ['round', 'INT32'],
+  ['is_gold', 'BOOLEAN'],
+  ['rater', 'STRING'],
+  ['source', 'STRING'],
+  ['import_source', 'STRING'],
+  ['choice', 'STRING'],
+  ['chosen', 'STRING'],
+  ['strength', 'INT32'],
+  ['margin', 'INT32'],
+  ['criteria', 'JSON'],
+  ['flags', 'JSON'],
+  ['rationale', 'STRING'],
+  ['shown_swapped', 'BOOLEAN'],
+  ['time_spent_ms', 'INT32'],
+  ['created_at', 'STRING'],
+  ['agreement', 'DOUBLE'],
+  ['votes', 'INT32'],
+] as const;
+
+const AGGREGATED_COLUMNS = [
+  ['comparison_id', 'STRING'],
+  ['prompt_id', 'STRING'],
+  ['prompt', 'JSON'],
+  ['prompt_split', 'STRING'],
+  ['response_a', 'STRING'],
+  ['response_b', 'STRING'],
+  ['response_a_source', 'STRING'],
+  ['response_b_source', 'STRING'],
+  ['policy_version_a', 'STRING'],
+  ['policy_version_b', 'STRING'],
+  ['round', 'INT32'],
+  ['is_gold', 'BOOLEAN'],
+  ['majority', 'STRING'],
+  ['chosen', 'STRING'],
+  ['votes', 'INT32'],
+  ['votes_a', 'INT32'],
+  ['votes_b', 'INT32'],
+  ['votes_tie', 'INT32'],
+  ['votes_both_bad', 'INT32'],
+  ['agreement', 'DOUBLE'],
+  ['margin', 'DOUBLE'],
+  ['raters', 'JSON'],
+] as const;
+
+type Columns = typeof RAW_COLUMNS | typeof AGGREGATED_COLUMNS;
+
+const chosenOf = (choice: Choice | null) => (choice === 'A' || choice === 'B' ? choice : null);
+
+function rawRecord(row: JudgmentRow, context: Context): unknown[] {
+  return [
+    row.id,
+    row.comparisonId,
+    row.promptId,
+    row.messages,
+    row.promptSplit,
+    row.responseA,
+    row.responseB,
+    row.sourceA,
+    row.sourceB,
+    row.policyVersionA,
+    row.policyVersionB,
+    row.roundNumber,
+    row.isGold,
+    context.rater(row.raterId),
+    row.source,
+    row.importSource,
+    row.choice,
+    chosenOf(row.choice),
+    row.strength,
+    marginOf(row.strength, context.levels),
+    row.criteria,
+    row.flags,
+    row.rationale,
+    row.shownSwapped,
+    row.timeSpentMs,
+    row.createdAt.toISOString(),
+    row.agreement,
+    row.votes,
+  ];
+}
+
+/** One comparison's votes: the majority over all four choices (null when the top is shared). */
+export function aggregate(group: readonly JudgmentRow[], context: Context) {
+  const first = group[0]!;
+  const verdict = majority(group.map((row) => row.choice));
+  const counts = { A: 0, B: 0, TIE: 0, BOTH_BAD: 0 };
+  for (const row of group) counts[row.choice]++;
+  // The margin of the majority's own votes, averaged (unknown strengths left out).
+  const margins = group
+    .filter((row) => row.choice === verdict)
+    .map((row) => marginOf(row.strength, context.levels))
+    .filter((margin): margin is number => margin !== null);
+  const margin = margins.length ? margins.reduce((sum, value) => sum + value, 0) / margins.length : null;
+  const top = Math.max(...Object.values(counts));
+  return { first, verdict, counts, margin, agreement: top / group.length };
+}
+
+function aggregatedRecord(group: readonly JudgmentRow[], context: Context): unknown[] {
+  const { first, verdict, counts, margin, agreement } = aggregate(group, context);
+  return [
+    first.comparisonId,
+    first.promptId,
+    first.messages,
+    first.promptSplit,
+    first.responseA,
+    first.responseB,
+    first.sourceA,
+    first.sourceB,
+    first.policyVersionA,
+    first.policyVersionB,
+    first.roundNumber,
+    first.isGold,
+    verdict,
+    chosenOf(verdict),
+    group.length,
+    counts.A,
+    counts.B,
+    counts.TIE,
+    counts.BOTH_BAD,
+    agreement,
+    margin,
+    group.map((row) => context.rater(row.raterId)),
+  ];
+}
+
+interface Encoder {
+  /** Rows of one or more whole units (a judgment, or all judgments of a comparison). */
+  push(units: readonly (readonly JudgmentRow[])[]): Promise<void>;
+  end(): Promise<void>;
+  rows: number;
+}
+
+const encoder = new TextEncoder();
+
+function pairOfUnit(unit: readonly JudgmentRow[], spec: ExportSpec, context: Context): Pair | null {
+  const first = unit[0]!;
+  if (spec.mode === 'raw')
+    return pairOfChoice(
+      first.choice,
+      first.messages,
+      first.responseA,
+      first.responseB,
+      marginOf(first.strength, context.levels),
+    );
+  const { verdict, margin } = aggregate(unit, context);
+  return pairOfChoice(verdict, first.messages, first.responseA, first.responseB, margin);
+}
+
+function lineEncoder(spec: ExportSpec, context: Context, sink: Sink): Encoder {
+  const columns: Columns = spec.mode === 'raw' ? RAW_COLUMNS : AGGREGATED_COLUMNS;
+  const state: Encoder = {
+    rows: 0,
+    async push(units) {
+      let text = '';
+      if (state.rows === 0 && spec.format === 'csv' && !headerWritten) {
+        text += csvLine(columns.map(([name]) => name));
+        headerWritten = true;
+      }
+      for (const unit of units) {
+        if (spec.format === 'csv') {
+          text += csvLine(
+            spec.mode === 'raw' ? rawRecord(unit[0]!, context) : aggregatedRecord(unit, context),
+          );
+          state.rows++;
+          continue;
+        }
+        // Ties and both-bad (and comparisons without a strict majority) have no chosen response.
+        const pair = pairOfUnit(unit, spec, context);
+        if (!pair) continue;
+        text += JSON.stringify(pairRow(spec.format, pair, spec.options)) + '\n';
+        state.rows++;
+      }
+      if (text) await sink(encoder.encode(text));
+    },
+    async end() {
+      if (spec.format === 'csv' && !headerWritten)
+        await sink(encoder.encode(csvLine(columns.map(([name]) => name))));
+    },
+  };
+  let headerWritten = false;
+  return state;
+}
+
+/** hyparquet-writer's ByteWriter, flushed to the sink after each row group (offsets stay absolute). */
+class SinkWriter extends ByteWriter {
+  constructor(private readonly sink: Sink) {
+    super(1 << 20);
+  }
+  flush(): Promise<void> {
+    const chunk = new Uint8Array(this.buffer, 0, this.index).slice();
+    this.index = 0;
+    return chunk.length ? this.sink(chunk) : Promise.resolve();
+  }
+  override finish(): void {}
+}
+
+const PARQUET_GROUP = 20_000;
+
+function parquetEncoder(spec: ExportSpec, context: Context, sink: Sink): Encoder {
+  const columns: Columns = spec.mode === 'raw' ? RAW_COLUMNS : AGGREGATED_COLUMNS;
+  const writer = new SinkWriter(sink);
+  const schema: SchemaElement[] = [
+    { name: 'root', num_children: columns.length },
+    ...columns.map(([name, type]): SchemaElement => {
+      const element: SchemaElement =
+        type === 'STRING'
+          ? { name, type: 'BYTE_ARRAY', converted_type: 'UTF8' }
+          : type === 'JSON'
+            ? { name, type: 'BYTE_ARRAY', converted_type: 'JSON' }
+            : { name, type };
+      return { ...element, repetition_type: 'OPTIONAL' };
+    }),
+  ];
+  // Fixed createdBy and no clock: the same rows give the same bytes (snapshots rely on it).
+  const parquet = new ParquetWriter({ writer, schema, createdBy: 'loom', statistics: false });
+  let buffered: unknown[][] = [];
+  const flushGroup = async () => {
+    if (!buffered.length) return;
+    const columnData: ColumnSource[] = columns.map(([name, type], index) => ({
+      name,
+      data: buffered.map((record) => {
+        const value = record[index];
+        if (value === undefined || value === null) return null;
+        return type === 'JSON' ? JSON.stringify(value) : value;
+      }),
+    }));
+    buffered = [];
+    await parquet.write({ columnData, rowGroupSize: PARQUET_GROUP });
+    await writer.flush();
+  };
+  const state: Encoder = {
+    rows: 0,
+    async push(units) {
+      for (const unit of units) {
+        buffered.push(spec.mode === 'raw' ? rawRecord(unit[0]!, context) : aggregatedRecord(unit, context));
+        state.rows++;
+      }
+      if (buffered.length >= PARQUET_GROUP) await flushGroup();
+    },
+    async end() {
+      await flushGroup();
+      await parquet.finish();
+      await writer.flush();
+    },
+  };
+  return state;
+}
+
+// --- Running an export -----------------------------------------------------------------------------
+
+export interface ExportResult {
+  rows: number;
+  judgments: number;
+  bytes: number;
+  sha256: string;
+}
+
+export interface RunOptions {
+  /** Keys the rater pseudonyms (the server's session secret). */
+  secret: string;
+  /** Strength levels of the project's scale (for margins). */
+  levels: number;
+  /** Called after each batch with the judgments read so far. */
+  progress?: (judgments: number) => void;
+  /** Checked between batches; true stops the export (the client went away). */
+  aborted?: () => boolean;
+}
+
+const BATCH = 5_000;
+
+export class ExportAborted extends Error {}
+
+/** The pseudonym of a rater: stable for one server secret, unlinkable without it. */
+export function pseudonym(secret: string, raterId: string): string {
+  return 'r_' + createHmac('sha256', secret).update(`rater:${raterId}`).digest('hex').slice(0, 16);
+}
+
+/**
+ * Streams the selected judgments, encoded, into `sink`; returns row count, size and sha256. The
+ * cursor lives in one REPEATABLE READ transaction, so concurrent ratings never tear the file.
+ */
+export async function runExport(
+  prisma: PrismaClient,
+  selection: Selection,
+  spec: ExportSpec,
+  sink: Sink,
+  run: RunOptions,
+): Promise<ExportResult> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const counted: Sink = async (chunk) => {
+    hash.update(chunk);
+    bytes += chunk.length;
+    await sink(chunk);
+  };
+  const pseudonyms = new Map<string, string>();
+  const context: Context = {
+    levels: run.levels,
+    rater: (raterId) => {
+      if (raterId === null) return null;
+      if (spec.options.identifyRaters) return raterId;
+      let name = pseudonyms.get(raterId);
+      if (!name) pseudonyms.set(raterId, (name = pseudonym(run.secret, raterId)));
+      return name;
+    },
+  };
+  const encode =
+    spec.format === 'parquet' ? parquetEncoder(spec, context, counted) : lineEncoder(spec, context, counted);
+  let judgments = 0;
+  await prisma.$transaction(
+    async (tx) => {
+      // The first FETCH sorts the whole selection; give it and slow readers room.
+      await tx.$executeRaw`SET LOCAL statement_timeout = '15min'`;
+      await tx.$executeRaw`SET LOCAL idle_in_transaction_session_timeout = '15min'`;
+      await tx.$executeRaw`DECLARE loom_export NO SCROLL CURSOR FOR ${rowsSql(selection)}`;
+      let pending: JudgmentRow[] = [];
+      for (;;) {
+        if (run.aborted?.()) throw new ExportAborted('The export was cancelled.');
+        const rows = await tx.$queryRawUnsafe<JudgmentRow[]>(`FETCH ${BATCH} FROM loom_export`);
+        judgments += rows.length;
+        const units: JudgmentRow[][] = [];
+        if (spec.mode === 'raw') for (const row of rows) units.push([row]);
+        else {
+          // A comparison's votes are adjacent (rows come ordered by comparison); the last group may
+          // continue in the next batch, so it waits.
+          for (const row of rows) {
+            if (pending.length && pending[0]!.comparisonId !== row.comparisonId) {
+              units.push(pending);
+              pending = [];
+            }
+            pending.push(row);
+          }
+          if (rows.length < BATCH && pending.length) {
+            units.push(pending);
+            pending = [];
+          }
+        }
+        if (units.length) await encode.push(units);
+        run.progress?.(judgments);
+        if (rows.length < BATCH) break;
+      }
+      await tx.$executeRaw`CLOSE loom_export`;
+    },
+    { isolationLevel: 'RepeatableRead', timeout: 6 * 3600_000, maxWait: 10_000 },
+  );
+  await encode.end();
+  return { rows: encode.rows, judgments, bytes, sha256: hash.digest('hex') };
+}
+
+/** A file name safe in Content-Disposition and on any file system. */
+export function safeFileName(stem: string, format: ExportFormat): string {
+  const clean = stem
+    .normalize('NFKD')
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/\.{2,}/g, '.')
+    .replace(/^[-.]+|[-.]+$/g, '')
+    .slice(0, 100);
+  const name = `${clean || 'export'}.${extensionOf(format)}`;
+  if (name.includes('..') || name.includes('/') || name.includes('\\')) throw badRequest('Unsafe file name.');
+  return name;
+}
