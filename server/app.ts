@@ -8,7 +8,9 @@ import Fastify, {
   type FastifyServerOptions,
 } from 'fastify';
 import type { Config } from './config.js';
+import type { PgBoss } from 'pg-boss';
 import type { PrismaClient } from './db/client.js';
+import { HttpError } from './errors.js';
 import authPlugin from './plugins/auth.js';
 import docs from './plugins/docs.js';
 import errors from './plugins/errors.js';
@@ -23,9 +25,11 @@ import tokenRoutes from './routes/tokens.js';
 import userRoutes from './routes/users.js';
 import projectRoutes from './routes/projects.js';
 import ratingRoutes from './routes/rating.js';
+import roundRoutes from './routes/rounds.js';
 import { AuthService } from './services/auth.js';
 import { ProjectService } from './services/projects.js';
 import { QueueService } from './services/queue.js';
+import { RoundService } from './services/rounds.js';
 import { UserService } from './services/users.js';
 
 export interface Services {
@@ -33,6 +37,7 @@ export interface Services {
   users: UserService;
   projects: ProjectService;
   queue: QueueService;
+  rounds: RoundService;
 }
 
 declare module 'fastify' {
@@ -49,6 +54,8 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger'];
   /** The built SPA; defaults to web/build. */
   webDir?: string;
+  /** The job queue; without it, launching rounds answers 503. */
+  boss?: PgBoss;
 }
 
 /** Validation errors as one readable line: where, and what was wrong. */
@@ -86,6 +93,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     users: new UserService(prisma, config),
     projects: new ProjectService(prisma),
     queue: new QueueService(prisma),
+    rounds: new RoundService(prisma, () => {
+      if (!options.boss) throw new HttpError(503, 'The job queue is not running.');
+      return options.boss;
+    }),
   };
   app.decorate('services', services);
 
@@ -110,6 +121,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(auditRoutes);
   await app.register(projectRoutes);
   await app.register(ratingRoutes);
+  await app.register(roundRoutes);
   await app.register(datasetRoutes);
 
   await app.register(web, { webDir: options.webDir });

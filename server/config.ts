@@ -32,6 +32,16 @@ const EnvSchema = Type.Object({
     { default: 'info' },
   ),
   DB_POOL_MAX: Type.Integer({ minimum: 1, default: 10 }),
+  /** Run the trainer worker alongside the server (default: on the embedded default only). */
+  START_TRAINER: Type.Optional(Type.Boolean()),
+  /** Seed the demo project at the first start (default: on the embedded default only). */
+  SEED_DEMO: Type.Optional(Type.Boolean()),
+  /** SFT steps of the demo's first policy. */
+  DEMO_SFT_STEPS: Type.Integer({ minimum: 1, default: 300 }),
+  /** A running job without a heartbeat for this long counts as crashed and is retried. */
+  TRAINER_HEARTBEAT_SECONDS: Type.Integer({ minimum: 10, default: 60 }),
+  /** How often workers look for crashed jobs. */
+  JOB_MONITOR_SECONDS: Type.Integer({ minimum: 1, default: 30 }),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -55,6 +65,11 @@ export interface Config {
   trustProxy: boolean;
   logLevel: string;
   dbPoolMax: number;
+  startTrainer: boolean;
+  seedDemo: boolean;
+  demoSftSteps: number;
+  trainerHeartbeatSeconds: number;
+  jobMonitorSeconds: number;
 }
 
 export class ConfigError extends Error {}
@@ -92,6 +107,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: parsed.TRUST_PROXY,
     logLevel: parsed.LOG_LEVEL,
     dbPoolMax: parsed.DB_POOL_MAX,
+    startTrainer: parsed.START_TRAINER ?? parsed.DATABASE_URL === undefined,
+    seedDemo: parsed.SEED_DEMO ?? parsed.DATABASE_URL === undefined,
+    demoSftSteps: parsed.DEMO_SFT_STEPS,
+    trainerHeartbeatSeconds: parsed.TRAINER_HEARTBEAT_SECONDS,
+    jobMonitorSeconds: parsed.JOB_MONITOR_SECONDS,
   };
 }
 

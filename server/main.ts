@@ -4,6 +4,9 @@ import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { openDatabase } from './db/open.js';
+import { ensureDemoProject } from './demo.js';
+import { startBoss } from './jobs.js';
+import { startTrainerProcess, type TrainerProcess } from './trainer-process.js';
 import { publicOrigin } from './routes/invites.js';
 
 async function main(): Promise<void> {
@@ -24,14 +27,27 @@ async function main(): Promise<void> {
       : `Starting the embedded PostgreSQL (data in ${config.dataDir}).`,
   );
   const db = await openDatabase(config, { log: say });
-  const app = await buildApp({ config, prisma: db.prisma });
+  // The app only enqueues; trainer workers supervise the queue.
+  const boss = await startBoss(db.url, {
+    supervise: false,
+    heartbeatSeconds: config.trainerHeartbeatSeconds,
+  });
+  const app = await buildApp({ config, prisma: db.prisma, boss });
+  let trainer: TrainerProcess | null = null;
 
-  closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
+  closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an error');
     else app.log.info({ signal }, 'shutting down');
     await app.close();
+    await trainer?.stop();
+    await boss.stop({ graceful: false });
     await db.close();
   });
+
+  if (config.seedDemo && (await ensureDemoProject(db.prisma, boss))) {
+    say('Created the demo project "Practice problems with answer keys"; its first model is being trained.');
+  }
+  if (config.startTrainer) trainer = startTrainerProcess(db.url, say);
 
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();

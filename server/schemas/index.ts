@@ -9,3 +9,4 @@ export * from './projects.js';
 export * from './rating.js';
 export * from './quality.js';
 export * from './datasets.js';
+export * from './rounds.js';

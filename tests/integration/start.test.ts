@@ -15,6 +15,9 @@ function env(): NodeJS.ProcessEnv {
   const { DATABASE_URL: _unused, TEST_DATABASE_URL: _unusedToo, ...rest } = process.env;
   return {
     ...rest,
+    // The demo and the trainer are covered elsewhere; here they would only cost CPU.
+    SEED_DEMO: 'false',
+    START_TRAINER: 'false',
     DATA_DIR: dataDir,
     PORT: '0',
     HOST: '127.0.0.1',

@@ -1,0 +1,182 @@
+// The demo project, "practice problems with answer keys": short arithmetic and string tasks whose
+// answers are known, noisy demonstrations to fine-tune the first policy on, and the hidden utility
+// (correct first, then concise) that simulated raters judge by.
+import type { PgBoss } from 'pg-boss';
+import type { PrismaClient } from './db/client.js';
+import { enqueue } from './jobs.js';
+import { DEFAULT_STRENGTHS } from './schemas/projects.js';
+import { seededRandom } from './services/comparisons.js';
+
+export const DEMO_PROJECT_NAME = 'Practice problems with answer keys';
+
+export const DEMO_GUIDELINES = `# Practice problems
+
+Each prompt is a small task with one right answer: an addition (\`17+25=\`), or a word to
+reverse, upper-case or measure (\`reverse: apple\`).
+
+1. **Correct beats wrong.** A response that contains the right answer is better than one that
+   does not, however it is phrased.
+2. **Then shorter is better.** Between two correct responses prefer the one that says only the
+   answer (\`42\` over \`The answer is 42.\`).
+3. Both wrong: choose **both bad**. Both equally good: choose **tie**.
+`;
+
+const WORDS = [
+  'apple',
+  'river',
+  'stone',
+  'cloud',
+  'tiger',
+  'lemon',
+  'piano',
+  'candle',
+  'garden',
+  'rocket',
+  'pencil',
+  'window',
+  'orange',
+  'silver',
+  'planet',
+  'forest',
+  'bridge',
+  'monkey',
+  'yellow',
+  'castle',
+  'dragon',
+  'butter',
+  'summer',
+  'winter',
+  'coffee',
+  'basket',
+  'flower',
+  'button',
+  'island',
+  'rabbit',
+];
+
+export interface DemoTask {
+  prompt: string;
+  answer: string;
+}
+
+/** Tasks from a seed: the same seed gives the same tasks. */
+export function demoTasks(count: number, seed = 1): DemoTask[] {
+  const random = seededRandom(seed);
+  const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
+  const tasks: DemoTask[] = [];
+  const seen = new Set<string>();
+  while (tasks.length < count) {
+    const kind = Math.floor(random() * 4);
+    let task: DemoTask;
+    if (kind === 0) {
+      const a = Math.floor(random() * 50);
+      const b = Math.floor(random() * 50);
+      task = { prompt: `${a}+${b}=`, answer: String(a + b) };
+    } else {
+      const word = pick(WORDS);
+      if (kind === 1) task = { prompt: `reverse: ${word}`, answer: [...word].reverse().join('') };
+      else if (kind === 2) task = { prompt: `upper: ${word}`, answer: word.toUpperCase() };
+      else task = { prompt: `length: ${word}`, answer: String(word.length) };
+    }
+    if (seen.has(task.prompt)) continue;
+    seen.add(task.prompt);
+    tasks.push(task);
+  }
+  return tasks;
+}
+
+/** A plausible wrong answer: off by one, or a slightly broken word. */
+function wrongAnswer(answer: string, random: () => number): string {
+  if (/^\d+$/.test(answer))
+    return String(Number(answer) + (random() < 0.5 ? -1 : 1) * (1 + Math.floor(random() * 3)));
+  const chars = [...answer];
+  const i = Math.floor(random() * chars.length);
+  const j = (i + 1) % chars.length;
+  [chars[i], chars[j]] = [chars[j]!, chars[i]!];
+  const swapped = chars.join('');
+  return swapped === answer ? answer.slice(1) : swapped;
+}
+
+/**
+ * Noisy demonstrations, as a crowd would write them: mostly the bare answer, often a verbose
+ * sentence around it, sometimes wrong.
+ */
+export function demoDemonstrations(
+  tasks: DemoTask[],
+  perTask = 3,
+  seed = 2,
+): { prompt: string; response: string }[] {
+  const random = seededRandom(seed);
+  return tasks.flatMap((task) =>
+    Array.from({ length: perTask }, () => {
+      const roll = random();
+      const answer = roll < 0.25 ? wrongAnswer(task.answer, random) : task.answer;
+      const verbose = random() < 0.35;
+      return { prompt: task.prompt, response: verbose ? `The answer is ${answer}.` : answer };
+    }),
+  );
+}
+
+/** Whether a response gives the right answer (as a whole word). */
+export function isCorrect(response: string, answer: string): boolean {
+  const escaped = answer.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[^A-Za-z0-9])${escaped}($|[^A-Za-z0-9])`).test(response.trim());
+}
+
+/** The hidden utility: correct first (worth far more than any length), then concise. */
+export function demoUtility(response: string, answer: string): number {
+  return (isCorrect(response, answer) ? 100 : 0) - Math.min(99, response.trim().length);
+}
+
+/** Prompts in the demo: most for training and rating, the rest held out for evaluation. */
+export const DEMO_PROMPTS = { train: 240, heldOut: 40 };
+
+/**
+ * Creates the demo project once (prompts with answer keys and demonstrations) and enqueues the
+ * job that trains its first policy; returns the project id, or null when it exists already.
+ */
+export async function ensureDemoProject(
+  prisma: PrismaClient,
+  boss: PgBoss,
+  sizes: { train: number; heldOut: number } = DEMO_PROMPTS,
+): Promise<string | null> {
+  if (await prisma.project.findFirst({ where: { isDemo: true } })) return null;
+  const tasks = demoTasks(sizes.train + sizes.heldOut);
+  const demonstrations = demoDemonstrations(tasks);
+  const byPrompt = new Map<string, string[]>();
+  for (const demo of demonstrations)
+    byPrompt.set(demo.prompt, [...(byPrompt.get(demo.prompt) ?? []), demo.response]);
+  return prisma.$transaction(
+    async (tx) => {
+      const project = await tx.project.create({
+        data: {
+          name: DEMO_PROJECT_NAME,
+          description:
+            'Arithmetic and word tasks with known answers: rate the built-in model, run a round, watch it improve.',
+          guidelines: DEMO_GUIDELINES,
+          overlap: 1,
+          isDemo: true,
+          labelSchema: {
+            allowTie: true,
+            allowBothBad: true,
+            strengths: [...DEFAULT_STRENGTHS],
+            criteria: [],
+            flags: [],
+          },
+        },
+      });
+      await tx.prompt.createMany({
+        data: tasks.map((task, index) => ({
+          projectId: project.id,
+          externalId: `task-${index + 1}`,
+          messages: [{ role: 'user', content: task.prompt }],
+          metadata: { answer: task.answer, demonstrations: byPrompt.get(task.prompt) ?? [] },
+          split: index < sizes.train ? ('TRAIN' as const) : ('TEST' as const),
+        })),
+      });
+      await enqueue(boss, tx, 'seed-demo', { projectId: project.id }, project.id);
+      return project.id;
+    },
+    { timeout: 30_000 },
+  );
+}

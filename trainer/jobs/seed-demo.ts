@@ -1,0 +1,129 @@
+// The demo project's first policy: supervised fine-tuning on its noisy demonstrations, then two
+// sampled responses per practice prompt, paired into comparisons ready to rate.
+import type { Prisma, PrismaClient } from '../../server/db/client.js';
+import { createPolicy } from '../policy.js';
+import { Rng } from '../runtime.js';
+import { generate } from '../sampling.js';
+import { trainSFT } from '../sft.js';
+import { Tokenizer } from '../tokenizer.js';
+import type { GPTConfig } from '../model.js';
+import { promptText, savePolicy } from './policy-store.js';
+
+export interface DemoSettings {
+  /** SFT steps for the first policy (a few minutes on two cores at the default). */
+  sftSteps: number;
+  model: Partial<GPTConfig>;
+  /** Sampled responses per prompt for the first comparisons. */
+  samplesPerPrompt: number;
+}
+
+export const DEFAULT_DEMO: DemoSettings = {
+  sftSteps: 300, // enough for the bare-answer format; the noise in the data stays visible
+  model: { contextLength: 48, nLayer: 2, nHead: 4, nEmbd: 96 }, // ~0.25M parameters: minutes, not hours
+  samplesPerPrompt: 2, // one comparison per prompt
+};
+
+interface DemoMetadata {
+  answer?: string;
+  demonstrations?: string[];
+}
+
+export async function seedDemo(
+  prisma: PrismaClient,
+  projectId: string,
+  settings: DemoSettings = DEFAULT_DEMO,
+  log: (message: string) => void = () => {},
+): Promise<void> {
+  const project = await prisma.project.findUniqueOrThrow({ where: { id: projectId } });
+  if (project.currentPolicyVersionId) return; // done by an earlier attempt
+  const prompts = await prisma.prompt.findMany({ where: { projectId }, orderBy: { createdAt: 'asc' } });
+  const demos = prompts.flatMap((prompt) =>
+    ((prompt.metadata as DemoMetadata).demonstrations ?? []).map((response) => ({
+      prompt: promptText(prompt.messages),
+      response,
+      split: prompt.split,
+    })),
+  );
+  const train = demos.filter((demo) => demo.split === 'TRAIN');
+  const validation = demos.filter((demo) => demo.split !== 'TRAIN');
+  const tokenizer = Tokenizer.fromTexts([
+    ...demos.flatMap((demo) => [demo.prompt, demo.response]),
+    'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:+=',
+  ]);
+  const policy = createPolicy(tokenizer, settings.model);
+  log(`demo: SFT on ${train.length} demonstrations for ${settings.sftSteps} steps`);
+  const sft = await trainSFT(policy, train, validation, {
+    steps: settings.sftSteps,
+    evalEvery: Math.max(10, Math.floor(settings.sftSteps / 5)),
+  });
+  const validationLoss = sft.validation.at(-1)?.loss ?? null;
+
+  const trainPrompts = prompts.filter((prompt) => prompt.split === 'TRAIN');
+  const texts = trainPrompts.map((prompt) => promptText(prompt.messages));
+  const rng = new Rng(11);
+  const samples = Array.from({ length: settings.samplesPerPrompt }, () =>
+    generate(
+      policy.model,
+      texts.map((text) => tokenizer.encodePrompt(text)),
+      { temperature: 1, topK: 0, maxNewTokens: 24, batchSize: 64 },
+      rng,
+    ).map((ids) => tokenizer.decode(ids).trim()),
+  );
+  const artifactId = await savePolicy(prisma, policy, projectId, { source: 'demo-sft', validationLoss });
+  policy.model.dispose();
+
+  await prisma.$transaction(
+    async (tx) => {
+      const fresh = await tx.project.findUniqueOrThrow({ where: { id: projectId } });
+      if (fresh.currentPolicyVersionId) return;
+      const version = await tx.policyVersion.create({
+        data: {
+          projectId,
+          name: 'sft',
+          kind: 'BUILTIN',
+          status: 'READY',
+          artifactId,
+          promotedAt: new Date(),
+          metrics: {
+            sftValidationLoss: validationLoss,
+            sftSteps: settings.sftSteps,
+            demonstrations: train.length,
+          } as Prisma.InputJsonObject,
+        },
+      });
+      await tx.project.update({ where: { id: projectId }, data: { currentPolicyVersionId: version.id } });
+      for (const [index, prompt] of trainPrompts.entries()) {
+        const texts = samples.map((sample) => sample[index] || '(empty)');
+        const responses = await Promise.all(
+          texts.map((text) =>
+            tx.response.create({
+              data: {
+                promptId: prompt.id,
+                policyVersionId: version.id,
+                text,
+                samplingParams: { temperature: 1 },
+              },
+            }),
+          ),
+        );
+        for (let i = 0; i < responses.length; i++) {
+          for (let j = i + 1; j < responses.length; j++) {
+            await tx.comparison.create({
+              data: {
+                projectId,
+                promptId: prompt.id,
+                responseAId: responses[i]!.id,
+                responseBId: responses[j]!.id,
+                requiredVotes: fresh.overlap,
+              },
+            });
+          }
+        }
+      }
+    },
+    { timeout: 120_000 },
+  );
+  log(
+    `demo: first policy ready (validation loss ${validationLoss?.toFixed(3)}), ${trainPrompts.length} comparisons to rate`,
+  );
+}

@@ -1,0 +1,64 @@
+// The trainer worker process (`npm run trainer`, a docker-compose service, any number of
+// replicas): takes jobs from the queue in PostgreSQL, exactly one handler per job name.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import closeWithGrace from 'close-with-grace';
+import { ConfigError, loadConfig } from '../server/config.js';
+import { openDatabase } from '../server/db/open.js';
+import { JOB_NAMES, startBoss, type JobName, type JobPayloads } from '../server/jobs.js';
+import { runInThread, type ThreadSettings } from './jobs/thread.js';
+
+/** Touched while the worker is alive; trainer/healthcheck.ts reads its age. */
+const HEARTBEAT_FILE = 'trainer-heartbeat';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const say = (message: string) => console.log(`[trainer] ${message}`);
+  if (!config.databaseUrl) say('No DATABASE_URL: using the embedded PostgreSQL under DATA_DIR.');
+  const db = await openDatabase(config, { log: say, poolMax: 2 });
+  const boss = await startBoss(db.url, {
+    heartbeatSeconds: config.trainerHeartbeatSeconds,
+    monitorIntervalSeconds: config.jobMonitorSeconds,
+  });
+  const settings: ThreadSettings = { databaseUrl: db.url, demoSftSteps: config.demoSftSteps };
+  const handlers: { [N in JobName]: (payload: JobPayloads[N]) => Promise<void> } = {
+    'training-round': (payload) => runInThread('training-round', payload, settings, say),
+    'seed-demo': (payload) => runInThread('seed-demo', payload, settings, say),
+  };
+  for (const name of JOB_NAMES) {
+    await boss.work<JobPayloads[typeof name]>(
+      name,
+      { batchSize: 1, pollingIntervalSeconds: 1 },
+      async ([job]) => {
+        if (job) await (handlers[name] as (payload: JobPayloads[typeof name]) => Promise<void>)(job.data);
+      },
+    );
+  }
+
+  mkdirSync(config.dataDir, { recursive: true });
+  const beat = () => writeFileSync(path.join(config.dataDir, HEARTBEAT_FILE), new Date().toISOString());
+  beat();
+  const timer = setInterval(beat, 10_000);
+  closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
+    if (err) console.error('[trainer] stopping after an error', err);
+    else say(`stopping (${signal})`);
+    clearInterval(timer);
+    await boss.stop({ graceful: true, timeout: 20_000 });
+    await db.close();
+  });
+  say(`ready: ${JOB_NAMES.join(', ')}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(`[trainer] Could not start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});
