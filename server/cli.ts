@@ -6,7 +6,11 @@ import { ConfigError, loadConfig } from './config.js';
 import { openDatabase } from './db/open.js';
 import { HttpError } from './errors.js';
 import { CreateUserBody } from './schemas/users.js';
+import { dataExitCode, exportCommand, importCommand, snapshotCommand } from './cli-datasets.js';
 import { UserService } from './services/users.js';
+import { ProjectService } from './services/projects.js';
+import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from './simulated-raters.js';
+import { Presets, SingleBar } from 'cli-progress';
 import { Value } from 'typebox/value';
 
 const HELP = `Usage: npm run cli -- <command> [options]
@@ -17,6 +21,17 @@ Commands:
                   --role <admin|researcher|rater>   (required)
                   --name <display name>             (default: the part of the email before @)
   setup-link    Print a fresh one-time link for creating the first admin (only while none exists).
+  export        Export judgments to a file (TRL, HH-RLHF, OpenRLHF, CSV, Parquet) with a progress bar.
+  import        Import a preference data set (TRL JSONL, HH-RLHF JSONL or CSV; .gz too).
+  snapshot      create | list | download dataset snapshots (byte-identical files).
+                  "npm run cli -- export --help" lists their options, API_TOKEN use and exit codes.
+  simulate-raters  Let simulated raters (marked as such everywhere) judge a project with an answer
+                key through the running server's API, by a hidden utility: correct, then concise.
+                  --project <id or name>            (default: the demo project)
+                  --raters <n>                      (default 3)
+                  --noise <0..1>                    share of random judgments (default 0.1)
+                  --judgments <n>                   stop after this many (default: until the queue is empty)
+                  --url <origin>                    the server (default http://localhost:PORT)
   help          Show this help. Every command also takes --help.
 
 Environment: DATABASE_URL (unset: the embedded PostgreSQL under DATA_DIR, started for the command
@@ -109,6 +124,76 @@ async function setupLink(args: string[]): Promise<void> {
   }
 }
 
+async function simulateRaters(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      project: { type: 'string' },
+      raters: { type: 'string', default: '3' },
+      noise: { type: 'string', default: '0.1' },
+      judgments: { type: 'string' },
+      url: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.help) return void console.log(HELP);
+  const raters = Number(values.raters);
+  const noise = Number(values.noise);
+  const judgments = values.judgments === undefined ? Number.POSITIVE_INFINITY : Number(values.judgments);
+  if (!Number.isInteger(raters) || raters < 1 || raters > 200)
+    throw new UsageError('--raters must be a whole number from 1 to 200.');
+  if (!(noise >= 0 && noise <= 1)) throw new UsageError('--noise must be between 0 and 1.');
+  if (!(judgments > 0)) throw new UsageError('--judgments must be a positive number.');
+  const config = loadConfig();
+  const origin = (values.url ?? config.publicUrl ?? `http://localhost:${config.port}`).replace(/\/+$/, '');
+  const health = await fetch(`${origin}/api/health`).catch(() => null);
+  if (!health?.ok)
+    throw new UsageError(`No Loom server answers at ${origin}; start it (npm start) or pass --url.`);
+  const db = await openDatabase(config, { poolMax: 2 });
+  try {
+    const project = values.project
+      ? await db.prisma.project.findFirst({
+          where: /^[0-9a-f-]{36}$/i.test(values.project) ? { id: values.project } : { name: values.project },
+        })
+      : await db.prisma.project.findFirst({ where: { isDemo: true } });
+    if (!project)
+      throw new UsageError(
+        values.project ? `No project "${values.project}".` : 'No demo project; pass --project.',
+      );
+    const answers = await answerKey(db.prisma, project.id);
+    if (answers.size === 0)
+      throw new UsageError(`Project "${project.name}" has no answer keys (prompt metadata "answer").`);
+    const accounts = await ensureSimulatedRaters(db.prisma, project.id, raters);
+    const total = Number.isFinite(judgments)
+      ? judgments
+      : (await new ProjectService(db.prisma).counts(project.id)).remainingJudgments;
+    const bar = new SingleBar(
+      { format: 'judging |{bar}| {value}/{total} judgments', hideCursor: true },
+      Presets.shades_classic,
+    );
+    bar.start(Math.max(1, total), 0);
+    const result = await runSimulatedRaters({
+      origin,
+      projectId: project.id,
+      accounts,
+      answers,
+      noise,
+      judgments,
+      onJudgment: (done) => bar.update(Math.min(done, Math.max(1, total))),
+    });
+    bar.stop();
+    console.log(
+      `${result.judged} judgments by ${raters} simulated rater(s) on "${project.name}"` +
+        (result.empty ? '; nothing left to judge.' : '.') +
+        (result.errors ? ` ${result.errors} request(s) failed.` : ''),
+    );
+    if (result.errors && result.judged === 0) throw new Error('Every judgment failed.');
+  } finally {
+    await db.close();
+  }
+}
+
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -118,6 +203,18 @@ async function run(argv: string[]): Promise<number> {
         return 0;
       case 'setup-link':
         await setupLink(rest);
+        return 0;
+      case 'export':
+        await exportCommand(rest);
+        return 0;
+      case 'import':
+        await importCommand(rest);
+        return 0;
+      case 'snapshot':
+        await snapshotCommand(rest);
+        return 0;
+      case 'simulate-raters':
+        await simulateRaters(rest);
         return 0;
       case undefined:
       case 'help':
@@ -129,6 +226,11 @@ async function run(argv: string[]): Promise<number> {
         throw new UsageError(`Unknown command "${command}".`);
     }
   } catch (error) {
+    const dataCode = dataExitCode(error);
+    if (dataCode !== null) {
+      console.error(`Error: ${(error as Error).message}`);
+      return dataCode;
+    }
     if (error instanceof UsageError || error instanceof ConfigError || error instanceof HttpError) {
       console.error(`Error: ${error.message}`);
       if (error instanceof UsageError) console.error('Run "npm run cli -- help" for usage.');

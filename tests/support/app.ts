@@ -4,6 +4,8 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { PgBoss } from 'pg-boss';
+import { startBoss } from '../../server/jobs.js';
 import { buildApp } from '../../server/app.js';
 import { loadConfig, type Config } from '../../server/config.js';
 import { createPrisma, type PrismaClient } from '../../server/db/client.js';
@@ -17,10 +19,19 @@ export interface TestApp {
   prisma: PrismaClient;
   config: Config;
   database: TestDatabase;
+  boss: PgBoss | undefined;
   close(): Promise<void>;
 }
 
-export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export interface TestAppOptions {
+  /** Start the job queue (pg-boss) for this app, with fast crash detection. */
+  jobs?: boolean;
+}
+
+export async function createTestApp(
+  env: Record<string, string> = {},
+  options: TestAppOptions = {},
+): Promise<TestApp> {
   const database = await createTestDatabase();
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -31,16 +42,21 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
     LOG_LEVEL: 'silent',
     ...env,
   });
-  const prisma = createPrisma(database.url, { max: 5 });
-  const app = await buildApp({ config, prisma, logger: false });
+  const prisma = createPrisma(database.url, { max: config.dbPoolMax });
+  const boss = options.jobs
+    ? await startBoss(database.url, { heartbeatSeconds: 10, monitorIntervalSeconds: 1 })
+    : undefined;
+  const app = await buildApp({ config, prisma, logger: false, boss });
   await app.ready();
   return {
     app,
     prisma,
     config,
     database,
+    boss,
     async close() {
       await app.close();
+      await boss?.stop({ graceful: false });
       await prisma.$disconnect();
       await database.drop();
     },
