@@ -6,6 +6,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   'rm-hh': () => import('./rm-hh.js'), // reward-model accuracy on real HH-RLHF preferences
   speed: () => import('./speed.js'), // tfjs training step time against PyTorch on the CPU
   rating: () => import('./rating.js'), // submissions and next-comparison latency through the API vs raw INSERTs
+  export: () => import('./export.js'), // streaming export of 1,000,000 judgments: rows/s and peak RSS
 };
 
 async function run(): Promise<void> {

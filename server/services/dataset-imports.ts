@@ -12,7 +12,7 @@ import { recordAudit } from './audit.js';
 import {
   extractPromptTrl,
   messagesOfTranscript,
-  splitHh,
+  splitHhPair,
   strengthOf,
   type Message,
 } from './export-formats.js';
@@ -118,14 +118,11 @@ export function pairOfTrlRow(row: Record<string, unknown>, line: number): Parsed
 
 /** An HH-RLHF row: two full transcripts that share everything up to the last assistant turn. */
 export function pairOfHhRow(row: Record<string, unknown>, line: number): ParsedPair {
-  const chosen = splitHh(checkedText(row.chosen, 'chosen'));
-  const rejected = splitHh(checkedText(row.rejected, 'rejected'));
-  if (!chosen || !rejected) throw new RowError('invalid', 'no "\\n\\nAssistant:" turn in chosen or rejected');
-  if (chosen.prompt !== rejected.prompt)
-    throw new RowError('invalid', 'chosen and rejected continue different conversations');
-  const messages = messagesOfTranscript(chosen.prompt);
+  const pair = splitHhPair(checkedText(row.chosen, 'chosen'), checkedText(row.rejected, 'rejected'));
+  if (!pair) throw new RowError('invalid', 'chosen and rejected share no "\\n\\nAssistant:" turn');
+  const messages = messagesOfTranscript(pair.prompt);
   if (messages.length === 0) throw new RowError('invalid', 'the conversation is empty');
-  return { line, messages, chosen: chosen.response, rejected: rejected.response, margin: undefined };
+  return { line, messages, chosen: pair.chosen, rejected: pair.rejected, margin: undefined };
 }
 
 /** Checks shared by every format, after parsing. */

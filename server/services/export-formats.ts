@@ -80,18 +80,25 @@ export function messagesOfTranscript(text: string): Message[] {
 }
 
 /**
- * An HH-RLHF row as (prompt messages, response): the prompt is everything up to the last
- * "\n\nAssistant:", as the HH loaders in TRL's examples split it; the response is the rest, less
- * the one space that follows the colon.
+ * An HH-RLHF pair as (prompt, chosen, rejected): the prompt runs to the last "\n\nAssistant:" that
+ * both transcripts share, so a response that itself invents "\n\nHuman:" or "\n\nAssistant:"
+ * turns (a few HH rows do) stays one response; the space after the colon is not part of it.
  */
-export function splitHh(text: string): { prompt: string; response: string } | null {
+export function splitHhPair(
+  chosen: string,
+  rejected: string,
+): { prompt: string; chosen: string; rejected: string } | null {
   const marker = '\n\nAssistant:';
-  const at = text.lastIndexOf(marker);
-  if (at < 0) return null;
-  const prompt = text.slice(0, at);
-  let response = text.slice(at + marker.length);
-  if (response.startsWith(' ')) response = response.slice(1);
-  return { prompt, response };
+  let common = 0;
+  const shorter = Math.min(chosen.length, rejected.length);
+  while (common < shorter && chosen.charCodeAt(common) === rejected.charCodeAt(common)) common++;
+  const at = chosen.lastIndexOf(marker, common - marker.length);
+  if (at < 0 || common < marker.length) return null;
+  const rest = (text: string) => {
+    const response = text.slice(at + marker.length);
+    return response.startsWith(' ') ? response.slice(1) : response;
+  };
+  return { prompt: chosen.slice(0, at), chosen: rest(chosen), rejected: rest(rejected) };
 }
 
 // --- TRL -------------------------------------------------------------------------------------

@@ -79,11 +79,20 @@ function requiredId(value: unknown, what: string): string {
 
 const uuidList = (ids: readonly string[]) => Prisma.join(ids.map((id) => Prisma.sql`${id}::uuid`));
 
-/** SQL selecting the ids of the chosen judgments; every value is a bound parameter. */
-export function selectionSql(selection: Selection): Prisma.Sql {
+const FROM = Prisma.sql`FROM "Preference" p
+    JOIN "Comparison" c ON c.id = p."comparisonId"
+    JOIN "Prompt" pr ON pr.id = c."promptId"
+    JOIN "Response" ra ON ra.id = c."responseAId"
+    JOIN "Response" rb ON rb.id = c."responseBId"
+    LEFT JOIN "User" u ON u.id = p."raterId"`;
+
+/** The WHERE conditions of a selection, before the agreement filter; every value is bound. */
+function conditions(selection: Selection): Prisma.Sql[] {
   if ('snapshotId' in selection) {
     const snapshotId = requiredId(selection.snapshotId, 'snapshotId');
-    return Prisma.sql`SELECT "preferenceId" AS id FROM "DatasetSnapshotItem" WHERE "snapshotId" = ${snapshotId}::uuid`;
+    return [
+      Prisma.sql`p.id IN (SELECT "preferenceId" FROM "DatasetSnapshotItem" WHERE "snapshotId" = ${snapshotId}::uuid)`,
+    ];
   }
   const projectId = requiredId(selection.projectId, 'projectId');
   const f = selection.filters;
@@ -118,63 +127,62 @@ export function selectionSql(selection: Selection): Prisma.Sql {
     const inValidation = Prisma.sql`(('x' || substr(md5(${f.split.seed ?? ''} || pr.id::text), 1, 8))::bit(32)::bigint / 4294967296.0) < ${f.split.validationFraction}`;
     where.push(f.split.part === 'validation' ? inValidation : Prisma.sql`NOT ${inValidation}`);
   }
-  return Prisma.sql`SELECT p.id FROM "Preference" p
-    JOIN "Comparison" c ON c.id = p."comparisonId"
-    JOIN "Prompt" pr ON pr.id = c."promptId"
-    JOIN "Response" ra ON ra.id = c."responseAId"
-    JOIN "Response" rb ON rb.id = c."responseBId"
-    LEFT JOIN "User" u ON u.id = p."raterId"
-    WHERE ${Prisma.join(where, ' AND ')}`;
+  return where;
 }
 
-/** Agreement is the majority's share of the selected votes on each comparison. */
-function withAgreement(selection: Selection): Prisma.Sql {
+/**
+ * FROM ... WHERE ... for the selected judgments. With minAgreement, only comparisons whose
+ * majority share of the selected votes reaches it (whole comparisons in or out, so a snapshot
+ * recomputes the same agreement from its frozen ids).
+ */
+export function selectionSql(selection: Selection, joins: Prisma.Sql = Prisma.empty): Prisma.Sql {
+  const where = Prisma.join(conditions(selection), ' AND ');
+  const base = Prisma.sql`${FROM} WHERE ${where}`;
   const minAgreement = 'filters' in selection ? selection.filters.minAgreement : undefined;
-  return Prisma.sql`WITH sel AS (${selectionSql(selection)}),
-    counts AS (
-      SELECT p."comparisonId", p.choice, count(*) AS n FROM sel JOIN "Preference" p ON p.id = sel.id
-      GROUP BY 1, 2),
-    agreement AS (
-      SELECT "comparisonId", sum(n)::int AS votes, (max(n)::float8 / sum(n))::float8 AS agreement
-      FROM counts GROUP BY 1),
-    chosen AS (
-      SELECT sel.id, ag.votes, ag.agreement FROM sel
-      JOIN "Preference" p ON p.id = sel.id
-      JOIN agreement ag ON ag."comparisonId" = p."comparisonId"
-      ${minAgreement !== undefined ? Prisma.sql`WHERE ag.agreement >= ${minAgreement}` : Prisma.empty})`;
+  if (minAgreement === undefined) return Prisma.sql`${FROM} ${joins} WHERE ${where}`;
+  return Prisma.sql`${FROM} ${joins} WHERE ${where} AND p."comparisonId" IN (
+    SELECT "comparisonId" FROM (SELECT p."comparisonId", p.choice, count(*) AS n ${base} GROUP BY 1, 2) votes
+    GROUP BY 1 HAVING max(n)::float8 / sum(n) >= ${minAgreement})`;
 }
 
 /** The ids an export selects, for freezing into a snapshot. */
 export function chosenIdsSql(selection: Selection): Prisma.Sql {
-  return Prisma.sql`${withAgreement(selection)} SELECT id FROM chosen`;
+  return Prisma.sql`SELECT p.id ${selectionSql(selection)}`;
 }
 
+/** The judgments with everything a file can show, ordered by comparison so its votes are adjacent. */
 function rowsSql(selection: Selection): Prisma.Sql {
-  return Prisma.sql`${withAgreement(selection)}
-    SELECT p.id, p."comparisonId", c."promptId", p."raterId", p.source::text AS source, p."importSource",
-      p.choice::text AS choice, p.strength, p.criteria, p.flags, p.rationale, p."shownSwapped",
-      p."timeSpentMs", p."createdAt", pr.messages, pr.split::text AS "promptSplit",
+  return Prisma.sql`SELECT p.id, p."comparisonId", c."promptId", p."raterId", p.source::text AS source,
+      p."importSource", p.choice::text AS choice, p.strength, p.criteria, p.flags, p.rationale,
+      p."shownSwapped", p."timeSpentMs", p."createdAt", pr.messages, pr.split::text AS "promptSplit",
       ra.text AS "responseA", rb.text AS "responseB", ra.source AS "sourceA", rb.source AS "sourceB",
-      pva.name AS "policyVersionA", pvb.name AS "policyVersionB", tr.number AS "roundNumber",
-      c."isGold", chosen.agreement, chosen.votes
-    FROM chosen
-    JOIN "Preference" p ON p.id = chosen.id
-    JOIN "Comparison" c ON c.id = p."comparisonId"
-    JOIN "Prompt" pr ON pr.id = c."promptId"
-    JOIN "Response" ra ON ra.id = c."responseAId"
-    JOIN "Response" rb ON rb.id = c."responseBId"
-    LEFT JOIN "PolicyVersion" pva ON pva.id = ra."policyVersionId"
-    LEFT JOIN "PolicyVersion" pvb ON pvb.id = rb."policyVersionId"
-    LEFT JOIN "TrainingRound" tr ON tr.id = c."roundId"
+      pva.name AS "policyVersionA", pvb.name AS "policyVersionB", tr.number AS "roundNumber", c."isGold"
+    ${selectionSql(
+      selection,
+      Prisma.sql`LEFT JOIN "PolicyVersion" pva ON pva.id = ra."policyVersionId"
+        LEFT JOIN "PolicyVersion" pvb ON pvb.id = rb."policyVersionId"
+        LEFT JOIN "TrainingRound" tr ON tr.id = c."roundId"`,
+    )}
     ORDER BY p."comparisonId", p.id`;
+}
+
+/** Votes and the majority's share, set on every judgment of one comparison. */
+function withVotes(group: JudgmentRow[]): JudgmentRow[] {
+  const counts = new Map<Choice, number>();
+  for (const row of group) counts.set(row.choice, (counts.get(row.choice) ?? 0) + 1);
+  const agreement = Math.max(...counts.values()) / group.length;
+  for (const row of group) {
+    row.votes = group.length;
+    row.agreement = agreement;
+  }
+  return group;
 }
 
 export async function countSelection(prisma: PrismaClient, selection: Selection) {
   const [row] = await prisma.$queryRaw<{ judgments: number; comparisons: number; prompts: number }[]>`
-    ${withAgreement(selection)}
     SELECT count(*)::int AS judgments, count(DISTINCT p."comparisonId")::int AS comparisons,
       count(DISTINCT c."promptId")::int AS prompts
-    FROM chosen JOIN "Preference" p ON p.id = chosen.id JOIN "Comparison" c ON c.id = p."comparisonId"`;
+    ${selectionSql(selection)}`;
   return row ?? { judgments: 0, comparisons: 0, prompts: 0 };
 }
 
@@ -468,7 +476,8 @@ export interface RunOptions {
   aborted?: () => boolean;
 }
 
-const BATCH = 5_000;
+// Small batches keep each batch's objects young (collected cheaply) instead of promoted.
+const BATCH = 1_000;
 
 export class ExportAborted extends Error {}
 
@@ -518,28 +527,26 @@ export async function runExport(
       let pending: JudgmentRow[] = [];
       for (;;) {
         if (run.aborted?.()) throw new ExportAborted('The export was cancelled.');
-        const rows = await tx.$queryRawUnsafe<JudgmentRow[]>(`FETCH ${BATCH} FROM loom_export`);
-        judgments += rows.length;
-        const units: JudgmentRow[][] = [];
-        if (spec.mode === 'raw') for (const row of rows) units.push([row]);
-        else {
-          // A comparison's votes are adjacent (rows come ordered by comparison); the last group may
-          // continue in the next batch, so it waits.
-          for (const row of rows) {
-            if (pending.length && pending[0]!.comparisonId !== row.comparisonId) {
-              units.push(pending);
-              pending = [];
-            }
-            pending.push(row);
-          }
-          if (rows.length < BATCH && pending.length) {
-            units.push(pending);
+        const fetched = await tx.$queryRawUnsafe<JudgmentRow[]>(`FETCH ${BATCH} FROM loom_export`);
+        judgments += fetched.length;
+        // A comparison's votes are adjacent; the last group may continue in the next batch, so it
+        // waits. Raw rows go out one unit per judgment, aggregated ones one unit per comparison.
+        const groups: JudgmentRow[][] = [];
+        for (const row of fetched) {
+          if (pending.length && pending[0]!.comparisonId !== row.comparisonId) {
+            groups.push(withVotes(pending));
             pending = [];
           }
+          pending.push(row);
         }
+        if (fetched.length < BATCH && pending.length) {
+          groups.push(withVotes(pending));
+          pending = [];
+        }
+        const units = spec.mode === 'raw' ? groups.flatMap((group) => group.map((row) => [row])) : groups;
         if (units.length) await encode.push(units);
         run.progress?.(judgments);
-        if (rows.length < BATCH) break;
+        if (fetched.length < BATCH) break;
       }
       await tx.$executeRaw`CLOSE loom_export`;
     },

@@ -1,0 +1,159 @@
+// Streaming export at scale: 1,000,000 synthetic judgments written by SQL (generate_series) into a
+// fresh database, then exported as TRL JSONL through the real HTTP route and read as a stream.
+// Also imports the HH-RLHF helpful-base test file and prints what the importer reports.
+// Ends with `export: rows_per_s=<n> peak_rss_mb=<n>` (rows = judgments read, encoded and sent).
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import pg from 'pg';
+import { buildApp } from '../server/app.js';
+import { loadConfig } from '../server/config.js';
+import { createPrisma } from '../server/db/client.js';
+import { applyMigrations } from '../server/db/migrate.js';
+import { importPreferences } from '../server/services/dataset-imports.js';
+
+const JUDGMENTS = Number(process.env.BENCH_JUDGMENTS ?? 1_000_000);
+const VOTES = 5; // judgments per comparison, by distinct raters
+const RATERS = 50;
+const HH_FILE = path.resolve('../shared/data/hh-rlhf/helpful-base-test.jsonl.gz');
+
+function withDatabase(url: string, database: string): string {
+  const target = new URL(url);
+  target.pathname = `/${database}`;
+  return target.toString();
+}
+
+/** Prompts, two responses each, one comparison each, VOTES judgments each: all in PostgreSQL. */
+export async function seed(url: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const comparisons = Math.ceil(JUDGMENTS / VOTES);
+  try {
+    await client.query(`INSERT INTO "User" (id, email, name, role, "updatedAt")
+      SELECT md5('u' || k)::uuid, 'rater' || k || '@bench.example', 'Rater ' || k, 'RATER', now()
+      FROM generate_series(1, ${RATERS}) k`);
+    const { rows } = await client.query<{ id: string }>(
+      `INSERT INTO "Project" (name, "updatedAt") VALUES ('export bench', now()) RETURNING id`,
+    );
+    const projectId = rows[0]!.id;
+    await client.query(
+      `INSERT INTO "Prompt" (id, "projectId", messages)
+       SELECT md5('p' || i)::uuid, $1, jsonb_build_array(jsonb_build_object('role', 'user',
+         'content', 'Question ' || i || ': explain ' || md5(i::text) || ' in one paragraph.'))
+       FROM generate_series(1, ${comparisons}) i`,
+      [projectId],
+    );
+    await client.query(`INSERT INTO "Response" (id, "promptId", text, source)
+      SELECT md5(side || i)::uuid, md5('p' || i)::uuid,
+        side || ' answers ' || i || ': ' || repeat(md5(side || i::text), 4), 'bench-' || side
+      FROM generate_series(1, ${comparisons}) i, unnest(ARRAY['a', 'b']) side`);
+    await client.query(
+      `INSERT INTO "Comparison" (id, "projectId", "promptId", "responseAId", "responseBId", "requiredVotes", "voteCount")
+       SELECT md5('c' || i)::uuid, $1, md5('p' || i)::uuid, md5('a' || i)::uuid, md5('b' || i)::uuid, ${VOTES}, ${VOTES}
+       FROM generate_series(1, ${comparisons}) i`,
+      [projectId],
+    );
+    await client.query(`INSERT INTO "Preference" ("comparisonId", "raterId", choice, strength, "timeSpentMs", "shownSwapped")
+      SELECT md5('c' || i)::uuid, md5('u' || (1 + (i * 7 + k) % ${RATERS}))::uuid,
+        (ARRAY['A', 'B', 'A', 'TIE', 'A', 'B', 'BOTH_BAD'])[1 + (i * 3 + k) % 7]::"Choice",
+        (i + k) % 4, 1000 + (i * k) % 60000, (i + k) % 2 = 0
+      FROM generate_series(1, ${comparisons}) i, generate_series(1, ${VOTES}) k
+      LIMIT ${JUDGMENTS}`);
+    await client.query('ANALYZE');
+    return projectId;
+  } finally {
+    await client.end();
+  }
+}
+
+export async function main(): Promise<void> {
+  const admin = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+  const name = `loom_bench_export_${randomBytes(4).toString('hex')}`;
+  const root = new pg.Client({ connectionString: admin });
+  await root.connect();
+  await root.query(`CREATE DATABASE "${name}"`);
+  await root.end();
+  const url = withDatabase(admin, name);
+  const prisma = createPrisma(url, { max: 4 });
+  try {
+    await applyMigrations(url);
+    let started = performance.now();
+    const projectId = await seed(url);
+    console.log(`seeded ${JUDGMENTS} judgments in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      DATABASE_URL: url,
+      DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'loom-bench-export-')),
+      SESSION_SECRET: randomBytes(32).toString('base64url'),
+      LOG_LEVEL: 'silent',
+      IMPORT_LIMIT_BYTES: String(256 * 1024 * 1024),
+    });
+    const app = await buildApp({ config, prisma, logger: false });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const address = app.server.address();
+    const origin = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    const researcher = await app.services.users.create(
+      {
+        email: 'researcher@bench.example',
+        name: 'Researcher',
+        role: 'RESEARCHER',
+        password: randomBytes(16).toString('hex'),
+      },
+      { id: null },
+    );
+    const { token } = await app.services.auth.createApiToken(researcher.id, 'bench', undefined, null);
+
+    // The export, read as a stream over HTTP like curl or the CLI would.
+    started = performance.now();
+    const response = await fetch(`${origin}/api/projects/${projectId}/export`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ format: 'trl', options: { margin: true } }),
+    });
+    if (!response.ok || !response.body)
+      throw new Error(`export failed: ${response.status} ${await response.text()}`);
+    const judgments = Number(response.headers.get('x-loom-judgments'));
+    let bytes = 0;
+    let lines = 0;
+    for await (const chunk of response.body) {
+      bytes += chunk.length;
+      for (const byte of chunk) if (byte === 10) lines++;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const rowsPerSecond = Math.round(judgments / seconds);
+    console.log(
+      `exported ${judgments} judgments as ${lines} TRL rows (${(bytes / 1e6).toFixed(0)} MB) in ${seconds.toFixed(1)} s`,
+    );
+    const peakExport = Math.round(process.resourceUsage().maxRSS / 1024);
+
+    // The HH-RLHF helpful-base test split through the importer (bad rows skipped and counted).
+    if (existsSync(HH_FILE)) {
+      const project = await prisma.project.create({ data: { name: 'hh import' } });
+      const content = gunzipSync(readFileSync(HH_FILE)).toString('utf8');
+      started = performance.now();
+      const report = await importPreferences(
+        prisma,
+        project.id,
+        { format: 'hh', content, source: 'hh-rlhf/helpful-base-test', onError: 'skip' },
+        { id: researcher.id },
+      );
+      console.log(
+        `hh import: lines=${report.lines} imported=${report.imported} skipped=${report.skipped} ` +
+          `errors=${JSON.stringify(report.errorCounts)} prompts=${report.prompts} comparisons=${report.comparisons} ` +
+          `in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+      );
+      for (const error of report.errors.slice(0, 8)) console.log(`  line ${error.line}: ${error.message}`);
+    }
+    await app.close();
+    console.log(`export: rows_per_s=${rowsPerSecond} peak_rss_mb=${peakExport}`);
+  } finally {
+    await prisma.$disconnect();
+    const dropper = new pg.Client({ connectionString: admin });
+    await dropper.connect();
+    await dropper.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await dropper.end();
+  }
+}
