@@ -252,7 +252,7 @@ test('a rater judges 10 comparisons with the keyboard; stored rows match; undo w
   await expect(page.getByTestId('progress')).toContainText('2 left for you');
 
   // Nothing injected ran, anywhere.
-  expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+  expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
   expect(pageErrors).toEqual([]);
 
   // The admin sees the quality numbers.
