@@ -1,6 +1,7 @@
 // Best-of-n / rejection-sampling fine-tuning (HH, Llama 2): sample n responses per prompt, keep
 // the one the reward model likes best, and fine-tune on those winners with the SFT loss.
 import { AdamW } from './optimizer.js';
+import type { SamplingHelper } from './parallel-sampling.js';
 import type { Policy } from './policy.js';
 import type { RewardScorer } from './preferences.js';
 import {
@@ -45,6 +46,7 @@ export function trainBestOfN(
   config: Partial<BestOfNConfig> = {},
   options: {
     optimizer?: AdamW;
+    helper?: SamplingHelper;
     onIteration?: (stats: IterationStats & { winnerScore: number }) => void;
   } = {},
 ): { optimizer: AdamW; history: (IterationStats & { winnerScore: number })[] } {
@@ -54,7 +56,15 @@ export function trainBestOfN(
   const optimizer = options.optimizer ?? new AdamW({ learningRate: cfg.learningRate, weightDecay: 0 });
   const history: (IterationStats & { winnerScore: number })[] = [];
   for (let it = 0; it < cfg.iterations; it++) {
-    const r = collectRollout(policy, reference, scorer, cycle.next(cfg.promptsPerIteration), cfg, rng);
+    const r = collectRollout(
+      policy,
+      reference,
+      scorer,
+      cycle.next(cfg.promptsPerIteration),
+      cfg,
+      rng,
+      options.helper,
+    );
     const winners: TokenPair[] = [];
     let winnerScore = 0;
     for (let g = 0; g < r.scores.length; g += cfg.k) {

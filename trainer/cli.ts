@@ -10,6 +10,7 @@ import { DataParallel } from './data-parallel.js';
 import { trainDPO } from './dpo.js';
 import { evaluatePolicy, winRate } from './evaluate.js';
 import { trainGRPO } from './grpo.js';
+import { SamplingHelper } from './parallel-sampling.js';
 import { createPolicy, decodePolicy, encodePolicy, freezeCopy, type Policy } from './policy.js';
 import { trainPPO } from './ppo.js';
 import {
@@ -28,14 +29,15 @@ import { Tokenizer } from './tokenizer.js';
 
 const HELP = `loom trainer
   sft               --train demos.jsonl [--val demos.jsonl] [--init policy.ckpt] [--model '{"nLayer":4}']
-                    [--workers 1] --out policy.ckpt      (workers: extra threads for data-parallel gradients)
+                    [--workers 1] --out policy.ckpt
   reward-model      --comparisons c.jsonl --init policy.ckpt [--holdout 0.1] --out rm.ckpt
   text-reward-model --comparisons c.jsonl [--holdout 0.1] --out rm.ckpt
   rloo|grpo|ppo|best-of-n  --policy sft.ckpt --reward rm.ckpt --prompts p.jsonl --out policy.ckpt
   dpo               --policy sft.ckpt --comparisons c.jsonl --out policy.ckpt
   sample            --policy policy.ckpt --prompts p.jsonl [--n 1] --out samples.jsonl
   evaluate          --policy policy.ckpt --reference sft.ckpt --reward rm.ckpt --prompts p.jsonl [--against other.ckpt]
-Common: --config '<json or file>' overrides the algorithm's defaults; --metrics m.jsonl logs every step;
+Common: --workers 0|1 (default 1): a worker thread for SFT gradients / RL sampling, i.e. both cores;
+        --config '<json or file>' overrides the algorithm's defaults; --metrics m.jsonl logs every step;
         --sampling '<json>' overrides temperature/topK/maxNewTokens.
 Files: demos {"prompt","response"}; comparisons {"prompt","responseA","responseB","choice":"A|B|TIE|BOTH_BAD",
        "strength"?, "weight"?, "promptId"?} or {"prompt","chosen","rejected"}; prompts {"prompt"} or a JSON string a line.`;
@@ -244,8 +246,11 @@ async function run(): Promise<unknown> {
       }): void =>
         bar.update(s.iteration + 1, { reward: s.meanScore, kl: s.kl, length: s.meanLength, loss: s.loss });
       const train = { rloo: trainRLOO, grpo: trainGRPO, ppo: trainPPO, 'best-of-n': trainBestOfN }[command];
-      const result = train(policy, reference, scorer, prompts, cfg, { onIteration });
+      // A sampling worker thread: rollouts are split between it and this thread (both cores).
+      const helper = Number(opts.workers ?? 1) > 0 ? await SamplingHelper.start(policy.model) : undefined;
+      const result = train(policy, reference, scorer, prompts, cfg, { onIteration, helper });
       bar.stop();
+      await helper?.close();
       writeFileSync(
         need('out'),
         encodePolicy(policy, {

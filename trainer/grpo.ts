@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { grpoAdvantages, grpoLoss } from './losses.js';
 import { AdamW } from './optimizer.js';
+import type { SamplingHelper } from './parallel-sampling.js';
 import type { Policy } from './policy.js';
 import type { RewardScorer } from './preferences.js';
 import {
@@ -47,7 +48,7 @@ export function trainGRPO(
   scorer: RewardScorer,
   prompts: string[],
   config: Partial<GRPOConfig> = {},
-  options: { optimizer?: AdamW; onIteration?: (stats: IterationStats) => void } = {},
+  options: { optimizer?: AdamW; helper?: SamplingHelper; onIteration?: (stats: IterationStats) => void } = {},
 ): { optimizer: AdamW; history: IterationStats[] } {
   const cfg = { ...DEFAULT_GRPO, ...config };
   const rng = new Rng(cfg.seed);
@@ -55,7 +56,15 @@ export function trainGRPO(
   const optimizer = options.optimizer ?? new AdamW({ learningRate: cfg.learningRate, weightDecay: 0 });
   const history: IterationStats[] = [];
   for (let it = 0; it < cfg.iterations; it++) {
-    const r = collectRollout(policy, reference, scorer, cycle.next(cfg.promptsPerIteration), cfg, rng);
+    const r = collectRollout(
+      policy,
+      reference,
+      scorer,
+      cycle.next(cfg.promptsPerIteration),
+      cfg,
+      rng,
+      options.helper,
+    );
     const advantages = grpoAdvantages(r.scores, cfg.k);
     const batch = packBatch(r.pairs, policy.model.config.contextLength);
     let loss = 0;

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { gae, ppoPolicyLoss, ppoTokenRewards, ppoValueLoss, whiten } from './losses.js';
 import { ScalarHead } from './model.js';
 import { AdamW } from './optimizer.js';
+import type { SamplingHelper } from './parallel-sampling.js';
 import type { Policy } from './policy.js';
 import type { RewardScorer } from './preferences.js';
 import {
@@ -67,7 +68,12 @@ export function trainPPO(
   scorer: RewardScorer,
   prompts: string[],
   config: Partial<PPOConfig> = {},
-  options: { optimizer?: AdamW; valueHead?: ScalarHead; onIteration?: (stats: IterationStats) => void } = {},
+  options: {
+    optimizer?: AdamW;
+    helper?: SamplingHelper;
+    valueHead?: ScalarHead;
+    onIteration?: (stats: IterationStats) => void;
+  } = {},
 ): { optimizer: AdamW; valueHead: ScalarHead; history: IterationStats[] } {
   const cfg = { ...DEFAULT_PPO, ...config };
   const rng = new Rng(cfg.seed);
@@ -79,7 +85,15 @@ export function trainPPO(
   for (const [n, v] of valueHead.params) params.set(`value/${n}`, v);
   const history: IterationStats[] = [];
   for (let it = 0; it < cfg.iterations; it++) {
-    const r = collectRollout(policy, reference, scorer, cycle.next(cfg.promptsPerIteration), cfg, rng);
+    const r = collectRollout(
+      policy,
+      reference,
+      scorer,
+      cycle.next(cfg.promptsPerIteration),
+      cfg,
+      rng,
+      options.helper,
+    );
     const batch = packBatch(r.pairs, policy.model.config.contextLength);
     const valuesOld = valueRows(policy, valueHead, batch);
     const advantages: number[][] = [];

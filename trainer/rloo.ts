@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { klShapedRewards, ppoPolicyLoss, rlooAdvantages, rlooLoss } from './losses.js';
 import { AdamW } from './optimizer.js';
+import type { SamplingHelper } from './parallel-sampling.js';
 import type { Policy } from './policy.js';
 import type { RewardScorer } from './preferences.js';
 import {
@@ -53,7 +54,7 @@ export function trainRLOO(
   scorer: RewardScorer,
   prompts: string[],
   config: Partial<RLOOConfig> = {},
-  options: { optimizer?: AdamW; onIteration?: (stats: IterationStats) => void } = {},
+  options: { optimizer?: AdamW; helper?: SamplingHelper; onIteration?: (stats: IterationStats) => void } = {},
 ): { optimizer: AdamW; history: IterationStats[] } {
   const cfg = { ...DEFAULT_RLOO, ...config };
   const rng = new Rng(cfg.seed);
@@ -62,7 +63,15 @@ export function trainRLOO(
   const history: IterationStats[] = [];
   const C = policy.model.config.contextLength;
   for (let it = 0; it < cfg.iterations; it++) {
-    const r = collectRollout(policy, reference, scorer, cycle.next(cfg.promptsPerIteration), cfg, rng);
+    const r = collectRollout(
+      policy,
+      reference,
+      scorer,
+      cycle.next(cfg.promptsPerIteration),
+      cfg,
+      rng,
+      options.helper,
+    );
     const rewards = klShapedRewards(r.scores, r.logpOld.map(sum), r.logpRef.map(sum), cfg.beta);
     const advantages = rlooAdvantages(rewards, cfg.k);
     const batch = packBatch(r.pairs, C);

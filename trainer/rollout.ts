@@ -1,5 +1,6 @@
 // What every online algorithm (RLOO, GRPO, PPO, best-of-n) does first: sample k responses per
 // prompt from the current policy, score them, and record log π_old and log π_ref per token.
+import type { SamplingHelper } from './parallel-sampling.js';
 import type { Policy } from './policy.js';
 import type { RewardScorer } from './preferences.js';
 import { Rng } from './runtime.js';
@@ -37,10 +38,13 @@ export function collectRollout(
   prompts: string[],
   config: RolloutConfig,
   rng: Rng,
+  helper?: SamplingHelper,
 ): Rollout {
   const repeated = prompts.flatMap((p) => new Array<string>(config.k).fill(p));
   const promptIds = repeated.map((p) => policy.tokenizer.encodePrompt(p));
-  const sampled = generate(policy.model, promptIds, config.sampling, rng);
+  const sampled = helper
+    ? helper.generate(policy.model, promptIds, config.sampling, rng)
+    : generate(policy.model, promptIds, config.sampling, rng);
   const pairs = sampled.map((response, i) => ({ prompt: promptIds[i] ?? [], response }));
   const responses = sampled.map((r) => policy.tokenizer.decode(r));
   const raw = scorer.score(repeated.map((prompt, i) => ({ prompt, response: responses[i] ?? '' })));

@@ -1,15 +1,47 @@
-// Data-parallel gradients over a worker thread equal the gradients of the whole batch computed
-// in one piece (token-weighted), so using both cores does not change what is learned.
+// Both cores: data-parallel gradients over a worker thread equal the gradients of the whole batch
+// computed in one piece, and parallel sampling returns what one thread would (greedy decoding).
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DataParallel, shardLoss, splitBatch } from '../../../trainer/data-parallel.js';
-import { createPolicy } from '../../../trainer/policy.js';
-import { initBackend } from '../../../trainer/runtime.js';
+import { SamplingHelper } from '../../../trainer/parallel-sampling.js';
+import { createPolicy, freezeCopy } from '../../../trainer/policy.js';
+import { trainRLOO } from '../../../trainer/rloo.js';
+import { generate } from '../../../trainer/sampling.js';
+import { initBackend, Rng } from '../../../trainer/runtime.js';
 import { packBatch } from '../../../trainer/sequences.js';
 import { Tokenizer } from '../../../trainer/tokenizer.js';
 
 beforeAll(async () => {
   await initBackend();
+});
+
+describe('parallel sampling', () => {
+  it('gives the same greedy responses as one thread, in prompt order', { timeout: 60_000 }, async () => {
+    const tokenizer = Tokenizer.fromTexts(['abcdef']);
+    const policy = createPolicy(tokenizer, { nLayer: 1, nEmbd: 16, nHead: 2, contextLength: 16 });
+    const prompts = ['a', 'bc', 'def', 'fa', 'e'].map((p) => tokenizer.encodePrompt(p));
+    const greedy = { temperature: 0, topK: 0, maxNewTokens: 6, batchSize: 64 };
+    const helper = await SamplingHelper.start(policy.model);
+    try {
+      expect(helper.generate(policy.model, prompts, greedy, new Rng(1))).toEqual(
+        generate(policy.model, prompts, greedy, new Rng(1)),
+      );
+      // And inside a training loop: RLOO with the helper runs and reports every iteration.
+      const reference = freezeCopy(policy);
+      const scorer = { score: (items: { response: string }[]) => items.map((i) => i.response.length) };
+      const { history } = trainRLOO(
+        policy,
+        reference,
+        scorer,
+        ['a', 'b', 'c'],
+        { iterations: 2, promptsPerIteration: 2, k: 2, sampling: { ...greedy, temperature: 1 } },
+        { helper },
+      );
+      expect(history).toHaveLength(2);
+    } finally {
+      await helper.close();
+    }
+  });
 });
 
 describe('data-parallel gradients', () => {
