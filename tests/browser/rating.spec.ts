@@ -1,6 +1,7 @@
 // The rater's screen end to end: an admin sets up a project through the API with responses that carry
 // script/HTML injections; a rater judges 10 comparisons with the keyboard only, and every stored row
-// matches what was pressed (the un-swapped side when B was shown on the left); undo brings the last
+// matches what was pressed (the un-swapped side when B was shown on the left); a submit whose answer is
+// lost is retried with the same Idempotency-Key and stored once; undo brings the last
 // comparison back; nothing injected runs; the admin sees the quality numbers afterwards.
 import type { APIRequestContext, Page } from '@playwright/test';
 import { expect, test, type Seed, type SeededUser } from './fixtures.js';
@@ -216,10 +217,32 @@ test('a rater judges 10 comparisons with the keyboard; stored rows match; undo w
   for (const [index, step] of plan.entries()) {
     const assignmentId = await shownAssignmentId(page);
     await checkRendering(page, seed, assignmentId);
+    // Once, the answer to a submit is lost on the way back (the server stored it): the client retries
+    // with the same Idempotency-Key and body, and the server keeps one row.
+    const sent: { key: string; body: string | null }[] = [];
+    if (index === 1) {
+      await page.route('**/api/assignments/*/submit', async (route) => {
+        sent.push({
+          key: route.request().headers()['idempotency-key'] ?? '',
+          body: route.request().postData(),
+        });
+        if (sent.length === 1) {
+          await route.fetch();
+          await route.abort('connectionreset');
+        } else await route.continue();
+      });
+    }
     const { swapped } = await seed.prisma.assignment.findUniqueOrThrow({ where: { id: assignmentId } });
     if (swapped) swappedSeen++;
     await judge(step, assignmentId);
     judged.push(assignmentId);
+    if (index === 1) {
+      await page.unroute('**/api/assignments/*/submit');
+      expect(sent).toHaveLength(2);
+      expect(sent[0]!.key).toMatch(/^[0-9a-f-]{36}$/);
+      expect(sent[1]).toEqual(sent[0]);
+      expect(await seed.prisma.preference.count({ where: { assignmentId } })).toBe(1);
+    }
 
     if (index === 4) {
       // U brings the last comparison back (same sides, the previous choice pre-selected); its row is gone.
