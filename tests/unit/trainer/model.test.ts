@@ -235,21 +235,26 @@ describe('checkpoints', () => {
     expect(decodeCheckpoint(text.encode()).header.kind).toBe('text-reward-model');
   });
 
+  // Only against a server named by TEST_DATABASE_URL: a fresh migrated database of this file's own.
   it.skipIf(!process.env.TEST_DATABASE_URL)('round-trips through the ModelArtifact table', async () => {
+    const { createTestDatabase } = await import('../../support/database.js');
     const { createPrisma } = await import('../../../server/db/client.js');
     const { saveArtifact, loadArtifact } = await import('../../../trainer/checkpoint.js');
-    const prisma = createPrisma(process.env.TEST_DATABASE_URL ?? '');
+    const database = await createTestDatabase();
+    const prisma = createPrisma(database.url);
     try {
       const policy = createPolicy(tokenizer, tiny);
       const buf = encodePolicy(policy, { step: 7 });
       const id = await saveArtifact(prisma, buf);
+      const row = await prisma.modelArtifact.findUniqueOrThrow({ where: { id } });
+      expect(row).toMatchObject({ kind: 'policy', format: CHECKPOINT_FORMAT, step: 7, byteSize: buf.length });
       const back = await loadArtifact(prisma, id);
       expect(back.equals(buf)).toBe(true);
       const pairs = [{ prompt: tokenizer.encodePrompt('abc'), response: tokenizer.encodeResponse('fed') }];
       expect(seqLogProbs(decodePolicy(back).policy, pairs)).toEqual(seqLogProbs(policy, pairs));
-      await prisma.modelArtifact.delete({ where: { id } });
     } finally {
       await prisma.$disconnect();
+      await database.drop();
     }
   });
 });
