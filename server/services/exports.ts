@@ -150,21 +150,51 @@ export function chosenIdsSql(selection: Selection): Prisma.Sql {
   return Prisma.sql`SELECT p.id ${selectionSql(selection)}`;
 }
 
-/** The judgments with everything a file can show, ordered by comparison so its votes are adjacent. */
-function rowsSql(selection: Selection): Prisma.Sql {
-  return Prisma.sql`SELECT p.id, p."comparisonId", c."promptId", p."raterId", p.source::text AS source,
-      p."importSource", p.choice::text AS choice, p.strength, p.criteria, p.flags, p.rationale,
-      p."shownSwapped", p."timeSpentMs", p."createdAt", pr.messages, pr.split::text AS "promptSplit",
-      ra.text AS "responseA", rb.text AS "responseB", ra.source AS "sourceA", rb.source AS "sourceB",
-      pva.name AS "policyVersionA", pvb.name AS "policyVersionB", tr.number AS "roundNumber", c."isGold"
-    ${selectionSql(
-      selection,
-      Prisma.sql`LEFT JOIN "PolicyVersion" pva ON pva.id = ra."policyVersionId"
-        LEFT JOIN "PolicyVersion" pvb ON pvb.id = rb."policyVersionId"
-        LEFT JOIN "TrainingRound" tr ON tr.id = c."roundId"`,
-    )}
+/**
+ * Two ordered streams instead of one wide join: the judgments (narrow rows, by comparison) and
+ * their comparisons with prompt and response texts (by id), merged in order. Texts cross the wire
+ * once per comparison rather than once per vote, and PostgreSQL sorts narrow rows.
+ */
+function judgmentsSql(selection: Selection): Prisma.Sql {
+  return Prisma.sql`SELECT p.id, p."comparisonId", p."raterId", p.source::text AS source, p."importSource",
+      p.choice::text AS choice, p.strength, p.criteria, p.flags, p.rationale, p."shownSwapped",
+      p."timeSpentMs", p."createdAt"
+    ${selectionSql(selection)}
     ORDER BY p."comparisonId", p.id`;
 }
+
+function comparisonsSql(selection: Selection): Prisma.Sql {
+  return Prisma.sql`SELECT c.id, c."promptId", pr.messages, pr.split::text AS "promptSplit",
+      ra.text AS "responseA", rb.text AS "responseB", ra.source AS "sourceA", rb.source AS "sourceB",
+      pva.name AS "policyVersionA", pvb.name AS "policyVersionB", tr.number AS "roundNumber", c."isGold"
+    FROM "Comparison" c
+    JOIN "Prompt" pr ON pr.id = c."promptId"
+    JOIN "Response" ra ON ra.id = c."responseAId"
+    JOIN "Response" rb ON rb.id = c."responseBId"
+    LEFT JOIN "PolicyVersion" pva ON pva.id = ra."policyVersionId"
+    LEFT JOIN "PolicyVersion" pvb ON pvb.id = rb."policyVersionId"
+    LEFT JOIN "TrainingRound" tr ON tr.id = c."roundId"
+    WHERE c.id IN (SELECT p."comparisonId" ${selectionSql(selection)})
+    ORDER BY c.id`;
+}
+
+type JudgmentPart = Pick<
+  JudgmentRow,
+  | 'id'
+  | 'comparisonId'
+  | 'raterId'
+  | 'source'
+  | 'importSource'
+  | 'choice'
+  | 'strength'
+  | 'criteria'
+  | 'flags'
+  | 'rationale'
+  | 'shownSwapped'
+  | 'timeSpentMs'
+  | 'createdAt'
+>;
+type ComparisonPart = Omit<JudgmentRow, keyof JudgmentPart | 'agreement' | 'votes'> & { id: string };
 
 /** Votes and the majority's share, set on every judgment of one comparison. */
 function withVotes(group: JudgmentRow[]): JudgmentRow[] {
@@ -523,21 +553,69 @@ export async function runExport(
       // The first FETCH sorts the whole selection; give it and slow readers room.
       await tx.$executeRaw`SET LOCAL statement_timeout = '15min'`;
       await tx.$executeRaw`SET LOCAL idle_in_transaction_session_timeout = '15min'`;
-      await tx.$executeRaw`DECLARE loom_export NO SCROLL CURSOR FOR ${rowsSql(selection)}`;
+      // Sorts spill to disk beyond work_mem; a little more keeps large exports off the disk longer.
+      await tx.$executeRaw`SET LOCAL work_mem = '64MB'`;
+      await tx.$executeRaw`DECLARE loom_judgments NO SCROLL CURSOR FOR ${judgmentsSql(selection)}`;
+      await tx.$executeRaw`DECLARE loom_comparisons NO SCROLL CURSOR FOR ${comparisonsSql(selection)}`;
+      let comparisons: ComparisonPart[] = [];
+      let next = 0;
+      // Both cursors run in the same order, and every selected judgment has its comparison.
+      const comparisonOf = async (id: string): Promise<ComparisonPart> => {
+        for (;;) {
+          if (next >= comparisons.length) {
+            comparisons = await tx.$queryRawUnsafe<ComparisonPart[]>(`FETCH ${BATCH} FROM loom_comparisons`);
+            next = 0;
+            if (comparisons.length === 0) throw new Error(`comparison ${id} missing from the export`);
+          }
+          const candidate = comparisons[next]!;
+          if (candidate.id === id) return candidate;
+          next++;
+        }
+      };
       let pending: JudgmentRow[] = [];
+      let current: ComparisonPart | null = null;
       for (;;) {
         if (run.aborted?.()) throw new ExportAborted('The export was cancelled.');
-        const fetched = await tx.$queryRawUnsafe<JudgmentRow[]>(`FETCH ${BATCH} FROM loom_export`);
+        const fetched = await tx.$queryRawUnsafe<JudgmentPart[]>(`FETCH ${BATCH} FROM loom_judgments`);
         judgments += fetched.length;
         // A comparison's votes are adjacent; the last group may continue in the next batch, so it
         // waits. Raw rows go out one unit per judgment, aggregated ones one unit per comparison.
         const groups: JudgmentRow[][] = [];
-        for (const row of fetched) {
-          if (pending.length && pending[0]!.comparisonId !== row.comparisonId) {
+        for (const part of fetched) {
+          if (pending.length && pending[0]!.comparisonId !== part.comparisonId) {
             groups.push(withVotes(pending));
             pending = [];
           }
-          pending.push(row);
+          if (current?.id !== part.comparisonId) current = await comparisonOf(part.comparisonId);
+          // One literal with every field: a single object shape, cheap to make and to collect.
+          pending.push({
+            id: part.id,
+            comparisonId: part.comparisonId,
+            promptId: current.promptId,
+            raterId: part.raterId,
+            source: part.source,
+            importSource: part.importSource,
+            choice: part.choice,
+            strength: part.strength,
+            criteria: part.criteria,
+            flags: part.flags,
+            rationale: part.rationale,
+            shownSwapped: part.shownSwapped,
+            timeSpentMs: part.timeSpentMs,
+            createdAt: part.createdAt,
+            messages: current.messages,
+            promptSplit: current.promptSplit,
+            responseA: current.responseA,
+            responseB: current.responseB,
+            sourceA: current.sourceA,
+            sourceB: current.sourceB,
+            policyVersionA: current.policyVersionA,
+            policyVersionB: current.policyVersionB,
+            roundNumber: current.roundNumber,
+            isGold: current.isGold,
+            agreement: 0,
+            votes: 0,
+          });
         }
         if (fetched.length < BATCH && pending.length) {
           groups.push(withVotes(pending));
@@ -548,7 +626,8 @@ export async function runExport(
         run.progress?.(judgments);
         if (fetched.length < BATCH) break;
       }
-      await tx.$executeRaw`CLOSE loom_export`;
+      await tx.$executeRaw`CLOSE loom_judgments`;
+      await tx.$executeRaw`CLOSE loom_comparisons`;
     },
     { isolationLevel: 'RepeatableRead', timeout: 6 * 3600_000, maxWait: 10_000 },
   );

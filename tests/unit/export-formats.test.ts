@@ -1,0 +1,140 @@
+// The data shapes of exports and imports without a database: TRL's extract_prompt rule (with its
+// Python quirks), HH transcripts, margins, CSV quoting, safe file names, and that a missing id can
+// never widen an export's query.
+import { describe, expect, it } from 'vitest';
+import {
+  csvLine,
+  extractPromptTrl,
+  hhText,
+  marginOf,
+  messagesOfTranscript,
+  pairRow,
+  splitHhPair,
+  strengthOf,
+} from '../../server/services/export-formats.js';
+import { pairOfHhRow, pairOfTrlRow, parsePreferenceFile } from '../../server/services/dataset-imports.js';
+import { safeFileName, selectionSql, type Selection } from '../../server/services/exports.js';
+
+describe("TRL's implicit prompt", () => {
+  it('splits at the first difference and gives the space before it to the completions', () => {
+    // The example in TRL's documentation of maybe_extract_prompt.
+    expect(extractPromptTrl('The sky is blue.', 'The sky is green.')).toEqual({
+      prompt: 'The sky is',
+      chosen: ' blue.',
+      rejected: ' green.',
+    });
+    expect(extractPromptTrl('ab', 'ac')).toEqual({ prompt: 'a', chosen: 'b', rejected: 'c' });
+  });
+
+  it('keeps Python’s quirks: a prefix pair stops on the last index; index -1 reads the last item', () => {
+    // No difference within the shorter: Python's loop variable ends at len - 1, without `break`.
+    expect(extractPromptTrl('abc', 'abcd')).toEqual({ prompt: 'ab', chosen: 'c', rejected: 'cd' });
+    // A difference at 0 with a trailing space: chosen[-1] == " " so idx becomes -1.
+    expect(extractPromptTrl('x y ', 'z')).toEqual({ prompt: 'x y', chosen: ' ', rejected: 'z' });
+    expect(() => extractPromptTrl('', 'a')).toThrow();
+  });
+
+  it('compares whole messages for conversational rows', () => {
+    const user = { role: 'user', content: 'Hi' };
+    const split = extractPromptTrl(
+      [user, { role: 'assistant', content: 'Hello' }],
+      [user, { role: 'assistant', content: 'Go away' }],
+    );
+    expect(split.prompt).toEqual([user]);
+    expect(split.chosen).toEqual([{ role: 'assistant', content: 'Hello' }]);
+  });
+});
+
+describe('HH-RLHF transcripts', () => {
+  const messages = [
+    { role: 'user', content: 'Hi' },
+    { role: 'assistant', content: 'Hello' },
+    { role: 'user', content: 'Tell me a joke' },
+  ];
+
+  it('writes turns and reads them back', () => {
+    const text = hhText(messages, 'Knock knock');
+    expect(text).toBe('\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Tell me a joke\n\nAssistant: Knock knock');
+    const split = splitHhPair(text, hhText(messages, 'No'));
+    expect(split).toEqual({
+      prompt: '\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Tell me a joke',
+      chosen: 'Knock knock',
+      rejected: 'No',
+    });
+    expect(messagesOfTranscript(split!.prompt)).toEqual(messages);
+  });
+
+  it('keeps invented turns inside a response (some HH rows have them)', () => {
+    const chosen = hhText(messages, 'Sure.');
+    const rejected = hhText(messages, 'Fine.\n\nHuman: more?\n\nAssistant: ok');
+    const pair = pairOfHhRow({ chosen, rejected }, 1);
+    expect(pair.messages).toEqual(messages);
+    expect(pair.rejected).toBe('Fine.\n\nHuman: more?\n\nAssistant: ok');
+  });
+
+  it('reports empty responses and identical pairs by kind', () => {
+    const content = [
+      JSON.stringify({ chosen: hhText(messages, 'a'), rejected: hhText(messages, '') }),
+      JSON.stringify({ chosen: hhText(messages, 'a'), rejected: hhText(messages, 'a') }),
+      JSON.stringify({ chosen: 'no turns', rejected: 'at all' }),
+      JSON.stringify({ chosen: hhText(messages, 'a'), rejected: hhText(messages, 'b') }),
+    ].join('\n');
+    const { pairs, errors } = parsePreferenceFile('hh', content);
+    expect(pairs).toHaveLength(1);
+    expect(errors.map((error) => [error.line, error.kind])).toEqual([
+      [1, 'empty-response'],
+      [2, 'chosen-equals-rejected'],
+      [3, 'invalid'],
+    ]);
+  });
+});
+
+describe('rows and margins', () => {
+  it('maps Llama 2 strengths to margins 3, 2, 1, 0 and back', () => {
+    expect([0, 1, 2, 3].map((strength) => marginOf(strength, 4))).toEqual([3, 2, 1, 0]);
+    expect(marginOf(null, 4)).toBeNull();
+    expect([3, 2, 1, 0].map((margin) => strengthOf(margin, 4))).toEqual([0, 1, 2, 3]);
+    expect(strengthOf(7, 4)).toBeNull();
+  });
+
+  it('writes the TRL fields and nothing else', () => {
+    const pair = { messages: [{ role: 'user', content: 'Q' }], chosen: 'A', rejected: 'B', margin: 2 };
+    expect(pairRow('trl', pair, {})).toEqual({ prompt: 'Q', chosen: 'A', rejected: 'B' });
+    expect(pairRow('trl', pair, { margin: true })).toEqual({
+      prompt: 'Q',
+      chosen: 'A',
+      rejected: 'B',
+      margin: 2,
+    });
+    expect(pairRow('trl', pair, { prompt: 'implicit' })).toEqual({ chosen: 'Q A', rejected: 'Q B' });
+    expect(pairOfTrlRow({ chosen: 'Q A', rejected: 'Q B' }, 1)).toMatchObject({
+      messages: pair.messages,
+      chosen: 'A',
+      rejected: 'B',
+    });
+  });
+
+  it('quotes CSV fields with commas, quotes and line breaks', () => {
+    expect(csvLine(['a', 'b,c', 'say "hi"', 'two\nlines', null, 3, { k: 1 }])).toBe(
+      'a,"b,c","say ""hi""","two\nlines",,3,"{""k"":1}"\r\n',
+    );
+  });
+});
+
+describe('safety', () => {
+  it('makes file names without paths', () => {
+    expect(safeFileName('../../etc/passwd', 'csv')).toBe('etc-passwd.csv');
+    expect(safeFileName('Paper v1 (Nov)', 'trl')).toBe('Paper-v1-Nov.jsonl');
+    expect(safeFileName('..', 'parquet')).toBe('export.parquet');
+  });
+
+  it('refuses to build an export query without a project or snapshot id', () => {
+    for (const selection of [
+      { projectId: undefined, filters: {} },
+      { projectId: '', filters: {} },
+      { snapshotId: undefined },
+      { projectId: "x' OR true --", filters: {} },
+    ])
+      expect(() => selectionSql(selection as unknown as Selection)).toThrow(/required/);
+  });
+});
