@@ -9,6 +9,8 @@ export interface JobPayloads {
   'training-round': { roundId: string };
   /** The demo project's first policy: SFT on its demonstrations, then responses and comparisons. */
   'seed-demo': { projectId: string };
+  /** Every minute: start the rounds that projects' schedules call for. */
+  'round-scheduler': Record<string, never>;
 }
 export type JobName = keyof JobPayloads;
 
@@ -22,6 +24,7 @@ interface QueueSettings {
 export const JOBS: Record<JobName, QueueSettings> = {
   'training-round': { retryLimit: 3, retryDelay: 5, expireInSeconds: 4 * 3600 },
   'seed-demo': { retryLimit: 3, retryDelay: 5, expireInSeconds: 3600 },
+  'round-scheduler': { retryLimit: 0, retryDelay: 0, expireInSeconds: 120 },
 };
 export const JOB_NAMES = Object.keys(JOBS) as JobName[];
 

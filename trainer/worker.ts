@@ -6,6 +6,7 @@ import closeWithGrace from 'close-with-grace';
 import { ConfigError, loadConfig } from '../server/config.js';
 import { openDatabase } from '../server/db/open.js';
 import { JOB_NAMES, startBoss, type JobName, type JobPayloads } from '../server/jobs.js';
+import { RoundService } from '../server/services/rounds.js';
 import { runInThread, type ThreadSettings } from './jobs/thread.js';
 
 /** Touched while the worker is alive; trainer/healthcheck.ts reads its age. */
@@ -33,7 +34,13 @@ async function main(): Promise<void> {
   const handlers: { [N in JobName]: (payload: JobPayloads[N]) => Promise<void> } = {
     'training-round': (payload) => runInThread('training-round', payload, settings, say),
     'seed-demo': (payload) => runInThread('seed-demo', payload, settings, say),
+    'round-scheduler': async () => {
+      const started = await rounds.runSchedules();
+      if (started.length) say(`scheduled ${started.length} round(s)`);
+    },
   };
+  const rounds = new RoundService(db.prisma, () => boss);
+  await boss.schedule('round-scheduler', '* * * * *', {}, { singletonKey: 'round-scheduler' });
   for (const name of JOB_NAMES) {
     await boss.work<JobPayloads[typeof name]>(
       name,

@@ -1,5 +1,46 @@
 import { Type, type Static } from 'typebox';
 import { NullableTimestamp, Timestamp } from './common.js';
+import { AlgorithmSchema, RoundConfigSchema } from './rounds.js';
+
+/** When rounds start by themselves, and when their versions are promoted by themselves. */
+export const ScheduleSchema = Type.Object(
+  {
+    enabled: Type.Boolean({ description: 'Start rounds by themselves.' }),
+    minNewPreferences: Type.Integer({
+      minimum: 1,
+      maximum: 1_000_000,
+      description: 'Judgments since the last round needed to start one.',
+    }),
+    minIntervalMinutes: Type.Integer({
+      minimum: 1,
+      maximum: 525_600,
+      description: 'At most one round this often.',
+    }),
+    algorithm: AlgorithmSchema,
+    config: Type.Optional(RoundConfigSchema),
+    autoPromote: Type.Boolean({
+      description: 'Promote a new version when it beats its parent by the margin.',
+    }),
+    promoteMargin: Type.Number({
+      minimum: 0,
+      maximum: 0.5,
+      description: 'Required RM-judged win rate over 0.5.',
+    }),
+  },
+  { additionalProperties: false, $id: 'Schedule' },
+);
+export type Schedule = Static<typeof ScheduleSchema>;
+
+export function defaultSchedule(): Schedule {
+  return {
+    enabled: false,
+    minNewPreferences: 50,
+    minIntervalMinutes: 60,
+    algorithm: 'RLOO',
+    autoPromote: false,
+    promoteMargin: 0.05,
+  };
+}
 
 /** Llama 2's four levels, strongest first; a judgment's `strength` is an index into this list. */
 export const DEFAULT_STRENGTHS = [
@@ -55,6 +96,8 @@ export const ProjectSchema = Type.Object({
   goldRate: Type.Number(),
   leaseSeconds: Type.Integer(),
   labelSchema: LabelSchema,
+  schedule: ScheduleSchema,
+  currentPolicyVersionId: Type.Union([Type.String(), Type.Null()]),
   isDemo: Type.Boolean(),
   archived: Type.Boolean(),
   createdAt: Timestamp,
@@ -104,6 +147,7 @@ export const UpdateProjectBody = Type.Object(
     leaseSeconds: Type.Optional(ProjectFields.leaseSeconds),
     labelSchema: Type.Optional(ProjectFields.labelSchema),
     archived: Type.Optional(Type.Boolean()),
+    schedule: Type.Optional(ScheduleSchema),
   },
   { additionalProperties: false, minProperties: 1 },
 );

@@ -5,8 +5,11 @@ import type { Prisma, PrismaClient, Project } from '../db/client.js';
 import { conflict, forbidden, notFound } from '../errors.js';
 import {
   defaultLabelSchema,
+  defaultSchedule,
   LabelSchema,
+  ScheduleSchema,
   type CreateProjectBody,
+  type Schedule,
   type UpdateProjectBody,
 } from '../schemas/projects.js';
 import { recordAudit } from './audit.js';
@@ -17,6 +20,12 @@ import type { Actor } from './users.js';
 export function labelSchemaOf(project: Pick<Project, 'labelSchema'>): LabelSchema {
   const merged = { ...defaultLabelSchema(), ...((project.labelSchema ?? {}) as object) };
   return Value.Check(LabelSchema, merged) ? merged : defaultLabelSchema();
+}
+
+/** The stored schedule, completed with defaults. */
+export function scheduleOf(project: Pick<Project, 'schedule'>): Schedule {
+  const merged = { ...defaultSchedule(), ...((project.schedule ?? {}) as object) };
+  return Value.Check(ScheduleSchema, merged) ? merged : defaultSchedule();
 }
 
 export function toProjectDto(
@@ -39,6 +48,8 @@ export function toProjectDto(
     goldRate: project.goldRate,
     leaseSeconds: project.leaseSeconds,
     labelSchema: labelSchemaOf(project),
+    schedule: scheduleOf(project),
+    currentPolicyVersionId: project.currentPolicyVersionId,
     isDemo: project.isDemo,
     archived: project.archivedAt !== null,
     createdAt: project.createdAt.toISOString(),

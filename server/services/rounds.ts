@@ -6,6 +6,7 @@ import { conflict, HttpError, notFound } from '../errors.js';
 import { enqueue } from '../jobs.js';
 import type { CreateRoundBody } from '../schemas/rounds.js';
 import { recordAudit } from './audit.js';
+import { scheduleOf } from './projects.js';
 import type { Actor } from './users.js';
 
 export function toRoundDto(round: TrainingRound & { outputPolicyVersion?: { id: string } | null }) {
@@ -97,6 +98,46 @@ export class RoundService {
       return created;
     });
     return toRoundDto(round);
+  }
+
+  /**
+   * Starts the rounds that projects' schedules call for: enough new judgments since the last
+   * round, and the minimum interval passed. Returns the rounds started.
+   */
+  async runSchedules(): Promise<string[]> {
+    const projects = await this.prisma.project.findMany({
+      where: { archivedAt: null, currentPolicyVersionId: { not: null } },
+    });
+    const started: string[] = [];
+    for (const project of projects) {
+      const schedule = scheduleOf(project);
+      if (!schedule.enabled) continue;
+      const last = await this.prisma.trainingRound.findFirst({
+        where: { projectId: project.id },
+        orderBy: { number: 'desc' },
+      });
+      if (last && (last.status === 'QUEUED' || last.status === 'RUNNING')) continue;
+      if (last && Date.now() - last.createdAt.getTime() < schedule.minIntervalMinutes * 60_000) continue;
+      const fresh = await this.prisma.preference.count({
+        where: {
+          comparison: { projectId: project.id, isGold: false },
+          ...(last ? { createdAt: { gt: last.createdAt } } : {}),
+        },
+      });
+      if (fresh < schedule.minNewPreferences) continue;
+      try {
+        const round = await this.launch(
+          project,
+          { algorithm: schedule.algorithm, config: schedule.config ?? {} },
+          { id: null },
+        );
+        started.push(round.id);
+      } catch (error) {
+        // Another scheduler (or an admin) started one a moment ago.
+        if (!(error instanceof HttpError && error.statusCode === 409)) throw error;
+      }
+    }
+    return started;
   }
 
   async list(projectId: string) {

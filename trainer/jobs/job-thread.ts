@@ -23,7 +23,7 @@ try {
     await seedDemo(
       prisma,
       (payload as JobPayloads['seed-demo']).projectId,
-      { ...DEFAULT_DEMO, sftSteps: settings.demoSftSteps },
+      { ...DEFAULT_DEMO, sftSteps: settings.demoSftSteps, ...settings.demo },
       log,
     );
   }

@@ -1,14 +1,17 @@
 // Runs one job in a worker thread: training keeps a core busy for minutes, and the process's main
 // thread must stay free to send the job's heartbeats (a silent job counts as crashed).
 import { Worker } from 'node:worker_threads';
-import type { JobName, JobPayloads } from '../../server/jobs.js';
+import type { JobPayloads } from '../../server/jobs.js';
+import type { DemoSettings } from './seed-demo.js';
 
 export interface ThreadSettings {
   databaseUrl: string;
   demoSftSteps: number;
+  /** Overrides of the demo's first policy (tests use a tiny model). */
+  demo?: Partial<DemoSettings>;
 }
 
-export function runInThread<N extends JobName>(
+export function runInThread<N extends 'training-round' | 'seed-demo'>(
   name: N,
   payload: JobPayloads[N],
   settings: ThreadSettings,
