@@ -64,6 +64,10 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       LOG_LEVEL: 'warn',
       // Browser tests sign in often from one address.
       LOGIN_RATE_LIMIT_PER_MINUTE: '200',
+      // As on the embedded default: the demo project and a trainer worker, with a short first SFT.
+      SEED_DEMO: 'true',
+      START_TRAINER: 'true',
+      DEMO_SFT_STEPS: '30',
       NODE_ENV: 'test',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
