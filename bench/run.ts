@@ -5,6 +5,7 @@ export type Benchmark = { main(args: string[]): Promise<void> };
 const benchmarks: Record<string, () => Promise<Benchmark>> = {
   'rm-hh': () => import('./rm-hh.js'), // reward-model accuracy on real HH-RLHF preferences
   speed: () => import('./speed.js'), // tfjs training step time against PyTorch on the CPU
+  loop: () => import('./loop.js'), // five rounds of the closed loop on the demo; win rate vs the SFT policy
   rating: () => import('./rating.js'), // submissions and next-comparison latency through the API vs raw INSERTs
   export: () => import('./export.js'), // streaming export of 1,000,000 judgments: rows/s and peak RSS
 };
