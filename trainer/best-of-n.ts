@@ -1,5 +1,6 @@
 // Best-of-n / rejection-sampling fine-tuning (HH, Llama 2): sample n responses per prompt, keep
 // the one the reward model likes best, and fine-tune on those winners with the SFT loss.
+import type { DataParallel } from './data-parallel.js';
 import { AdamW } from './optimizer.js';
 import type { SamplingHelper } from './parallel-sampling.js';
 import type { Policy } from './policy.js';
@@ -47,6 +48,7 @@ export function trainBestOfN(
   options: {
     optimizer?: AdamW;
     helper?: SamplingHelper;
+    parallel?: DataParallel;
     onIteration?: (stats: IterationStats & { winnerScore: number }) => void;
   } = {},
 ): { optimizer: AdamW; history: (IterationStats & { winnerScore: number })[] } {
@@ -79,7 +81,9 @@ export function trainBestOfN(
       rng.shuffle(winners);
       for (let i = 0; i < winners.length; i += cfg.batchSize) {
         const batch = packBatch(winners.slice(i, i + cfg.batchSize), policy.model.config.contextLength);
-        loss = optimizer.minimize(policy.model.params, () => sftLoss(policy, batch));
+        loss = options.parallel
+          ? options.parallel.stepSync(optimizer, batch, 'sft')
+          : optimizer.minimize(policy.model.params, () => sftLoss(policy, batch));
       }
     }
     const stats = { ...rolloutStats(it, r, loss), winnerScore: winnerScore / Math.max(1, winners.length) };

@@ -246,11 +246,15 @@ async function run(): Promise<unknown> {
       }): void =>
         bar.update(s.iteration + 1, { reward: s.meanScore, kl: s.kl, length: s.meanLength, loss: s.loss });
       const train = { rloo: trainRLOO, grpo: trainGRPO, ppo: trainPPO, 'best-of-n': trainBestOfN }[command];
-      // A sampling worker thread: rollouts are split between it and this thread (both cores).
-      const helper = Number(opts.workers ?? 1) > 0 ? await SamplingHelper.start(policy.model) : undefined;
-      const result = train(policy, reference, scorer, prompts, cfg, { onIteration, helper });
+      // A sampling worker thread: rollouts are split between it and this thread (both cores),
+      // and (except PPO, whose value head stays here) gradients split the same way.
+      const both = Number(opts.workers ?? 1) > 0;
+      const helper = both ? await SamplingHelper.start(policy.model) : undefined;
+      const parallel = both && command !== 'ppo' ? await DataParallel.start(policy.model, 1) : undefined;
+      const result = train(policy, reference, scorer, prompts, cfg, { onIteration, helper, parallel });
       bar.stop();
       await helper?.close();
+      await parallel?.close();
       writeFileSync(
         need('out'),
         encodePolicy(policy, {

@@ -5,16 +5,33 @@ import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import type { GPT } from './model.js';
 import type { AdamW } from './optimizer.js';
+import { grpoLoss, ppoPolicyLoss, rlooLoss } from './losses.js';
 import { initBackend } from './runtime.js';
 import { maskTensor, responseTokenLogProbs, type PackedBatch } from './sequences.js';
 
-/** Losses a worker knows how to compute (the loss must be rebuilt there from plain data). */
-export type ShardLossName = 'sft';
+/**
+ * Losses a worker knows how to compute (rebuilt there from plain data):
+ * - sft: mean NLL of the response tokens;
+ * - reinforce: RLOO's −mean_i A_i·log π(y_i|x), A in extras.rows;
+ * - clipped: PPO-style clipped ratio, per-token logpOld and advantages in extras.grids;
+ * - grpo: GRPO's loss, A in rows, logpOld/logpRef in grids, epsilon/beta in params.
+ */
+export type ShardLossName = 'sft' | 'reinforce' | 'clipped' | 'grpo';
+
+/** Per-row numbers, per-token [B, T] grids and scalars a loss needs besides the batch. */
+export interface ShardExtras {
+  rows?: number[];
+  grids?: Record<string, Float32Array>;
+  params?: Record<string, number>;
+}
 
 export interface ShardRequest {
   weights: Record<string, Float32Array>;
   shard: PackedBatch;
   loss: ShardLossName;
+  extras: ShardExtras;
+  /** When set, the worker writes its result here and wakes the waiting thread (stepSync). */
+  shared?: SharedArrayBuffer;
 }
 
 export interface ShardResult {
@@ -22,13 +39,56 @@ export interface ShardResult {
   grads: Record<string, Float32Array>;
 }
 
-/** The per-token mean negative log-likelihood of a shard's response tokens. */
-export function shardLoss(model: GPT, shard: PackedBatch, loss: ShardLossName): tf.Scalar {
-  if (loss !== 'sft') throw new Error(`unknown shard loss ${String(loss)}`);
+/** How shard losses combine into the batch loss: per token or per sequence averages. */
+const WEIGHTING: Record<ShardLossName, 'tokens' | 'rows'> = {
+  sft: 'tokens',
+  reinforce: 'rows',
+  clipped: 'tokens',
+  grpo: 'tokens',
+};
+
+export function shardLoss(
+  model: GPT,
+  shard: PackedBatch,
+  loss: ShardLossName,
+  extras: ShardExtras = {},
+): tf.Scalar {
   return tf.tidy(() => {
     const { logp } = responseTokenLogProbs(model, shard);
-    return tf.div(tf.neg(tf.sum(logp)), tf.maximum(tf.sum(maskTensor(shard)), 1)) as tf.Scalar;
+    const mask = maskTensor(shard);
+    const grid = (name: string): tf.Tensor2D => {
+      const data = extras.grids?.[name];
+      if (!data) throw new Error(`${loss} needs the grid ${name}`);
+      return tf.tensor2d(data, [shard.batch, shard.length]);
+    };
+    const param = (name: string): number => extras.params?.[name] ?? 0;
+    switch (loss) {
+      case 'sft':
+        return tf.div(tf.neg(tf.sum(logp)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
+      case 'reinforce':
+        return rlooLoss(tf.tensor1d(extras.rows ?? []), tf.sum(logp, 1) as tf.Tensor1D);
+      case 'clipped':
+        return ppoPolicyLoss(logp, grid('logpOld'), grid('advantages'), mask, param('epsilon'));
+      case 'grpo':
+        return grpoLoss(
+          logp,
+          grid('logpOld'),
+          grid('logpRef'),
+          tf.tensor1d(extras.rows ?? []),
+          mask,
+          param('epsilon'),
+          param('beta'),
+        );
+    }
   });
+}
+
+/** The extras of rows [start, start + rows) of a batch of the given length. */
+function sliceExtras(extras: ShardExtras, start: number, rows: number, length: number): ShardExtras {
+  const grids: Record<string, Float32Array> = {};
+  for (const [k, g] of Object.entries(extras.grids ?? {}))
+    grids[k] = g.slice(start * length, (start + rows) * length);
+  return { rows: extras.rows?.slice(start, start + rows), grids, params: extras.params };
 }
 
 /** Splits a batch by rows into n shards (the last ones may be smaller). */
@@ -76,16 +136,17 @@ export class DataParallel {
   }
 
   /**
-   * Mean loss and gradients of the whole batch (token-weighted across shards), as if computed in
-   * one piece; this thread works on the first shard while the workers do the rest.
+   * Mean loss and gradients of the whole batch (weighted across shards by tokens or rows, as the
+   * loss averages), as if computed in one piece; this thread works on the first shard meanwhile.
    */
   async gradients(
     batch: PackedBatch,
     loss: ShardLossName = 'sft',
+    extras: ShardExtras = {},
   ): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
     const shards = splitBatch(batch, this.workers.length + 1);
-    const weights: Record<string, Float32Array> = {};
-    for (const [name, v] of this.model.params) weights[name] = v.dataSync() as Float32Array;
+    const shardExtras = this.extrasOf(shards, extras, batch.length);
+    const weights = this.weights();
     const remote = shards.slice(1).map(
       (shard, i) =>
         new Promise<ShardResult>((resolve, reject) => {
@@ -96,44 +157,142 @@ export class DataParallel {
             worker.off('error', onError);
             resolve(r);
           });
-          worker.postMessage({ weights, shard, loss } satisfies ShardRequest);
+          worker.postMessage({
+            weights,
+            shard,
+            loss,
+            extras: shardExtras[i + 1] ?? {},
+          } satisfies ShardRequest);
         }),
     );
-    const local = shards[0] as PackedBatch;
-    const { value, grads } = tf.variableGrads(
-      () => shardLoss(this.model, local, loss),
+    const local = this.localShard(shards, shardExtras, loss);
+    const results = await Promise.all(remote);
+    return this.combine(shards, loss, local, results);
+  }
+
+  /**
+   * The same as gradients() but synchronous: workers write into shared memory and this thread
+   * blocks on Atomics.wait, so the RL trainers' loops stay synchronous.
+   */
+  gradientsSync(
+    batch: PackedBatch,
+    loss: ShardLossName = 'sft',
+    extras: ShardExtras = {},
+  ): { loss: number; grads: Map<string, tf.Tensor> } {
+    const shards = splitBatch(batch, this.workers.length + 1);
+    const shardExtras = this.extrasOf(shards, extras, batch.length);
+    const weights = this.weights();
+    const names = [...this.model.params.keys()];
+    const sizes = names.map((n) => this.model.p(n).size);
+    const buffers = shards.slice(1).map((shard, i) => {
+      // [done flag, error flag] as int32, then the loss and every gradient as float32.
+      const shared = new SharedArrayBuffer(4 * (3 + sizes.reduce((a, b) => a + b, 0)));
+      const request: ShardRequest = { weights, shard, loss, extras: shardExtras[i + 1] ?? {}, shared };
+      (this.workers[i] as Worker).postMessage(request);
+      return shared;
+    });
+    const local = this.localShard(shards, shardExtras, loss);
+    const results = buffers.map((shared): ShardResult => {
+      const flags = new Int32Array(shared, 0, 2);
+      // Bounded: a worker that died must not hang the trainer forever.
+      if (Atomics.wait(flags, 0, 0, 600_000) === 'timed-out')
+        throw new Error('gradient worker did not answer');
+      if (Atomics.load(flags, 1) !== 0) throw new Error('gradient worker failed');
+      const data = new Float32Array(shared, 8);
+      const grads: Record<string, Float32Array> = {};
+      let offset = 1;
+      names.forEach((n, j) => {
+        const size = sizes[j] ?? 0;
+        grads[n] = data.slice(offset, offset + size);
+        offset += size;
+      });
+      return { loss: data[0] ?? NaN, grads };
+    });
+    return this.combine(shards, loss, local, results);
+  }
+
+  private weights(): Record<string, Float32Array> {
+    const weights: Record<string, Float32Array> = {};
+    for (const [name, v] of this.model.params) weights[name] = v.dataSync() as Float32Array;
+    return weights;
+  }
+
+  private extrasOf(shards: PackedBatch[], extras: ShardExtras, length: number): ShardExtras[] {
+    let start = 0;
+    return shards.map((s) => {
+      const e = sliceExtras(extras, start, s.batch, length);
+      start += s.batch;
+      return e;
+    });
+  }
+
+  private localShard(
+    shards: PackedBatch[],
+    extras: ShardExtras[],
+    loss: ShardLossName,
+  ): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+    return tf.variableGrads(
+      () => shardLoss(this.model, shards[0] as PackedBatch, loss, extras[0]),
       [...this.model.params.values()],
     );
-    const results = await Promise.all(remote);
-    const tokens = shards.map((s) =>
-      Math.max(
-        1,
-        s.mask.reduce((a, x) => a + x, 0),
-      ),
+  }
+
+  /** Weighted mean of the shards' losses and gradients (by tokens or by rows, per loss). */
+  private combine(
+    shards: PackedBatch[],
+    loss: ShardLossName,
+    local: { value: tf.Scalar; grads: tf.NamedTensorMap },
+    results: ShardResult[],
+  ): { loss: number; grads: Map<string, tf.Tensor> } {
+    const { value, grads } = local;
+    const weight = shards.map((s) =>
+      WEIGHTING[loss] === 'rows'
+        ? s.batch
+        : Math.max(
+            1,
+            s.mask.reduce((a, x) => a + x, 0),
+          ),
     );
-    const total = tokens.reduce((a, b) => a + b, 0);
+    const total = weight.reduce((a, b) => a + b, 0);
     const out = new Map<string, tf.Tensor>();
     tf.tidy(() => {
       for (const [name, v] of this.model.params) {
-        let g = tf.mul(grads[v.name] ?? tf.zerosLike(v), (tokens[0] ?? 0) / total);
+        let g = tf.mul(grads[v.name] ?? tf.zerosLike(v), (weight[0] ?? 0) / total);
         results.forEach((r, i) => {
           const data = r.grads[name];
-          if (data) g = tf.add(g, tf.mul(tf.tensor(data, v.shape), (tokens[i + 1] ?? 0) / total));
+          if (data) g = tf.add(g, tf.mul(tf.tensor(data, v.shape), (weight[i + 1] ?? 0) / total));
         });
         out.set(name, tf.keep(g));
       }
     });
     const lossValue =
-      ((value.dataSync()[0] ?? 0) * (tokens[0] ?? 0) +
-        results.reduce((a, r, i) => a + r.loss * (tokens[i + 1] ?? 0), 0)) /
+      ((value.dataSync()[0] ?? 0) * (weight[0] ?? 0) +
+        results.reduce((a, r, i) => a + r.loss * (weight[i + 1] ?? 0), 0)) /
       total;
     tf.dispose([value, ...Object.values(grads)]);
     return { loss: lossValue, grads: out };
   }
 
   /** One optimizer step on the batch; returns the loss. */
-  async step(optimizer: AdamW, batch: PackedBatch, loss: ShardLossName = 'sft'): Promise<number> {
-    const { loss: value, grads } = await this.gradients(batch, loss);
+  async step(
+    optimizer: AdamW,
+    batch: PackedBatch,
+    loss: ShardLossName = 'sft',
+    extras: ShardExtras = {},
+  ): Promise<number> {
+    const { loss: value, grads } = await this.gradients(batch, loss, extras);
+    optimizer.apply(this.model.params, grads);
+    tf.dispose([...grads.values()]);
+    return value;
+  }
+
+  stepSync(
+    optimizer: AdamW,
+    batch: PackedBatch,
+    loss: ShardLossName = 'sft',
+    extras: ShardExtras = {},
+  ): number {
+    const { loss: value, grads } = this.gradientsSync(batch, loss, extras);
     optimizer.apply(this.model.params, grads);
     tf.dispose([...grads.values()]);
     return value;

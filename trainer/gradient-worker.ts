@@ -13,20 +13,43 @@ const port = parentPort;
 if (!port) throw new Error('gradient-worker must run in a worker thread');
 
 port.on('message', (request: ShardRequest) => {
-  const result = computeShard(request);
-  port.postMessage(
-    result,
-    Object.values(result.grads).map((g) => g.buffer as ArrayBuffer),
-  );
+  if (!request.shared) {
+    const result = computeShard(request);
+    port.postMessage(
+      result,
+      Object.values(result.grads).map((g) => g.buffer as ArrayBuffer),
+    );
+    return;
+  }
+  // Synchronous caller: write into its shared memory (loss, then gradients in parameter order).
+  const flags = new Int32Array(request.shared, 0, 2);
+  try {
+    const result = computeShard(request);
+    const data = new Float32Array(request.shared, 8);
+    data[0] = result.loss;
+    let offset = 1;
+    for (const name of model.params.keys()) {
+      const g = result.grads[name] ?? new Float32Array(model.p(name).size);
+      data.set(g, offset);
+      offset += g.length;
+    }
+  } catch {
+    Atomics.store(flags, 1, 1);
+  }
+  Atomics.store(flags, 0, 1);
+  Atomics.notify(flags, 0);
 });
 
-function computeShard({ weights, shard, loss }: ShardRequest): ShardResult {
+function computeShard({ weights, shard, loss, extras }: ShardRequest): ShardResult {
   for (const [name, data] of Object.entries(weights)) {
     const v = model.p(name);
     tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
   }
   const names = [...model.params.keys()];
-  const { value, grads } = tf.variableGrads(() => shardLoss(model, shard, loss), [...model.params.values()]);
+  const { value, grads } = tf.variableGrads(
+    () => shardLoss(model, shard, loss, extras),
+    [...model.params.values()],
+  );
   const out: Record<string, Float32Array> = {};
   names.forEach((name) => {
     const g = grads[model.p(name).name];

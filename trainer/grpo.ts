@@ -1,6 +1,7 @@
 // GRPO (DeepSeekMath): a group of k samples per prompt, advantages standardized within the
 // group, a PPO-style clipped per-token ratio and the KL₃ penalty to the reference in the loss.
 import * as tf from '@tensorflow/tfjs';
+import type { DataParallel } from './data-parallel.js';
 import { grpoAdvantages, grpoLoss } from './losses.js';
 import { AdamW } from './optimizer.js';
 import type { SamplingHelper } from './parallel-sampling.js';
@@ -15,7 +16,7 @@ import {
 } from './rollout.js';
 import { Rng } from './runtime.js';
 import { DEFAULT_SAMPLING } from './sampling.js';
-import { maskTensor, packBatch, responseTokenLogProbs, rowsToGrid } from './sequences.js';
+import { maskTensor, packBatch, responseTokenLogProbs, rowsToGrid, rowsToGridData } from './sequences.js';
 
 export interface GRPOConfig extends RolloutConfig {
   iterations: number;
@@ -48,7 +49,12 @@ export function trainGRPO(
   scorer: RewardScorer,
   prompts: string[],
   config: Partial<GRPOConfig> = {},
-  options: { optimizer?: AdamW; helper?: SamplingHelper; onIteration?: (stats: IterationStats) => void } = {},
+  options: {
+    optimizer?: AdamW;
+    helper?: SamplingHelper;
+    parallel?: DataParallel;
+    onIteration?: (stats: IterationStats) => void;
+  } = {},
 ): { optimizer: AdamW; history: IterationStats[] } {
   const cfg = { ...DEFAULT_GRPO, ...config };
   const rng = new Rng(cfg.seed);
@@ -69,19 +75,25 @@ export function trainGRPO(
     const batch = packBatch(r.pairs, policy.model.config.contextLength);
     let loss = 0;
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-      loss = optimizer.minimize(policy.model.params, () =>
-        tf.tidy(() =>
-          grpoLoss(
-            responseTokenLogProbs(policy.model, batch).logp,
-            rowsToGrid(r.logpOld, batch),
-            rowsToGrid(r.logpRef, batch),
-            tf.tensor1d(advantages),
-            maskTensor(batch),
-            cfg.clipEpsilon,
-            cfg.beta,
-          ),
-        ),
-      );
+      loss = options.parallel
+        ? options.parallel.stepSync(optimizer, batch, 'grpo', {
+            rows: advantages,
+            grids: { logpOld: rowsToGridData(r.logpOld, batch), logpRef: rowsToGridData(r.logpRef, batch) },
+            params: { epsilon: cfg.clipEpsilon, beta: cfg.beta },
+          })
+        : optimizer.minimize(policy.model.params, () =>
+            tf.tidy(() =>
+              grpoLoss(
+                responseTokenLogProbs(policy.model, batch).logp,
+                rowsToGrid(r.logpOld, batch),
+                rowsToGrid(r.logpRef, batch),
+                tf.tensor1d(advantages),
+                maskTensor(batch),
+                cfg.clipEpsilon,
+                cfg.beta,
+              ),
+            ),
+          );
     }
     const stats = rolloutStats(it, r, loss);
     history.push(stats);

@@ -1,6 +1,7 @@
 // RLOO (Ahmadian et al. 2024): k samples per prompt, each one's baseline is the mean reward of
 // the other k−1, the KL to the reference is folded into the reward; the default RL algorithm.
 import * as tf from '@tensorflow/tfjs';
+import type { DataParallel } from './data-parallel.js';
 import { klShapedRewards, ppoPolicyLoss, rlooAdvantages, rlooLoss } from './losses.js';
 import { AdamW } from './optimizer.js';
 import type { SamplingHelper } from './parallel-sampling.js';
@@ -20,6 +21,7 @@ import {
   packBatch,
   responseTokenLogProbs,
   rowsToGrid,
+  rowsToGridData,
   sum,
   type PackedBatch,
 } from './sequences.js';
@@ -54,7 +56,12 @@ export function trainRLOO(
   scorer: RewardScorer,
   prompts: string[],
   config: Partial<RLOOConfig> = {},
-  options: { optimizer?: AdamW; helper?: SamplingHelper; onIteration?: (stats: IterationStats) => void } = {},
+  options: {
+    optimizer?: AdamW;
+    helper?: SamplingHelper;
+    parallel?: DataParallel;
+    onIteration?: (stats: IterationStats) => void;
+  } = {},
 ): { optimizer: AdamW; history: IterationStats[] } {
   const cfg = { ...DEFAULT_RLOO, ...config };
   const rng = new Rng(cfg.seed);
@@ -77,11 +84,22 @@ export function trainRLOO(
     const batch = packBatch(r.pairs, C);
     let loss = 0;
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-      loss = optimizer.minimize(policy.model.params, () =>
-        cfg.epochs === 1
-          ? reinforceLoss(policy, batch, advantages)
-          : clippedLoss(policy, batch, advantages, r.logpOld, cfg),
-      );
+      const parallel = options.parallel;
+      if (parallel && cfg.epochs === 1)
+        loss = parallel.stepSync(optimizer, batch, 'reinforce', { rows: advantages });
+      else if (parallel) {
+        const perToken = r.logpOld.map((row, b) => row.map(() => advantages[b] ?? 0));
+        loss = parallel.stepSync(optimizer, batch, 'clipped', {
+          grids: { logpOld: rowsToGridData(r.logpOld, batch), advantages: rowsToGridData(perToken, batch) },
+          params: { epsilon: cfg.clipEpsilon },
+        });
+      } else {
+        loss = optimizer.minimize(policy.model.params, () =>
+          cfg.epochs === 1
+            ? reinforceLoss(policy, batch, advantages)
+            : clippedLoss(policy, batch, advantages, r.logpOld, cfg),
+        );
+      }
     }
     const stats = rolloutStats(it, r, loss);
     history.push(stats);

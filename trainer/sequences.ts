@@ -128,14 +128,18 @@ export function maskedRow(data: Float32Array, b: PackedBatch, r: number): number
 }
 
 /** Inverse of maskedRow: per-row response values laid back onto the [B, T] grid of a batch. */
-export function rowsToGrid(rows: number[][], b: PackedBatch): tf.Tensor2D {
+export function rowsToGridData(rows: number[][], b: PackedBatch): Float32Array {
   const grid = new Float32Array(b.batch * b.length);
   for (let r = 0; r < b.batch; r++) {
     let j = 0;
     for (let t = 0; t < b.length; t++)
       if (b.mask[r * b.length + t] === 1) grid[r * b.length + t] = rows[r]?.[j++] ?? 0;
   }
-  return tf.tensor2d(grid, [b.batch, b.length]);
+  return grid;
+}
+
+export function rowsToGrid(rows: number[][], b: PackedBatch): tf.Tensor2D {
+  return tf.tensor2d(rowsToGridData(rows, b), [b.batch, b.length]);
 }
 
 export function sum(xs: number[]): number {

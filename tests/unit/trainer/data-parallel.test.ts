@@ -2,7 +2,13 @@
 // computed in one piece, and parallel sampling returns what one thread would (greedy decoding).
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DataParallel, shardLoss, splitBatch } from '../../../trainer/data-parallel.js';
+import {
+  DataParallel,
+  shardLoss,
+  splitBatch,
+  type ShardExtras,
+  type ShardLossName,
+} from '../../../trainer/data-parallel.js';
 import { SamplingHelper } from '../../../trainer/parallel-sampling.js';
 import { createPolicy, freezeCopy } from '../../../trainer/policy.js';
 import { trainRLOO } from '../../../trainer/rloo.js';
@@ -26,7 +32,8 @@ describe('parallel sampling', () => {
       expect(helper.generate(policy.model, prompts, greedy, new Rng(1))).toEqual(
         generate(policy.model, prompts, greedy, new Rng(1)),
       );
-      // And inside a training loop: RLOO with the helper runs and reports every iteration.
+      // And inside a training loop: RLOO with both helpers (sampling, gradients) runs every iteration.
+      const parallel = await DataParallel.start(policy.model, 1);
       const reference = freezeCopy(policy);
       const scorer = { score: (items: { response: string }[]) => items.map((i) => i.response.length) };
       const { history } = trainRLOO(
@@ -35,8 +42,9 @@ describe('parallel sampling', () => {
         scorer,
         ['a', 'b', 'c'],
         { iterations: 2, promptsPerIteration: 2, k: 2, sampling: { ...greedy, temperature: 1 } },
-        { helper },
+        { helper, parallel },
       );
+      await parallel.close();
       expect(history).toHaveLength(2);
     } finally {
       await helper.close();
@@ -88,6 +96,53 @@ describe('data-parallel gradients', () => {
     } finally {
       await parallel.close();
       tf.dispose([value, ...Object.values(grads)]);
+    }
+  });
+
+  it('match for the RL losses too, synchronously (RLOO, clipped, GRPO)', { timeout: 60_000 }, async () => {
+    const tokenizer = Tokenizer.fromTexts(['abcdef']);
+    const { model } = createPolicy(tokenizer, { nLayer: 1, nEmbd: 16, nHead: 2, contextLength: 16 });
+    const texts = ['abc', 'de', 'fabcd', 'a', 'cc', 'ef'];
+    const batch = packBatch(
+      texts.map((s) => ({ prompt: tokenizer.encodePrompt(s), response: tokenizer.encodeResponse(s) })),
+      16,
+    );
+    const noise = (i: number): number => Math.sin(i * 12.9898) * 0.3;
+    const grid = (shift: number): Float32Array => batch.mask.map((m, i) => m * (noise(i + shift) - 1.5));
+    const cases: [ShardLossName, ShardExtras][] = [
+      ['reinforce', { rows: [1, -1, 0.5, -0.5, 2, -2] }],
+      ['clipped', { grids: { logpOld: grid(1), advantages: grid(2) }, params: { epsilon: 0.2 } }],
+      [
+        'grpo',
+        {
+          rows: [1, -1, 0.5, -0.5, 2, -2],
+          grids: { logpOld: grid(3), logpRef: grid(4) },
+          params: { epsilon: 0.2, beta: 0.1 },
+        },
+      ],
+    ];
+    const parallel = await DataParallel.start(model, 1);
+    try {
+      for (const [loss, extras] of cases) {
+        const { value, grads } = tf.variableGrads(
+          () => shardLoss(model, batch, loss, extras),
+          [...model.params.values()],
+        );
+        const result = parallel.gradientsSync(batch, loss, extras);
+        expect(result.loss, loss).toBeCloseTo(value.dataSync()[0] ?? NaN, 4);
+        for (const [name, v] of model.params) {
+          const expected = Array.from(grads[v.name]?.dataSync() ?? []);
+          const actual = Array.from(result.grads.get(name)?.dataSync() ?? []);
+          const maxDiff = expected.reduce(
+            (m: number, x, i) => Math.max(m, Math.abs(x - (actual[i] ?? NaN))),
+            0,
+          );
+          expect(maxDiff, `${loss} ${name}`).toBeLessThan(1e-4);
+        }
+        tf.dispose([value, ...Object.values(grads), ...result.grads.values()]);
+      }
+    } finally {
+      await parallel.close();
     }
   });
 });
