@@ -274,6 +274,18 @@ test('a rater judges 10 comparisons with the keyboard; stored rows match; undo w
   await expect(page.getByTestId('progress')).toContainText('10 today');
   await expect(page.getByTestId('progress')).toContainText('2 left for you');
 
+  // S asks for a reason; Enter confirms the first one and the next comparison shows.
+  const skippedId = await shownAssignmentId(page);
+  await page.keyboard.press('s');
+  await expect(page.getByRole('dialog', { name: 'Skip this comparison?' })).toBeVisible();
+  await page.keyboard.press('Enter');
+  await expect(page.getByRole('dialog')).toBeHidden();
+  await expect(page.getByTestId('comparison')).not.toHaveAttribute('data-assignment-id', skippedId);
+  const skipped = await seed.prisma.assignment.findUniqueOrThrow({ where: { id: skippedId } });
+  expect(skipped.status).toBe('SKIPPED');
+  expect(skipped.skipReason).toBe('I lack the knowledge to judge this');
+  expect(await seed.prisma.preference.count({ where: { assignmentId: skippedId } })).toBe(0);
+
   // Nothing injected ran, anywhere.
   expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
   expect(pageErrors).toEqual([]);
