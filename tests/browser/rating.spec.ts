@@ -117,7 +117,7 @@ test('a rater judges 10 comparisons with the keyboard; stored rows match; undo w
   playwright,
   seed,
 }) => {
-  test.setTimeout(90_000);
+  test.setTimeout(120_000);
   const admin = await seed.createUser('ADMIN', 'Quinn Admin');
   const rater = await seed.createUser('RATER', 'Robin Rater');
 
