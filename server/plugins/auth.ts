@@ -1,7 +1,8 @@
 // Authentication and authorization for every route. Each /api route declares `config.access`
 // ('public', 'authenticated' or a list of roles); a route without one refuses to register.
 // Cookie sessions must send the CSRF token on writes; Bearer API tokens need none.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
 import fp from 'fastify-plugin';
 import { forbidden, HttpError, unauthorized } from '../errors.js';
 import type { Role } from '../schemas/common.js';
@@ -41,6 +42,17 @@ declare module 'fastify' {
 export function principalOf(request: FastifyRequest): Principal {
   if (!request.principal) throw unauthorized();
   return request.principal;
+}
+
+/** Sets the session cookie: httpOnly, SameSite=Lax, Secure in production, as long as the session. */
+export function setSessionCookie(reply: FastifyReply, config: Config, token: string): void {
+  reply.setCookie(SESSION_COOKIE, token, {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: config.production,
+    maxAge: Math.floor(config.sessionAbsoluteMs / 1000),
+  });
 }
 
 export function clientInfo(request: FastifyRequest) {

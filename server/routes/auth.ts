@@ -1,20 +1,12 @@
 // Sign-in, sign-out, the current user, own sessions and password change.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { clientInfo, principalOf, SESSION_COOKIE } from '../plugins/auth.js';
+import { clientInfo, principalOf, SESSION_COOKIE, setSessionCookie } from '../plugins/auth.js';
 import { ChangePasswordBody, LoginBody, MeResponse, SessionList } from '../schemas/auth.js';
 import { ErrorSchema, IdParams } from '../schemas/common.js';
 import { toUserDto } from '../services/users.js';
 
 const auth: FastifyPluginAsyncTypebox = async (app) => {
-  const cookieOptions = {
-    path: '/',
-    httpOnly: true,
-    sameSite: 'lax' as const,
-    secure: app.config.production,
-    maxAge: Math.floor(app.config.sessionAbsoluteMs / 1000),
-  };
-
   app.post(
     '/api/auth/login',
     {
@@ -37,7 +29,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
         clientInfo(request),
       );
       // The cookie from before sign-in (if any) is replaced: sessions are renewed at sign-in.
-      reply.setCookie(SESSION_COOKIE, token, cookieOptions);
+      setSessionCookie(reply, app.config, token);
       return { user: toUserDto(user), csrfToken: session.csrfToken };
     },
   );

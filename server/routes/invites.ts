@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { notFound } from '../errors.js';
-import { clientInfo, principalOf, SESSION_COOKIE } from '../plugins/auth.js';
+import { clientInfo, principalOf, setSessionCookie } from '../plugins/auth.js';
 import {
   AcceptInviteBody,
   InviteLookup,
@@ -78,13 +78,7 @@ const invites: FastifyPluginAsyncTypebox = async (app) => {
         session,
         user: signedIn,
       } = await app.services.auth.startSession(user, clientInfo(request));
-      reply.setCookie(SESSION_COOKIE, token, {
-        path: '/',
-        httpOnly: true,
-        sameSite: 'lax',
-        secure: app.config.production,
-        maxAge: Math.floor(app.config.sessionAbsoluteMs / 1000),
-      });
+      setSessionCookie(reply, app.config, token);
       return reply.status(201).send({ user: toUserDto(signedIn), csrfToken: session.csrfToken });
     },
   );
