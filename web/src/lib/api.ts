@@ -83,7 +83,7 @@ const WRITE_METHODS: ReadonlySet<Method> = new Set<Method>(['POST', 'PATCH', 'PU
 
 let redirecting = false;
 
-async function request<T>(method: Method, path: string, options: RequestOptions = {}): Promise<T> {
+export async function request<T>(method: Method, path: string, options: RequestOptions = {}): Promise<T> {
   try {
     return await send<T>(method, path, options);
   } catch (error) {

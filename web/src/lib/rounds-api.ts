@@ -1,0 +1,103 @@
+// Typed client for training rounds, their live events, policy versions and a project's schedule.
+import type {
+  Algorithm,
+  CreateRoundBody,
+  PolicyVersion,
+  Project,
+  Round,
+  RoundEvent,
+  Schedule,
+} from '$shared/index.js';
+import { request } from './api.js';
+
+const id = encodeURIComponent;
+
+export const roundsApi = {
+  /** Newest first. */
+  rounds: (projectId: string) => request<Round[]>('GET', `/projects/${id(projectId)}/rounds`),
+  /** 409 when a round is already queued or running, or the project has no promoted version. */
+  launch: (projectId: string, body: CreateRoundBody) =>
+    request<Round>('POST', `/projects/${id(projectId)}/rounds`, { body }),
+  round: (roundId: string) => request<Round>('GET', `/rounds/${id(roundId)}`),
+  /** Ascending; pass the last id seen as `after` to get only newer events. */
+  events: (roundId: string, after?: string, limit?: number) =>
+    request<RoundEvent[]>('GET', `/rounds/${id(roundId)}/events`, { query: { after, limit } }),
+  cancel: (roundId: string) => request<Round>('POST', `/rounds/${id(roundId)}/cancel`),
+  /** Oldest first, with lineage (parentId) and which one is current. */
+  versions: (projectId: string) =>
+    request<PolicyVersion[]>('GET', `/projects/${id(projectId)}/policy-versions`),
+  /** Promoting an earlier version is a roll back. */
+  promote: (versionId: string) => request<PolicyVersion>('POST', `/policy-versions/${id(versionId)}/promote`),
+  updateSchedule: (projectId: string, schedule: Schedule) =>
+    request<Project>('PATCH', `/projects/${id(projectId)}`, { body: { schedule } }),
+};
+
+/** The algorithms a round can use, with a one-line explanation each (RLOO is the server's default). */
+export const ALGORITHMS: readonly { value: Algorithm; label: string; description: string }[] = [
+  {
+    value: 'RLOO',
+    label: 'RLOO',
+    description:
+      'REINFORCE with a leave-one-out baseline: several samples per prompt, each judged against the others. The default.',
+  },
+  {
+    value: 'PPO',
+    label: 'PPO',
+    description:
+      'Proximal policy optimization: clipped updates with a learned value baseline; the classic RLHF.',
+  },
+  {
+    value: 'GRPO',
+    label: 'GRPO',
+    description:
+      'Group-relative policy optimization: rewards normalized within each prompt’s group of samples.',
+  },
+  {
+    value: 'DPO',
+    label: 'DPO',
+    description: 'Direct preference optimization: learns from the judgments themselves, no sampling loop.',
+  },
+  {
+    value: 'BEST_OF_N',
+    label: 'Best-of-n',
+    description: 'Samples n responses per prompt and fine-tunes on the one the reward model likes best.',
+  },
+];
+
+export function algorithmLabel(value: string): string {
+  return ALGORITHMS.find((a) => a.value === value)?.label ?? value;
+}
+
+/** The round's phases in order, as the stepper shows them ('comparisons' is the publishing step). */
+export const PHASES: readonly { key: string; label: string }[] = [
+  { key: 'snapshot', label: 'Snapshot' },
+  { key: 'reward-model', label: 'Reward model' },
+  { key: 'policy', label: 'Policy' },
+  { key: 'evaluation', label: 'Evaluation' },
+  { key: 'comparisons', label: 'Publish' },
+];
+
+/** The server's defaults (trainer/jobs/training-round.ts), shown as the form's starting values. */
+export const ROUND_DEFAULTS = {
+  iterations: 30,
+  learningRate: 3e-4,
+  beta: 0.05,
+  samplesPerPrompt: 4,
+  promptsPerIteration: 16,
+  rewardModelEpochs: 2,
+  generateComparisons: true,
+  comparisonPrompts: 60,
+} as const;
+
+/** The server's answer to a launch while another round is active (shown before trying). */
+export const ROUND_ACTIVE_MESSAGE = 'A round of this project is already queued or running.';
+
+export function isActive(round: Pick<Round, 'status'>): boolean {
+  return round.status === 'QUEUED' || round.status === 'RUNNING';
+}
+
+/** A metric as a finite number, or null. */
+export function metric(metrics: Record<string, unknown> | undefined, key: string): number | null {
+  const value = metrics?.[key];
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
