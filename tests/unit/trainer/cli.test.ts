@@ -12,7 +12,8 @@ const CLI = fileURLToPath(new URL('../../../trainer/cli.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'loom-cli-'));
 const cli = (...args: string[]): Record<string, unknown> =>
   JSON.parse(
-    execFileSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    // --workers 0: one thread per process here (the worker paths have their own tests).
+    execFileSync(process.execPath, ['--import', 'tsx', CLI, ...args, '--workers', '0'], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     }),
