@@ -342,9 +342,8 @@ export async function importPreferences(
         voteCount: votes.get(comparison.id)!,
       }));
       for (const batch of chunks(comparisons, 2_000)) await tx.comparison.createMany({ data: batch });
-      for (const [key, comparison] of comparisonIds) {
+      for (const comparison of comparisonIds.values()) {
         if (comparison.fresh || !votes.has(comparison.id)) continue;
-        void key;
         const n = votes.get(comparison.id)!;
         await tx.comparison.update({
           where: { id: comparison.id },

@@ -514,3 +514,29 @@ describe('who may export', () => {
     );
   });
 });
+
+describe('imports into a project that has the pair already', () => {
+  it('adds the vote to the existing comparison, in its own A/B order, and keeps its queue state', async () => {
+    const { projectId: target } = await createProject(t, {}, { prompts: 1, responses: 2 });
+    const before = await t.prisma.comparison.findFirstOrThrow({
+      where: { projectId: target },
+      include: { responseA: true, responseB: true },
+    });
+    const row = {
+      prompt: 'Question 0: what is 0 + 0?',
+      chosen: before.responseB.text,
+      rejected: before.responseA.text,
+    };
+    const response = await importFile(target, {
+      format: 'trl',
+      content: JSON.stringify(row),
+      source: 'extra',
+    });
+    expect(response.json()).toMatchObject({ imported: 1, newPrompts: 0, comparisons: 0 });
+    const after = await t.prisma.comparison.findUniqueOrThrow({ where: { id: before.id } });
+    expect(after.requiredVotes - after.voteCount).toBe(before.requiredVotes - before.voteCount);
+    const preference = await t.prisma.preference.findFirstOrThrow({ where: { comparisonId: before.id } });
+    expect(preference.choice).toBe('B');
+    expect(await t.prisma.response.count({ where: { prompt: { projectId: target } } })).toBe(2);
+  });
+});
