@@ -5,7 +5,6 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { trainBestOfN } from './best-of-n.js';
-import { readCheckpointHeader } from './checkpoint.js';
 import { DataParallel } from './data-parallel.js';
 import { trainDPO } from './dpo.js';
 import { evaluatePolicy, winRate } from './evaluate.js';
@@ -19,7 +18,7 @@ import {
   type ComparisonExample,
   type RewardScorer,
 } from './preferences.js';
-import { RewardModel, trainRewardModel } from './reward-model.js';
+import { decodeRewardScorer, RewardModel, trainRewardModel } from './reward-model.js';
 import { trainRLOO } from './rloo.js';
 import { initBackend, Rng } from './runtime.js';
 import { DEFAULT_SAMPLING, generate, type SamplingConfig } from './sampling.js';
@@ -102,11 +101,7 @@ function loadPolicyFile(path: string): Policy {
 }
 
 function loadScorer(path: string): RewardScorer {
-  const buf = readFileSync(path);
-  const kind = readCheckpointHeader(buf).kind;
-  if (kind === 'reward-model') return RewardModel.decode(buf);
-  if (kind === 'text-reward-model') return TextRewardModel.decode(buf);
-  throw new Error(`${path} is a ${kind} checkpoint, not a reward model`);
+  return decodeRewardScorer(readFileSync(path));
 }
 
 function logMetrics(record: Record<string, unknown>): void {

@@ -35,6 +35,7 @@ export {
 } from './preferences.js';
 export {
   RewardModel,
+  decodeRewardScorer,
   trainRewardModel,
   evaluateRewardModel,
   DEFAULT_REWARD_MODEL,

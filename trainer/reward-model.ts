@@ -1,7 +1,7 @@
 // The reward model: the policy's GPT backbone (initialized from the SFT weights) with a scalar
 // head read at the response's last token, trained with the Bradley-Terry loss of ALGORITHMS.md.
 import * as tf from '@tensorflow/tfjs';
-import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.js';
+import { decodeCheckpoint, encodeCheckpoint, readCheckpointHeader } from './checkpoint.js';
 import { bradleyTerryLoss } from './losses.js';
 import { GPT, ScalarHead, type GPTConfig } from './model.js';
 import { AdamW } from './optimizer.js';
@@ -18,6 +18,7 @@ import {
 } from './preferences.js';
 import { Rng } from './runtime.js';
 import { inputTensor, lastTensor, packForScoring, type TokenPair } from './sequences.js';
+import { TextRewardModel } from './text-reward-model.js';
 import { Tokenizer, type TokenizerJson } from './tokenizer.js';
 
 export interface RewardModelConfig {
@@ -218,4 +219,12 @@ export function evaluateRewardModel(
   margins: number[] | null = null,
 ): RewardEvaluation {
   return evaluateScorer(scorer, toPreferencePairs(comparisons, margins).pairs);
+}
+
+/** Any stored reward model (GPT-based or text-only) from its checkpoint, by the header's kind. */
+export function decodeRewardScorer(buf: Buffer): RewardScorer {
+  const kind = readCheckpointHeader(buf).kind;
+  if (kind === 'reward-model') return RewardModel.decode(buf);
+  if (kind === 'text-reward-model') return TextRewardModel.decode(buf);
+  throw new Error(`a ${kind} checkpoint is not a reward model`);
 }
