@@ -17,7 +17,15 @@ function ensureTorch(): void {
   if (probe.status === 0) return;
   console.log('speed: installing python3-torch and OpenBLAS (apt-get)...');
   // OpenBLAS too: with Debian's reference BLAS the peer would be ~40× slower and the ratio meaningless.
-  execFileSync('apt-get', ['install', '-y', 'python3-torch', 'libopenblas0-pthread'], { stdio: 'inherit' });
+  const install = (): void =>
+    execFileSync('apt-get', ['install', '-y', 'python3-torch', 'libopenblas0-pthread'], { stdio: 'inherit' });
+  try {
+    install();
+  } catch {
+    // A fresh machine has no package lists yet.
+    execFileSync('apt-get', ['update'], { stdio: 'inherit' });
+    install();
+  }
 }
 
 function median(xs: number[]): number {
