@@ -17,8 +17,9 @@ function ensureTorch(): void {
   if (probe.status === 0) return;
   console.log('speed: installing python3-torch and OpenBLAS (apt-get)...');
   // OpenBLAS too: with Debian's reference BLAS the peer would be ~40× slower and the ratio meaningless.
-  const install = (): void =>
+  const install = (): void => {
     execFileSync('apt-get', ['install', '-y', 'python3-torch', 'libopenblas0-pthread'], { stdio: 'inherit' });
+  };
   try {
     install();
   } catch {
