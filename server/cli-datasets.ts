@@ -24,7 +24,7 @@ import {
   type Snapshot,
 } from './schemas/datasets.js';
 import { importPreferences } from './services/dataset-imports.js';
-import { countSelection, runExport, specOf, type ExportResult, type Sink } from './services/exports.js';
+import { countJudgments, runExport, specOf, type ExportResult, type Sink } from './services/exports.js';
 import { labelSchemaOf } from './services/projects.js';
 import { createSnapshot, downloadSnapshot, getSnapshot, listSnapshots } from './services/snapshots.js';
 
@@ -299,7 +299,7 @@ export async function exportCommand(args: string[]): Promise<void> {
     const project = await prisma.project.findUniqueOrThrow({ where: { id: projectId } });
     const spec = specOf(body);
     const selection = { projectId, filters: spec.filters };
-    const { judgments } = await countSelection(prisma, selection);
+    const judgments = await countJudgments(prisma, selection);
     const bar = progressBar(judgments);
     let result: ExportResult | undefined;
     try {

@@ -19,6 +19,7 @@ import { recordAudit } from '../services/audit.js';
 import { importPreferences } from '../services/dataset-imports.js';
 import {
   CONTENT_TYPES,
+  countJudgments,
   countSelection,
   ExportAborted,
   runExport,
@@ -106,7 +107,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
       const project = await app.services.projects.visible(principalOf(request), request.params.id);
       const spec = specOf(request.body);
       const selection = { projectId: project.id, filters: spec.filters };
-      const count = await countSelection(app.prisma, selection);
+      const judgments = await countJudgments(app.prisma, selection);
       await recordAudit(app.prisma, {
         actorId: actor(request).id,
         action: 'project.export',
@@ -115,7 +116,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
         details: {
           format: spec.format,
           mode: spec.mode,
-          judgments: count.judgments,
+          judgments,
           identifyRaters: spec.options.identifyRaters ?? false,
         },
         ip: request.ip,
@@ -125,7 +126,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
         reply,
         spec.format,
         safeFileName(`${project.name}-${spec.format}-${spec.mode}`, spec.format),
-        { 'x-loom-judgments': String(count.judgments) },
+        { 'x-loom-judgments': String(judgments) },
         (sink, aborted) =>
           runExport(app.prisma, selection, spec, sink, {
             secret: app.config.sessionSecret,

@@ -214,6 +214,12 @@ function withVotes(group: JudgmentRow[]): JudgmentRow[] {
   return group;
 }
 
+/** Just the number of judgments (for progress): no distinct counts, so no extra sorts. */
+export async function countJudgments(prisma: PrismaClient, selection: Selection): Promise<number> {
+  const [row] = await prisma.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n ${selectionSql(selection)}`;
+  return row?.n ?? 0;
+}
+
 export async function countSelection(prisma: PrismaClient, selection: Selection) {
   const [row] = await prisma.$queryRaw<{ judgments: number; comparisons: number; prompts: number }[]>`
     SELECT count(*)::int AS judgments, count(DISTINCT p."comparisonId")::int AS comparisons,
@@ -583,9 +589,18 @@ export async function runExport(
       };
       let pending: JudgmentRow[] = [];
       let current: ComparisonPart | null = null;
+      // The next batch is requested before this one is encoded, so PostgreSQL and this process
+      // work at the same time (the driver runs the connection's queries in the order issued).
+      const fetchJudgments = () => {
+        const batch = tx.$queryRawUnsafe<JudgmentPart[]>(`FETCH ${BATCH} FROM loom_judgments`);
+        batch.catch(() => {}); // awaited below; this only keeps an abandoned batch from going unhandled
+        return batch;
+      };
+      let nextBatch = fetchJudgments();
       for (;;) {
         if (run.aborted?.()) throw new ExportAborted('The export was cancelled.');
-        const fetched = await tx.$queryRawUnsafe<JudgmentPart[]>(`FETCH ${BATCH} FROM loom_judgments`);
+        const fetched = await nextBatch;
+        if (fetched.length === BATCH) nextBatch = fetchJudgments();
         judgments += fetched.length;
         // A comparison's votes are adjacent; the last group may continue in the next batch, so it
         // waits. Raw rows go out one unit per judgment, aggregated ones one unit per comparison.
