@@ -1,4 +1,4 @@
-// The demo project, "practice problems with answer keys": short arithmetic and string tasks whose
+// The demo project, "practice problems with answer keys": small additions and word tasks whose
 // answers are known, noisy demonstrations to fine-tune the first policy on, and the hidden utility
 // (correct first, then concise) that simulated raters judge by.
 import type { PgBoss } from 'pg-boss';
@@ -11,47 +11,50 @@ export const DEMO_PROJECT_NAME = 'Practice problems with answer keys';
 
 export const DEMO_GUIDELINES = `# Practice problems
 
-Each prompt is a small task with one right answer: an addition (\`17+25=\`), or a word to
-reverse, upper-case or measure (\`reverse: apple\`).
+Each prompt is a small task with one right answer: an addition (\`7+5=\`), or a word to
+reverse, upper-case or measure (\`reverse: fox\`).
 
 1. **Correct beats wrong.** A response that contains the right answer is better than one that
    does not, however it is phrased.
 2. **Then shorter is better.** Between two correct responses prefer the one that says only the
-   answer (\`42\` over \`The answer is 42.\`).
-3. Both wrong: choose **both bad**. Both equally good: choose **tie**.
+   answer (\`12\` over \`The answer is 12.\`); between two wrong ones, too.
+3. Both equally good: choose **tie**. Use **both bad** only for responses that do not even
+   attempt the task.
 `;
 
 const WORDS = [
-  'apple',
-  'river',
-  'stone',
-  'cloud',
-  'tiger',
-  'lemon',
-  'piano',
-  'candle',
-  'garden',
-  'rocket',
-  'pencil',
-  'window',
-  'orange',
-  'silver',
-  'planet',
-  'forest',
-  'bridge',
-  'monkey',
-  'yellow',
-  'castle',
-  'dragon',
-  'butter',
-  'summer',
-  'winter',
-  'coffee',
-  'basket',
-  'flower',
-  'button',
-  'island',
-  'rabbit',
+  'cat',
+  'dog',
+  'sun',
+  'map',
+  'red',
+  'box',
+  'cup',
+  'hat',
+  'pen',
+  'bus',
+  'egg',
+  'fox',
+  'jam',
+  'key',
+  'owl',
+  'pig',
+  'rat',
+  'sky',
+  'toy',
+  'van',
+  'bird',
+  'cake',
+  'fish',
+  'frog',
+  'lamp',
+  'moon',
+  'rain',
+  'ship',
+  'star',
+  'tree',
+  'wolf',
+  'milk',
 ];
 
 export interface DemoTask {
@@ -69,8 +72,8 @@ export function demoTasks(count: number, seed = 1): DemoTask[] {
     const kind = Math.floor(random() * 4);
     let task: DemoTask;
     if (kind === 0) {
-      const a = Math.floor(random() * 50);
-      const b = Math.floor(random() * 50);
+      const a = Math.floor(random() * 10);
+      const b = Math.floor(random() * 10);
       task = { prompt: `${a}+${b}=`, answer: String(a + b) };
     } else {
       const word = pick(WORDS);

@@ -72,8 +72,7 @@ export function simulatedJudgment(
   if (random() < noise) return { choice: random() < 0.5 ? 'LEFT' : 'RIGHT', strength: 3 };
   const l = demoUtility(left, answer);
   const r = demoUtility(right, answer);
-  // A correct response is worth at least 1; a wrong one at most 0.
-  if (l <= 0 && r <= 0) return { choice: 'BOTH_BAD' };
+  // Both wrong: the shorter is still closer to a bare answer (the guidelines say so too).
   if (l === r) return { choice: 'TIE' };
   const gap = Math.abs(l - r);
   const strength = gap >= 50 ? 0 : gap >= 10 ? 1 : gap >= 3 ? 2 : 3;

@@ -28,8 +28,8 @@ export class RoundCancelled extends Error {}
 
 const DEFAULTS: Required<RoundConfig> = {
   iterations: 30, // RL iterations per round: minutes on two cores at the built-in size
-  learningRate: 3e-4, // a small model moves slowly at 1e-4 within one round
-  beta: 0.05, // TRL's KL coefficient (DPO: β = 0.1 is used when not set)
+  learningRate: 1e-4, // RL steps are noisy; faster rates let the policy hack a young reward model
+  beta: 0.1, // KL coefficient, above TRL's 0.05: reward models fit on a few hundred judgments are easy to exploit (DPO: β)
   samplesPerPrompt: 4, // RLOO's k: a lower-variance leave-one-out baseline than TRL's 2
   promptsPerIteration: 16, // prompts per rollout
   rewardModelEpochs: 2, // few comparisons per round: a second pass helps more than it overfits
