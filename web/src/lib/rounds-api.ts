@@ -69,12 +69,12 @@ export function algorithmLabel(value: string): string {
 }
 
 /** The round's phases in order, as the stepper shows them ('comparisons' is the publishing step). */
-export const PHASES: readonly { key: string; label: string }[] = [
-  { key: 'snapshot', label: 'Snapshot' },
-  { key: 'reward-model', label: 'Reward model' },
-  { key: 'policy', label: 'Policy' },
-  { key: 'evaluation', label: 'Evaluation' },
-  { key: 'comparisons', label: 'Publish' },
+export const PHASES: readonly { key: string; label: string; short: string }[] = [
+  { key: 'snapshot', label: 'Snapshot', short: 'Data' },
+  { key: 'reward-model', label: 'Reward model', short: 'RM' },
+  { key: 'policy', label: 'Policy', short: 'Policy' },
+  { key: 'evaluation', label: 'Evaluation', short: 'Eval' },
+  { key: 'comparisons', label: 'Publish', short: 'Publish' },
 ];
 
 /** The server's defaults (trainer/jobs/training-round.ts), shown as the form's starting values. */
