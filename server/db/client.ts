@@ -23,5 +23,6 @@ export function createPrisma(databaseUrl: string, options: DatabaseOptions = {})
     idle_in_transaction_session_timeout: 60_000,
     application_name: 'loom',
   });
-  return new PrismaClient({ adapter });
+  // Waiting for a pooled connection under load is normal; failing after Prisma's default 2 s is not.
+  return new PrismaClient({ adapter, transactionOptions: { maxWait: 15_000, timeout: 30_000 } });
 }

@@ -174,7 +174,7 @@ export class QueueService {
           RETURNING id`;
         return created[0]!.id;
       },
-      { timeout: 10_000, maxWait: 5_000 },
+      { timeout: 10_000 },
     );
   }
 
@@ -235,7 +235,7 @@ export class QueueService {
           });
           return created;
         },
-        { timeout: 10_000, maxWait: 5_000 },
+        { timeout: 10_000 },
       );
       return {
         preferenceId: preference.id,
