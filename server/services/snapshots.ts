@@ -118,7 +118,8 @@ async function judgmentsIn(prisma: PrismaClient, snapshotId: string): Promise<nu
 
 export async function listSnapshots(prisma: PrismaClient, projectId: string): Promise<Snapshot[]> {
   const snapshots = await prisma.datasetSnapshot.findMany({
-    where: { projectId },
+    // A snapshot whose file is still being hashed has no hash yet, and is not listed.
+    where: { projectId, NOT: { contentHash: '' } },
     orderBy: { createdAt: 'desc' },
     include: { _count: { select: { items: true } } },
   });
