@@ -68,6 +68,9 @@ export function demoTasks(count: number, seed = 1): DemoTask[] {
   const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
   const tasks: DemoTask[] = [];
   const seen = new Set<string>();
+  // 100 sums and 3 tasks × the word list: ask for more and the loop could never finish.
+  const distinct = 100 + 3 * WORDS.length;
+  if (count > distinct) throw new Error(`Only ${distinct} distinct demo tasks exist; asked for ${count}.`);
   while (tasks.length < count) {
     const kind = Math.floor(random() * 4);
     let task: DemoTask;
@@ -132,7 +135,7 @@ export function demoUtility(response: string, answer: string): number {
 }
 
 /** Prompts in the demo: most for training and rating, the rest held out for evaluation. */
-export const DEMO_PROMPTS = { train: 240, heldOut: 40 };
+export const DEMO_PROMPTS = { train: 160, heldOut: 30 };
 
 /**
  * Creates the demo project once (prompts with answer keys and demonstrations) and enqueues the
