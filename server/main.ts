@@ -56,11 +56,14 @@ async function main(): Promise<void> {
   say(`Loom is running at ${origin}  (API docs: ${origin}/api/docs)`);
   const setupToken = await app.services.users.issueSetupToken();
   if (setupToken) {
+    // One write, so that a reader of the output never sees half of these instructions.
     say(
-      'No admin exists yet. Create the first admin with this one-time link (valid 24 h, replaced at every start):',
+      [
+        'No admin exists yet. Create the first admin with this one-time link (valid 24 h, replaced at every start):',
+        `  ${origin}/setup?token=${setupToken}`,
+        'or from a terminal: npm run cli -- create-user --email you@example.com --role admin',
+      ].join('\n[loom] '),
     );
-    say(`  ${origin}/setup?token=${setupToken}`);
-    say('or from a terminal: npm run cli -- create-user --email you@example.com --role admin');
   } else {
     say('Sign in with your account. Admins invite others under Users.');
   }

@@ -30,7 +30,8 @@ export function startServerProcess(
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const origin = /Loom is running at (http:\/\/\S+)/.exec(output)?.[1];
-      if (origin && /No admin exists|Sign in with your account/.test(output)) {
+      // Ready once the sign-in instructions are complete (the setup link, or the sign-in line).
+      if (origin && /setup\?token=\S+\s|Sign in with your account/.test(output)) {
         clearTimeout(timer);
         child.off('exit', onEarlyExit);
         resolve({
