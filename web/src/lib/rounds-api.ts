@@ -80,8 +80,8 @@ export const PHASES: readonly { key: string; label: string; short: string }[] = 
 /** The server's defaults (trainer/jobs/training-round.ts), shown as the form's starting values. */
 export const ROUND_DEFAULTS = {
   iterations: 30,
-  learningRate: 3e-4,
-  beta: 0.05,
+  learningRate: 1e-4,
+  beta: 0.1,
   samplesPerPrompt: 4,
   promptsPerIteration: 16,
   rewardModelEpochs: 2,
