@@ -14,7 +14,10 @@ async function waitForStart(server: ChildProcess): Promise<{ baseURL: string; se
   return new Promise((resolve, reject) => {
     let output = '';
     let baseURL = '';
-    const timer = setTimeout(() => reject(new Error(`The server did not start in time:\n${output}`)), 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`The server did not start in time:\n${output}`)),
+      180_000,
+    );
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       baseURL ||= /Loom is running at (http:\/\/\S+)/.exec(output)?.[1] ?? '';
