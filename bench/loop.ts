@@ -8,11 +8,10 @@ import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import { benchDatabase } from './database.js';
 import { buildApp } from '../server/app.js';
 import { loadConfig } from '../server/config.js';
 import { createPrisma } from '../server/db/client.js';
-import { applyMigrations } from '../server/db/migrate.js';
 import { demoUtility, ensureDemoProject } from '../server/demo.js';
 import { startBoss, type JobPayloads } from '../server/jobs.js';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from '../server/simulated-raters.js';
@@ -28,21 +27,11 @@ const NOISE = Number(process.env.BENCH_NOISE ?? 0.1);
 const SAMPLES_PER_PROMPT = 4;
 
 export async function main(): Promise<void> {
-  const admin =
-    process.env.TEST_DATABASE_URL ??
-    process.env.DATABASE_URL ??
-    'postgresql://postgres@127.0.0.1:5432/postgres';
-  const name = `loom_bench_loop_${randomBytes(4).toString('hex')}`;
-  const adminClient = new pg.Client({ connectionString: admin });
-  await adminClient.connect();
-  await adminClient.query(`CREATE DATABASE "${name}"`);
-  const url = new URL(admin);
-  url.pathname = `/${name}`;
-  const databaseUrl = url.toString();
+  const database = await benchDatabase('loop');
+  const databaseUrl = database.url;
   const started = Date.now();
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)} s`;
   try {
-    await applyMigrations(databaseUrl);
     const config = loadConfig({
       NODE_ENV: 'test',
       DATABASE_URL: databaseUrl,
@@ -139,8 +128,7 @@ export async function main(): Promise<void> {
     await boss.stop({ graceful: false });
     await prisma.$disconnect();
   } finally {
-    await adminClient.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await adminClient.end();
+    await database.drop();
   }
 }
 

@@ -8,8 +8,8 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { benchDatabase } from './database.js';
 import { createPrisma } from '../server/db/client.js';
-import { applyMigrations } from '../server/db/migrate.js';
 import { hashPassword } from '../server/services/passwords.js';
 import { startServerProcess } from '../tests/support/server-process.js';
 
@@ -76,20 +76,10 @@ async function rawInsertRate(url: string): Promise<number> {
 }
 
 export async function main(): Promise<void> {
-  const admin =
-    process.env.TEST_DATABASE_URL ??
-    process.env.DATABASE_URL ??
-    'postgresql://postgres@127.0.0.1:5432/postgres';
-  const name = `loom_bench_rating_${randomBytes(4).toString('hex')}`;
-  const adminClient = new pg.Client({ connectionString: admin });
-  await adminClient.connect();
-  await adminClient.query(`CREATE DATABASE "${name}"`);
-  const url = new URL(admin);
-  url.pathname = `/${name}`;
-  const databaseUrl = url.toString();
+  const database = await benchDatabase('rating');
+  const databaseUrl = database.url;
   let server: Awaited<ReturnType<typeof startServerProcess>> | null = null;
   try {
-    await applyMigrations(databaseUrl);
     console.log(`rating: raw INSERT baseline (${RAW_CLIENTS} clients, 5 s)...`);
     const raw = await rawInsertRate(databaseUrl);
     console.log(`rating: raw inserts ${raw.toFixed(0)}/s`);
@@ -216,7 +206,6 @@ export async function main(): Promise<void> {
   } finally {
     await server?.stop();
     agent.destroy();
-    await adminClient.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await adminClient.end();
+    await database.drop();
   }
 }

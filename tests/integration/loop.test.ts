@@ -8,6 +8,7 @@ import type { JobPayloads } from '../../server/jobs.js';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from '../../server/simulated-raters.js';
 import { runInThread } from '../../trainer/jobs/thread.js';
 import { runRound } from '../../trainer/jobs/training-round.js';
+import { until } from '../support/wait.js';
 import { createAndSignIn, createTestApp, type SignedIn, type TestApp } from '../support/app.js';
 
 const TINY = {
@@ -27,20 +28,6 @@ let t: TestApp;
 let origin: string;
 let admin: SignedIn;
 let projectId: string;
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | null | undefined | false>,
-  timeoutMs = 150_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 beforeAll(async () => {
   t = await createTestApp({}, { jobs: true });

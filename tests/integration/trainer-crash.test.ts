@@ -10,6 +10,7 @@ import { ensureDemoProject } from '../../server/demo.js';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from '../../server/simulated-raters.js';
 import { seedDemo } from '../../trainer/jobs/seed-demo.js';
 import { initBackend } from '../../trainer/runtime.js';
+import { until } from '../support/wait.js';
 import { createAndSignIn, createTestApp, type TestApp } from '../support/app.js';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
@@ -34,20 +35,6 @@ function startWorker(): ChildProcess {
   child.stderr?.resume();
   workers.push(child);
   return child;
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | null | undefined | false>,
-  timeoutMs = 240_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 beforeAll(async () => {
