@@ -1,5 +1,6 @@
 // Streaming export at scale: 1,000,000 synthetic judgments written by SQL (generate_series) into a
-// fresh database, then exported as TRL JSONL through the real HTTP route and read as a stream.
+// fresh database, then exported as TRL JSONL through the real HTTP route of a server running in its
+// own process (its peak resident memory is the one reported), read as a stream.
 // Also imports the HH-RLHF helpful-base test file and prints what the importer reports.
 // Ends with `export: rows_per_s=<n> peak_rss_mb=<n>` (rows = judgments read, encoded and sent).
 import { randomBytes } from 'node:crypto';
@@ -8,22 +9,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import pg from 'pg';
-import { buildApp } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
+import { benchDatabase } from './database.js';
 import { createPrisma } from '../server/db/client.js';
-import { applyMigrations } from '../server/db/migrate.js';
 import { importPreferences } from '../server/services/dataset-imports.js';
+import { hashPassword } from '../server/services/passwords.js';
+import { startServerProcess, type ServerProcess } from '../tests/support/server-process.js';
 
 const JUDGMENTS = Number(process.env.BENCH_JUDGMENTS ?? 1_000_000);
 const VOTES = 5; // judgments per comparison, by distinct raters
 const RATERS = 50;
 const HH_FILE = path.resolve('../shared/data/hh-rlhf/helpful-base-test.jsonl.gz');
-
-function withDatabase(url: string, database: string): string {
-  const target = new URL(url);
-  target.pathname = `/${database}`;
-  return target.toString();
-}
 
 /** Prompts, two responses each, one comparison each, VOTES judgments each: all in PostgreSQL. */
 export async function seed(url: string): Promise<string> {
@@ -68,49 +63,62 @@ export async function seed(url: string): Promise<string> {
   }
 }
 
+/** Peak and current resident memory of a process, in MB (Linux /proc). */
+function memoryOf(pid: number): { peak: number; now: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { peak: Math.round(kb('VmHWM') / 1024), now: Math.round(kb('VmRSS') / 1024) };
+}
+
 export async function main(): Promise<void> {
-  const admin = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-  const name = `loom_bench_export_${randomBytes(4).toString('hex')}`;
-  const root = new pg.Client({ connectionString: admin });
-  await root.connect();
-  await root.query(`CREATE DATABASE "${name}"`);
-  await root.end();
-  const url = withDatabase(admin, name);
+  const database = await benchDatabase('export');
+  const url = database.url;
   const prisma = createPrisma(url, { max: 4 });
+  let server: ServerProcess | null = null;
   try {
-    await applyMigrations(url);
     let started = performance.now();
     const projectId = await seed(url);
     console.log(`seeded ${JUDGMENTS} judgments in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-
-    const config = loadConfig({
-      NODE_ENV: 'test',
-      DATABASE_URL: url,
-      DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'loom-bench-export-')),
-      SESSION_SECRET: randomBytes(32).toString('base64url'),
-      LOG_LEVEL: 'silent',
-      IMPORT_LIMIT_BYTES: String(256 * 1024 * 1024),
-    });
-    const app = await buildApp({ config, prisma, logger: false });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    const address = app.server.address();
-    const origin = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-    const researcher = await app.services.users.create(
-      {
+    const password = randomBytes(16).toString('hex');
+    const researcher = await prisma.user.create({
+      data: {
         email: 'researcher@bench.example',
         name: 'Researcher',
         role: 'RESEARCHER',
-        password: randomBytes(16).toString('hex'),
+        credential: { create: { passwordHash: await hashPassword(password) } },
       },
-      { id: null },
-    );
-    const { token } = await app.services.auth.createApiToken(researcher.id, 'bench', undefined, null);
+    });
+
+    // The server in its own process, as in production: its memory is what the target is about.
+    server = await startServerProcess({
+      ...process.env,
+      DATABASE_URL: url,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'error',
+      NODE_ENV: 'production',
+      SESSION_SECRET: randomBytes(48).toString('base64'),
+      DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'loom-bench-export-')),
+    });
+    const pid = server.child.pid!;
+    const login = await fetch(`${server.origin}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: researcher.email, password }),
+    });
+    if (!login.ok) throw new Error(`login failed: ${login.status} ${await login.text()}`);
+    const { csrfToken } = (await login.json()) as { csrfToken: string };
+    const cookie = login.headers
+      .getSetCookie()
+      .map((value) => value.split(';')[0])
+      .join('; ');
+    const before = memoryOf(pid);
 
     // The export, read as a stream over HTTP like curl or the CLI would.
     started = performance.now();
-    const response = await fetch(`${origin}/api/projects/${projectId}/export`, {
+    const response = await fetch(`${server.origin}/api/projects/${projectId}/export`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      headers: { cookie, 'x-csrf-token': csrfToken, 'content-type': 'application/json' },
       body: JSON.stringify({ format: 'trl', options: { margin: true } }),
     });
     if (!response.ok || !response.body)
@@ -120,14 +128,15 @@ export async function main(): Promise<void> {
     let lines = 0;
     for await (const chunk of response.body) {
       bytes += chunk.length;
-      for (const byte of chunk) if (byte === 10) lines++;
+      for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) lines++;
     }
     const seconds = (performance.now() - started) / 1000;
     const rowsPerSecond = Math.round(judgments / seconds);
+    const after = memoryOf(pid);
     console.log(
-      `exported ${judgments} judgments as ${lines} TRL rows (${(bytes / 1e6).toFixed(0)} MB) in ${seconds.toFixed(1)} s`,
+      `exported ${judgments} judgments as ${lines} TRL rows (${(bytes / 1e6).toFixed(0)} MB) in ${seconds.toFixed(1)} s; ` +
+        `server RSS ${before.now} MB before, ${after.now} MB after, peak ${after.peak} MB`,
     );
-    const peakExport = Math.round(process.resourceUsage().maxRSS / 1024);
 
     // The HH-RLHF helpful-base test split through the importer (bad rows skipped and counted).
     if (existsSync(HH_FILE)) {
@@ -147,13 +156,10 @@ export async function main(): Promise<void> {
       );
       for (const error of report.errors.slice(0, 8)) console.log(`  line ${error.line}: ${error.message}`);
     }
-    await app.close();
-    console.log(`export: rows_per_s=${rowsPerSecond} peak_rss_mb=${peakExport}`);
+    console.log(`export: rows_per_s=${rowsPerSecond} peak_rss_mb=${after.peak}`);
   } finally {
+    await server?.stop();
     await prisma.$disconnect();
-    const dropper = new pg.Client({ connectionString: admin });
-    await dropper.connect();
-    await dropper.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await dropper.end();
+    await database.drop();
   }
 }

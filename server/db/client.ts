@@ -1,6 +1,7 @@
 // Creates the Prisma client over node-postgres with explicit timeouts (adapter-pg has none by
 // default, so an unreachable database would hang requests forever).
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient } from './generated/client.js';
 
 export { Prisma, PrismaClient } from './generated/client.js';
@@ -13,8 +14,10 @@ export interface DatabaseOptions {
   statementTimeoutMillis?: number;
 }
 
+const pools = new WeakMap<PrismaClient, pg.Pool>();
+
 export function createPrisma(databaseUrl: string, options: DatabaseOptions = {}): PrismaClient {
-  const adapter = new PrismaPg({
+  const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: options.max ?? 10,
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
@@ -23,6 +26,19 @@ export function createPrisma(databaseUrl: string, options: DatabaseOptions = {})
     idle_in_transaction_session_timeout: 60_000,
     application_name: 'loom',
   });
+  const adapter = new PrismaPg(pool, { disposeExternalPool: true });
   // Waiting for a pooled connection under load is normal; failing after Prisma's default 2 s is not.
-  return new PrismaClient({ adapter, transactionOptions: { maxWait: 15_000, timeout: 30_000 } });
+  const prisma = new PrismaClient({ adapter, transactionOptions: { maxWait: 15_000, timeout: 30_000 } });
+  pools.set(prisma, pool);
+  return prisma;
+}
+
+/**
+ * The node-postgres pool under a client made by createPrisma: for the few paths where Prisma's
+ * per-row work would dominate (streaming millions of rows), on the same connections and limits.
+ */
+export function poolOf(prisma: PrismaClient): pg.Pool {
+  const pool = pools.get(prisma);
+  if (!pool) throw new Error('This Prisma client was not made by createPrisma.');
+  return pool;
 }

@@ -3,10 +3,19 @@
 // memory stays flat for millions of rows and the file is a consistent picture of one moment.
 import { createHash, createHmac } from 'node:crypto';
 import { ByteWriter, ParquetWriter, type ColumnSource, type SchemaElement } from 'hyparquet-writer';
-import { Prisma, type Choice, type PrismaClient } from '../db/client.js';
+import pg from 'pg';
+import { Prisma, poolOf, type Choice, type PrismaClient } from '../db/client.js';
 import { badRequest } from '../errors.js';
 import type { ExportBody, ExportFilters, ExportFormat, ExportOptions } from '../schemas/datasets.js';
-import { csvLine, marginOf, pairOfChoice, pairRow, type Message, type Pair } from './export-formats.js';
+import {
+  csvField,
+  csvLine,
+  marginOf,
+  pairOfChoice,
+  pairRow,
+  type Message,
+  type Pair,
+} from './export-formats.js';
 import { majority } from './quality.js';
 
 /** One judgment with everything an export can show about it. */
@@ -24,7 +33,8 @@ export interface JudgmentRow {
   rationale: string | null;
   shownSwapped: boolean;
   timeSpentMs: number | null;
-  createdAt: Date;
+  /** ISO 8601 in UTC, to the millisecond. */
+  createdAt: string;
   messages: Message[];
   promptSplit: string;
   responseA: string;
@@ -164,12 +174,24 @@ export function chosenIdsSql(selection: Selection): Prisma.Sql {
 function judgmentsSql(selection: Selection): Prisma.Sql {
   return Prisma.sql`SELECT p.id, p."comparisonId", p."raterId", p.source::text AS source, p."importSource",
       p.choice::text AS choice, p.strength, p.criteria, p.flags, p.rationale, p."shownSwapped",
-      p."timeSpentMs", p."createdAt"
+      p."timeSpentMs",
+      to_char(p."createdAt" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "createdAt"
     ${selectionSql(selection)}
     ORDER BY p."comparisonId", p.id`;
 }
 
-function comparisonsSql(selection: Selection): Prisma.Sql {
+/**
+ * The comparisons of the selected judgments, in id order. For a large selection, every comparison
+ * of the project instead (the merge passes over those without selected judgments): one scan
+ * instead of a semi-join over all the judgments again.
+ */
+function comparisonsSql(selection: Selection, bulk: boolean): Prisma.Sql {
+  let where = Prisma.sql`c.id IN (SELECT p."comparisonId" ${selectionSql(selection)})`;
+  if (bulk)
+    where =
+      'projectId' in selection
+        ? Prisma.sql`c."projectId" = ${requiredId(selection.projectId, 'projectId')}::uuid`
+        : Prisma.sql`c."projectId" = (SELECT "projectId" FROM "DatasetSnapshot" WHERE id = ${requiredId(selection.snapshotId, 'snapshotId')}::uuid)`;
   return Prisma.sql`SELECT c.id, c."promptId", pr.messages, pr.split::text AS "promptSplit",
       ra.text AS "responseA", rb.text AS "responseB", ra.source AS "sourceA", rb.source AS "sourceB",
       pva.name AS "policyVersionA", pvb.name AS "policyVersionB", tr.number AS "roundNumber", c."isGold"
@@ -180,27 +202,9 @@ function comparisonsSql(selection: Selection): Prisma.Sql {
     LEFT JOIN "PolicyVersion" pva ON pva.id = ra."policyVersionId"
     LEFT JOIN "PolicyVersion" pvb ON pvb.id = rb."policyVersionId"
     LEFT JOIN "TrainingRound" tr ON tr.id = c."roundId"
-    WHERE c.id IN (SELECT p."comparisonId" ${selectionSql(selection)})
+    WHERE ${where}
     ORDER BY c.id`;
 }
-
-type JudgmentPart = Pick<
-  JudgmentRow,
-  | 'id'
-  | 'comparisonId'
-  | 'raterId'
-  | 'source'
-  | 'importSource'
-  | 'choice'
-  | 'strength'
-  | 'criteria'
-  | 'flags'
-  | 'rationale'
-  | 'shownSwapped'
-  | 'timeSpentMs'
-  | 'createdAt'
->;
-type ComparisonPart = Omit<JudgmentRow, keyof JudgmentPart | 'agreement' | 'votes'> & { id: string };
 
 /** Votes and the majority's share, set on every judgment of one comparison. */
 function withVotes(group: JudgmentRow[]): JudgmentRow[] {
@@ -325,7 +329,7 @@ function rawRecord(row: JudgmentRow, context: Context): unknown[] {
     row.rationale,
     row.shownSwapped,
     row.timeSpentMs,
-    row.createdAt.toISOString(),
+    row.createdAt,
     row.agreement,
     row.votes,
   ];
@@ -382,8 +386,6 @@ interface Encoder {
   rows: number;
 }
 
-const encoder = new TextEncoder();
-
 function pairOfUnit(unit: readonly JudgmentRow[], spec: ExportSpec, context: Context): Pair | null {
   const first = unit[0]!;
   if (spec.mode === 'raw')
@@ -398,38 +400,64 @@ function pairOfUnit(unit: readonly JudgmentRow[], spec: ExportSpec, context: Con
   return pairOfChoice(verdict, first.messages, first.responseA, first.responseB, margin);
 }
 
+/**
+ * JSON Lines and CSV. A pairwise line depends only on the comparison, the verdict and the margin,
+ * so the votes of one comparison share a few encoded lines; CSV rows share their long fields.
+ */
 function lineEncoder(spec: ExportSpec, context: Context, sink: Sink): Encoder {
   const columns: Columns = spec.mode === 'raw' ? RAW_COLUMNS : AGGREGATED_COLUMNS;
+  const header = () => Buffer.from(csvLine(columns.map(([name]) => name)));
+  let headerWritten = false;
+  let unitComparison = '';
+  const lines = new Map<string, Buffer>();
+  const fields = new Map<unknown, string>();
+  const csvCell = (value: unknown) => {
+    if (typeof value !== 'object' && (typeof value !== 'string' || value.length < 64)) return csvField(value);
+    let field = fields.get(value);
+    if (field === undefined) fields.set(value, (field = csvField(value)));
+    return field;
+  };
   const state: Encoder = {
     rows: 0,
     async push(units) {
-      let text = '';
-      if (state.rows === 0 && spec.format === 'csv' && !headerWritten) {
-        text += csvLine(columns.map(([name]) => name));
+      const chunks: Buffer[] = [];
+      if (spec.format === 'csv' && !headerWritten) {
+        chunks.push(header());
         headerWritten = true;
       }
+      let text = '';
       for (const unit of units) {
+        const first = unit[0]!;
+        if (first.comparisonId !== unitComparison) {
+          unitComparison = first.comparisonId;
+          lines.clear();
+          fields.clear();
+        }
         if (spec.format === 'csv') {
-          text += csvLine(
-            spec.mode === 'raw' ? rawRecord(unit[0]!, context) : aggregatedRecord(unit, context),
-          );
+          const record = spec.mode === 'raw' ? rawRecord(first, context) : aggregatedRecord(unit, context);
+          text += record.map(csvCell).join(',') + '\r\n';
           state.rows++;
           continue;
         }
         // Ties and both-bad (and comparisons without a strict majority) have no chosen response.
         const pair = pairOfUnit(unit, spec, context);
         if (!pair) continue;
-        text += JSON.stringify(pairRow(spec.format, pair, spec.options)) + '\n';
+        const key = `${pair.chosen === first.responseA ? 'A' : 'B'}${pair.margin}`;
+        let line = lines.get(key);
+        if (!line) {
+          line = Buffer.from(JSON.stringify(pairRow(spec.format, pair, spec.options)) + '\n');
+          lines.set(key, line);
+        }
+        chunks.push(line);
         state.rows++;
       }
-      if (text) await sink(encoder.encode(text));
+      if (text) chunks.push(Buffer.from(text));
+      if (chunks.length) await sink(Buffer.concat(chunks));
     },
     async end() {
-      if (spec.format === 'csv' && !headerWritten)
-        await sink(encoder.encode(csvLine(columns.map(([name]) => name))));
+      if (spec.format === 'csv' && !headerWritten) await sink(header());
     },
   };
-  let headerWritten = false;
   return state;
 }
 
@@ -516,10 +544,15 @@ export interface RunOptions {
   progress?: (judgments: number) => void;
   /** Checked between batches; true stops the export (the client went away). */
   aborted?: () => boolean;
+  /** Estimated judgments from which whole tables are read (default BULK_ROWS); tests lower it. */
+  bulkRows?: number;
 }
 
-// Small batches keep each batch's objects young (collected cheaply) instead of promoted.
-const BATCH = 1_000;
+/** Rows per FETCH: large enough that round trips are few, small enough that a batch stays young. */
+const BATCH = 4_000;
+const COMPARISON_BATCH = 1_000;
+/** From this many (estimated) judgments on, an export reads whole tables instead of probing indexes. */
+const BULK_ROWS = 50_000;
 
 export class ExportAborted extends Error {}
 
@@ -528,9 +561,51 @@ export function pseudonym(secret: string, raterId: string): string {
   return 'r_' + createHmac('sha256', secret).update(`rater:${raterId}`).digest('hex').slice(0, 16);
 }
 
+/** The planner's estimate of a query's rows (EXPLAIN, nothing is run). */
+async function estimatedRows(client: pg.PoolClient, query: Prisma.Sql): Promise<number> {
+  const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>({
+    text: `EXPLAIN (FORMAT JSON) ${query.text}`,
+    values: query.values,
+  });
+  return rows[0]?.['QUERY PLAN'][0].Plan['Plan Rows'] ?? 0;
+}
+
+/** Column order of judgmentsSql and comparisonsSql (rows are fetched as arrays). */
+type JudgmentTuple = [
+  string,
+  string,
+  string | null,
+  string,
+  string | null,
+  Choice,
+  number | null,
+  unknown,
+  string[],
+  string | null,
+  boolean,
+  number | null,
+  string,
+];
+type ComparisonTuple = [
+  string,
+  string,
+  Message[],
+  string,
+  string,
+  string,
+  string | null,
+  string | null,
+  string | null,
+  string | null,
+  number | null,
+  boolean,
+];
+
 /**
- * Streams the selected judgments, encoded, into `sink`; returns row count, size and sha256. The
- * cursor lives in one REPEATABLE READ transaction, so concurrent ratings never tear the file.
+ * Streams the selected judgments, encoded, into `sink`; returns row count, size and sha256. Both
+ * cursors live in one REPEATABLE READ transaction, so concurrent ratings never tear the file. Rows
+ * come straight from node-postgres as arrays: at millions of rows, per-row object mapping is most
+ * of the cost.
  */
 export async function runExport(
   prisma: PrismaClient,
@@ -560,101 +635,120 @@ export async function runExport(
   const encode =
     spec.format === 'parquet' ? parquetEncoder(spec, context, counted) : lineEncoder(spec, context, counted);
   let judgments = 0;
-  await prisma.$transaction(
-    async (tx) => {
-      // The first FETCH sorts the whole selection; give it and slow readers room.
-      await tx.$executeRaw`SET LOCAL statement_timeout = '15min'`;
-      await tx.$executeRaw`SET LOCAL idle_in_transaction_session_timeout = '15min'`;
-      // Sorts spill to disk beyond work_mem; a little more keeps large exports off the disk longer.
-      await tx.$executeRaw`SET LOCAL work_mem = '64MB'`;
-      // Cursors are planned for their first 10% by default (nested loops, a random probe per row);
-      // these are read to the end, where hash joins and one sort win by far.
-      await tx.$executeRaw`SET LOCAL cursor_tuple_fraction = 1.0`;
-      await tx.$executeRaw`DECLARE loom_judgments NO SCROLL CURSOR FOR ${judgmentsSql(selection)}`;
-      await tx.$executeRaw`DECLARE loom_comparisons NO SCROLL CURSOR FOR ${comparisonsSql(selection)}`;
-      let comparisons: ComparisonPart[] = [];
-      let next = 0;
-      // Both cursors run in the same order, and every selected judgment has its comparison.
-      const comparisonOf = async (id: string): Promise<ComparisonPart> => {
-        for (;;) {
-          if (next >= comparisons.length) {
-            comparisons = await tx.$queryRawUnsafe<ComparisonPart[]>(`FETCH ${BATCH} FROM loom_comparisons`);
-            next = 0;
-            if (comparisons.length === 0) throw new Error(`comparison ${id} missing from the export`);
-          }
-          const candidate = comparisons[next]!;
-          if (candidate.id === id) return candidate;
-          next++;
-        }
-      };
-      let pending: JudgmentRow[] = [];
-      let current: ComparisonPart | null = null;
-      // The next batch is requested before this one is encoded, so PostgreSQL and this process
-      // work at the same time (the driver runs the connection's queries in the order issued).
-      const fetchJudgments = () => {
-        const batch = tx.$queryRawUnsafe<JudgmentPart[]>(`FETCH ${BATCH} FROM loom_judgments`);
-        batch.catch(() => {}); // awaited below; this only keeps an abandoned batch from going unhandled
-        return batch;
-      };
-      let nextBatch = fetchJudgments();
+  const client = await poolOf(prisma).connect();
+  let failure: Error | undefined;
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    // The first FETCH sorts the whole selection; give it and slow readers room. Sorts spill to
+    // disk beyond work_mem; a little more keeps large exports off the disk longer.
+    await client.query(`SET LOCAL statement_timeout = '15min';
+      SET LOCAL idle_in_transaction_session_timeout = '15min'; SET LOCAL work_mem = '64MB';
+      SET LOCAL cursor_tuple_fraction = 1.0`);
+    const judgmentsQuery = judgmentsSql(selection);
+    // Read to the end, a large selection is cheapest as sequential scans, hash joins and one sort:
+    // probing an index per row (the planner's favourite for cursors) costs several times more.
+    const bulk = (await estimatedRows(client, judgmentsQuery)) >= (run.bulkRows ?? BULK_ROWS);
+    if (bulk)
+      await client.query(`SET LOCAL enable_nestloop = off; SET LOCAL enable_indexscan = off;
+        SET LOCAL enable_bitmapscan = off`);
+    const declare = (name: string, query: Prisma.Sql) =>
+      client.query({ text: `DECLARE ${name} NO SCROLL CURSOR FOR ${query.text}`, values: query.values });
+    await declare('loom_judgments', judgmentsQuery);
+    await declare('loom_comparisons', comparisonsSql(selection, bulk));
+    const fetch = <T>(cursor: string, rows: number) =>
+      client.query<T & unknown[]>({ text: `FETCH ${rows} FROM ${cursor}`, rowMode: 'array' });
+
+    let comparisons: ComparisonTuple[] = [];
+    let next = 0;
+    // Both cursors run in the same order, and every selected judgment has its comparison.
+    const comparisonOf = async (id: string): Promise<ComparisonTuple> => {
       for (;;) {
-        if (run.aborted?.()) throw new ExportAborted('The export was cancelled.');
-        const fetched = await nextBatch;
-        if (fetched.length === BATCH) nextBatch = fetchJudgments();
-        judgments += fetched.length;
-        // A comparison's votes are adjacent; the last group may continue in the next batch, so it
-        // waits. Raw rows go out one unit per judgment, aggregated ones one unit per comparison.
-        const groups: JudgmentRow[][] = [];
-        for (const part of fetched) {
-          if (pending.length && pending[0]!.comparisonId !== part.comparisonId) {
-            groups.push(withVotes(pending));
-            pending = [];
-          }
-          if (current?.id !== part.comparisonId) current = await comparisonOf(part.comparisonId);
-          // One literal with every field: a single object shape, cheap to make and to collect.
-          pending.push({
-            id: part.id,
-            comparisonId: part.comparisonId,
-            promptId: current.promptId,
-            raterId: part.raterId,
-            source: part.source,
-            importSource: part.importSource,
-            choice: part.choice,
-            strength: part.strength,
-            criteria: part.criteria,
-            flags: part.flags,
-            rationale: part.rationale,
-            shownSwapped: part.shownSwapped,
-            timeSpentMs: part.timeSpentMs,
-            createdAt: part.createdAt,
-            messages: current.messages,
-            promptSplit: current.promptSplit,
-            responseA: current.responseA,
-            responseB: current.responseB,
-            sourceA: current.sourceA,
-            sourceB: current.sourceB,
-            policyVersionA: current.policyVersionA,
-            policyVersionB: current.policyVersionB,
-            roundNumber: current.roundNumber,
-            isGold: current.isGold,
-            agreement: 0,
-            votes: 0,
-          });
+        if (next >= comparisons.length) {
+          comparisons = (await fetch<ComparisonTuple>('loom_comparisons', COMPARISON_BATCH)).rows;
+          next = 0;
+          if (comparisons.length === 0) throw new Error(`comparison ${id} missing from the export`);
         }
-        if (fetched.length < BATCH && pending.length) {
+        const candidate = comparisons[next]!;
+        if (candidate[0] === id) return candidate;
+        next++;
+      }
+    };
+    let pending: JudgmentRow[] = [];
+    let current: ComparisonTuple | null = null;
+    // The next batch is requested before this one is encoded, so PostgreSQL and this process
+    // work at the same time (the driver runs the connection's queries in the order issued).
+    const fetchJudgments = () => {
+      const batch = fetch<JudgmentTuple>('loom_judgments', BATCH);
+      batch.catch(() => {}); // awaited below; this only keeps an abandoned batch from going unhandled
+      return batch;
+    };
+    let nextBatch = fetchJudgments();
+    for (;;) {
+      if (run.aborted?.()) throw new ExportAborted('The export was cancelled.');
+      const fetched = (await nextBatch).rows;
+      if (fetched.length === BATCH) nextBatch = fetchJudgments();
+      judgments += fetched.length;
+      // A comparison's votes are adjacent; the last group may continue in the next batch, so it
+      // waits. Raw rows go out one unit per judgment, aggregated ones one unit per comparison.
+      const groups: JudgmentRow[][] = [];
+      for (const part of fetched) {
+        const comparisonId = part[1];
+        if (pending.length && pending[0]!.comparisonId !== comparisonId) {
           groups.push(withVotes(pending));
           pending = [];
         }
-        const units = spec.mode === 'raw' ? groups.flatMap((group) => group.map((row) => [row])) : groups;
-        if (units.length) await encode.push(units);
-        run.progress?.(judgments);
-        if (fetched.length < BATCH) break;
+        if (current?.[0] !== comparisonId) current = await comparisonOf(comparisonId);
+        // One literal with every field: a single object shape, cheap to make and to collect.
+        pending.push({
+          id: part[0],
+          comparisonId,
+          promptId: current[1],
+          raterId: part[2],
+          source: part[3],
+          importSource: part[4],
+          choice: part[5],
+          strength: part[6],
+          criteria: part[7],
+          flags: part[8],
+          rationale: part[9],
+          shownSwapped: part[10],
+          timeSpentMs: part[11],
+          createdAt: part[12],
+          messages: current[2],
+          promptSplit: current[3],
+          responseA: current[4],
+          responseB: current[5],
+          sourceA: current[6],
+          sourceB: current[7],
+          policyVersionA: current[8],
+          policyVersionB: current[9],
+          roundNumber: current[10],
+          isGold: current[11],
+          agreement: 0,
+          votes: 0,
+        });
       }
-      await tx.$executeRaw`CLOSE loom_judgments`;
-      await tx.$executeRaw`CLOSE loom_comparisons`;
-    },
-    { isolationLevel: 'RepeatableRead', timeout: 6 * 3600_000, maxWait: 10_000 },
-  );
+      if (fetched.length < BATCH && pending.length) {
+        groups.push(withVotes(pending));
+        pending = [];
+      }
+      const units = spec.mode === 'raw' ? groups.flatMap((group) => group.map((row) => [row])) : groups;
+      if (units.length) await encode.push(units);
+      run.progress?.(judgments);
+      if (fetched.length < BATCH) break;
+    }
+    await client.query('COMMIT');
+  } catch (error) {
+    failure = error instanceof Error ? error : new Error(String(error));
+    // A connection whose transaction cannot be rolled back is not given back to the pool.
+    await client.query('ROLLBACK').then(
+      () => (failure = undefined),
+      () => {},
+    );
+    throw error;
+  } finally {
+    client.release(failure);
+  }
   await encode.end();
   return { rows: encode.rows, judgments, bytes, sha256: hash.digest('hex') };
 }
