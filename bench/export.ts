@@ -3,6 +3,7 @@
 // own process (its peak resident memory is the one reported), read as a stream.
 // Also imports the HH-RLHF helpful-base test file and prints what the importer reports.
 // Ends with `export: rows_per_s=<n> peak_rss_mb=<n>` (rows = judgments read, encoded and sent).
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -70,7 +71,18 @@ function memoryOf(pid: number): { peak: number; now: number } {
   return { peak: Math.round(kb('VmHWM') / 1024), now: Math.round(kb('VmRSS') / 1024) };
 }
 
+/** The server as `npm start` runs it: compiled, with the start script's Node options. */
+function productionServer(): { entry: string; nodeOptions: string[] } {
+  const { scripts } = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } };
+  const command = /\bnode ((?:--\S+ )*)(dist\/server\/main\.js)/.exec(scripts.start);
+  if (!command) throw new Error(`Cannot read the server command from "${scripts.start}".`);
+  console.log('building the server (npm run build:server)...');
+  execFileSync('npm', ['run', 'build:server'], { stdio: 'ignore' });
+  return { entry: command[2]!, nodeOptions: command[1]!.trim().split(' ').filter(Boolean) };
+}
+
 export async function main(): Promise<void> {
+  const { entry, nodeOptions } = productionServer();
   const database = await benchDatabase('export');
   const url = database.url;
   const prisma = createPrisma(url, { max: 4 });
@@ -90,16 +102,21 @@ export async function main(): Promise<void> {
     });
 
     // The server in its own process, as in production: its memory is what the target is about.
-    server = await startServerProcess({
-      ...process.env,
-      DATABASE_URL: url,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'error',
-      NODE_ENV: 'production',
-      SESSION_SECRET: randomBytes(48).toString('base64'),
-      DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'loom-bench-export-')),
-    });
+    server = await startServerProcess(
+      {
+        ...process.env,
+        DATABASE_URL: url,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'error',
+        NODE_ENV: 'production',
+        SESSION_SECRET: randomBytes(48).toString('base64'),
+        DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'loom-bench-export-')),
+      },
+      entry,
+      90_000,
+      nodeOptions,
+    );
     const pid = server.child.pid!;
     const login = await fetch(`${server.origin}/api/auth/login`, {
       method: 'POST',

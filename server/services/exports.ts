@@ -171,11 +171,15 @@ export function chosenIdsSql(selection: Selection): Prisma.Sql {
  * their comparisons with prompt and response texts (by id), merged in order. Texts cross the wire
  * once per comparison rather than once per vote, and PostgreSQL sorts narrow rows.
  */
-function judgmentsSql(selection: Selection): Prisma.Sql {
-  return Prisma.sql`SELECT p.id, p."comparisonId", p."raterId", p.source::text AS source, p."importSource",
-      p.choice::text AS choice, p.strength, p.criteria, p.flags, p.rationale, p."shownSwapped",
-      p."timeSpentMs",
-      to_char(p."createdAt" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "createdAt"
+function judgmentsSql(selection: Selection, pairwise: boolean): Prisma.Sql {
+  // Pairwise formats (TRL, HH, OpenRLHF) show only the choice and its strength of each judgment;
+  // the other columns come back empty rather than being read, formatted and parsed in vain.
+  const detail = pairwise
+    ? Prisma.sql`NULL, NULL, NULL, p.choice::text, p.strength, NULL, NULL, NULL, NULL, NULL, NULL`
+    : Prisma.sql`p."raterId", p.source::text, p."importSource", p.choice::text, p.strength, p.criteria,
+      p.flags, p.rationale, p."shownSwapped", p."timeSpentMs",
+      to_char(p."createdAt" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+  return Prisma.sql`SELECT p.id, p."comparisonId", ${detail}
     ${selectionSql(selection)}
     ORDER BY p."comparisonId", p.id`;
 }
@@ -549,7 +553,7 @@ export interface RunOptions {
 }
 
 /** Rows per FETCH: large enough that round trips are few, small enough that a batch stays young. */
-const BATCH = 4_000;
+const BATCH = 1_000;
 const COMPARISON_BATCH = 1_000;
 /** From this many (estimated) judgments on, an export reads whole tables instead of probing indexes. */
 const BULK_ROWS = 50_000;
@@ -570,7 +574,10 @@ async function estimatedRows(client: pg.PoolClient, query: Prisma.Sql): Promise<
   return rows[0]?.['QUERY PLAN'][0].Plan['Plan Rows'] ?? 0;
 }
 
-/** Column order of judgmentsSql and comparisonsSql (rows are fetched as arrays). */
+/**
+ * Column order of judgmentsSql and comparisonsSql (rows are fetched as arrays). In pairwise exports
+ * a judgment's columns other than its ids, choice and strength are null (and never read).
+ */
 type JudgmentTuple = [
   string,
   string,
@@ -644,7 +651,7 @@ export async function runExport(
     await client.query(`SET LOCAL statement_timeout = '15min';
       SET LOCAL idle_in_transaction_session_timeout = '15min'; SET LOCAL work_mem = '64MB';
       SET LOCAL cursor_tuple_fraction = 1.0`);
-    const judgmentsQuery = judgmentsSql(selection);
+    const judgmentsQuery = judgmentsSql(selection, spec.format !== 'csv' && spec.format !== 'parquet');
     // Read to the end, a large selection is cheapest as sequential scans, hash joins and one sort:
     // probing an index per row (the planner's favourite for cursors) costs several times more.
     const bulk = (await estimatedRows(client, judgmentsQuery)) >= (run.bulkRows ?? BULK_ROWS);

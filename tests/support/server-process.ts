@@ -13,13 +13,17 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
-/** Runs server/main.ts through tsx (or `entry`, e.g. dist/server/main.js) with these variables. */
+/**
+ * Runs server/main.ts through tsx (or `entry`, e.g. dist/server/main.js) with these variables and
+ * Node options.
+ */
 export function startServerProcess(
   env: NodeJS.ProcessEnv,
   entry = 'server/main.ts',
   timeoutMs = 90_000,
+  nodeOptions: string[] = [],
 ): Promise<ServerProcess> {
-  const args = entry.endsWith('.ts') ? ['--import', 'tsx', entry] : [entry];
+  const args = [...nodeOptions, ...(entry.endsWith('.ts') ? ['--import', 'tsx', entry] : [entry])];
   const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   return new Promise((resolve, reject) => {

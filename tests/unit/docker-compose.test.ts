@@ -75,15 +75,23 @@ describe('docker-compose.yml', () => {
 
   it('runs commands that exist in the build', () => {
     for (const service of [app, trainer]) {
-      const script = service.command?.[1] ?? '';
+      const script = service.command?.at(-1) ?? '';
       expect(script).toMatch(/^dist\/.+\.js$/);
       expect(existsSync(sourceOf(script)), script).toBe(true);
     }
     const health = trainer.healthcheck?.test as string[];
     expect(existsSync(sourceOf(health[2] ?? '')), 'trainer health check script').toBe(true);
     const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
-    const cmd = /^CMD \["node", "([^"]+)"\]/m.exec(dockerfile)?.[1] ?? '';
-    expect(existsSync(sourceOf(cmd)), cmd).toBe(true);
+    const cmd = /^CMD \[((?:"[^"]+",? ?)+)\]/m.exec(dockerfile)?.[1] ?? '';
+    const argv = [...cmd.matchAll(/"([^"]+)"/g)].map((match) => match[1]!);
+    expect(existsSync(sourceOf(argv.at(-1) ?? '')), cmd).toBe(true);
+    // The image and the compose file run the server exactly as `npm start` does (Node options too).
+    const { scripts } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+      scripts: { start: string };
+    };
+    const start = /\bnode (.*dist\/server\/main\.js)/.exec(scripts.start)?.[1]?.split(' ');
+    expect(argv).toEqual(['node', ...(start ?? [])]);
+    expect(app.command).toEqual(argv);
     expect(dockerfile).toMatch(/npm run build/);
     expect(dockerfile).toMatch(/^USER node$/m);
   });
