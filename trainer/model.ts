@@ -183,16 +183,16 @@ export class GPT {
     const [B, T] = ids.shape;
     const { vocabSize: V, contextLength: C } = this.config;
     const tok = mm(tf.oneHot(ids.reshape([B * T]), V).toFloat(), this.p('wte'));
-    const pos = positions
-      ? mm(tf.oneHot(tf.cast(positions.reshape([B * T]), 'int32'), C).toFloat(), this.p('wpe'))
-      : tf.tile(tf.slice(this.p('wpe'), [0, 0], [T, -1]), [B, 1]);
-    return tf.add(tok, pos);
+    if (positions) {
+      const pos = mm(tf.oneHot(tf.cast(positions.reshape([B * T]), 'int32'), C).toFloat(), this.p('wpe'));
+      return tf.add(tok, pos);
+    }
+    const wpe = this.p('wpe');
+    return addPositions(tok, T === C ? wpe : tf.slice(wpe, [0, 0], [T, -1]));
   }
 
   private layerNorm(x: tf.Tensor, name: string): tf.Tensor2D {
-    const { mean, variance } = tf.moments(x, -1, true);
-    const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5)));
-    return affine(normed, this.p(`${name}.g`), this.p(`${name}.b`)) as tf.Tensor2D;
+    return layerNormOp(x, this.p(`${name}.g`), this.p(`${name}.b`)) as tf.Tensor2D;
   }
 
   private qkv(
@@ -266,9 +266,7 @@ const affineOp = tf.customGrad((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: 
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [sx, sg] = saved as [tf.Tensor, tf.Tensor];
       const D = sg.shape[0] ?? 1;
-      const rows = tf.ones([1, dy.size / D]);
-      const colSum = (t: tf.Tensor): tf.Tensor => tf.matMul(rows, t.reshape([-1, D])).reshape([D]);
-      return [tf.mul(dy, sg), colSum(tf.mul(dy, sx)), colSum(dy)];
+      return [tf.mul(dy, sg), colSum(tf.mul(dy, sx), D), colSum(dy, D)];
     },
   };
 });
@@ -276,6 +274,57 @@ const affineOp = tf.customGrad((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: 
 export function affine(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor {
   return affineOp(x, g, b);
 }
+
+/** Σ over rows of t [N, D] as ones[1, N]·t (see affineOp). */
+function colSum(t: tf.Tensor, D: number): tf.Tensor {
+  return tf.matMul(tf.ones([1, t.size / D]), t.reshape([-1, D])).reshape([D]);
+}
+
+/**
+ * LayerNorm over the last axis with its affine map, (x − μ)/√(σ² + 1e-5)·g + b, computed as
+ * tf.moments would, with the closed-form gradient: autodiff through moments builds a ones tensor
+ * the size of x for each mean and many more small ops.
+ */
+const layerNormOp = tf.customGrad(
+  // @ts-expect-error tfjs types customGrad's function as variadic Tensor[], not (x, g, b, save).
+  (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    const centered = tf.sub(x, tf.mean(x, -1, true));
+    const r = tf.rsqrt(tf.add(tf.mean(tf.square(centered), -1, true), 1e-5));
+    const normed = tf.mul(centered, r);
+    save([normed, r, g]);
+    return {
+      value: tf.add(tf.mul(normed, g), b),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sn, sr, sg] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const D = sg.shape[0] ?? 1;
+        const dn = tf.mul(dy, sg);
+        // dx = r·(dn − mean(dn) − n·mean(dn·n)), the gradient through the normalization.
+        const dx = tf.mul(
+          tf.sub(tf.sub(dn, tf.mean(dn, -1, true)), tf.mul(sn, tf.mean(tf.mul(dn, sn), -1, true))),
+          sr,
+        );
+        return [dx, colSum(tf.mul(dy, sn), D), colSum(dy, D)];
+      },
+    };
+  },
+);
+
+/**
+ * tok [B·T, D] plus the position embeddings pos [T, D] of every row; the gradient for pos sums
+ * over rows as ones[1, B]·dy (wasm's tile gradient slices dy once per row, copying all of it).
+ */
+// @ts-expect-error tfjs types customGrad's function as variadic Tensor[], not (tok, pos).
+const addPositions = tf.customGrad((tok: tf.Tensor, pos: tf.Tensor) => {
+  const [T, D] = pos.shape as [number, number];
+  const B = (tok.shape[0] ?? 0) / T;
+  return {
+    value: tf.add(tok.reshape([B, T, D]), pos).reshape([B * T, D]),
+    gradFunc: (dy: tf.Tensor) => [
+      tf.clone(dy),
+      tf.matMul(tf.ones([1, B]), dy.reshape([B, T * D])).reshape([T, D]),
+    ],
+  };
+}) as (tok: tf.Tensor, pos: tf.Tensor) => tf.Tensor2D;
 
 /**
  * tanh approximation of GELU, as GPT-2 uses: 0.5·x·(1 + tanh(u)) with u = √(2/π)·(x + 0.044715·x³),

@@ -1,6 +1,7 @@
 // Picks the TensorFlow.js backend once per thread: tfjs-node when it is installed (an optional
 // dependency), otherwise WebAssembly; plus the seeded random numbers every trainer shares.
 import * as tf from '@tensorflow/tfjs';
+import { installWasmKernels } from './wasm-kernels.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -27,34 +28,13 @@ async function selectBackend(preferred: BackendName | undefined): Promise<Backen
     await import('@tensorflow/tfjs-backend-wasm');
     if (await tf.setBackend('wasm')) {
       await tf.ready();
-      shareUnchangedData();
+      installWasmKernels();
       return 'wasm';
     }
   }
   await tf.setBackend('cpu');
   await tf.ready();
   return 'cpu';
-}
-
-/**
- * Identity and a Cast to the same dtype return the input's data itself (reference-counted, as
- * tfjs's cpu backend does) instead of wasm's copy: tfjs clones every tensor a gradient keeps, so
- * on wasm each training step copied every saved activation, about a fifth of the step.
- */
-function shareUnchangedData(): void {
-  for (const name of [tf.Identity, tf.Cast]) {
-    const original = tf.getKernel(name, 'wasm') as (tf.KernelConfig & { shared?: true }) | undefined;
-    if (!original || original.shared) continue;
-    const kernelFunc: tf.KernelFunc = (args) => {
-      const x = args.inputs.x as tf.TensorInfo;
-      const dtype = (args.attrs?.dtype as tf.DataType | undefined) ?? x.dtype;
-      if (dtype !== x.dtype || dtype === 'string') return original.kernelFunc(args);
-      (args.backend as { incRef(dataId: tf.DataId): void }).incRef(x.dataId);
-      return { dataId: x.dataId, shape: x.shape, dtype };
-    };
-    tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel({ ...original, kernelFunc, shared: true } as tf.KernelConfig);
-  }
 }
 
 /** Small deterministic PRNG (mulberry32) so sampling and data order repeat for a seed. */

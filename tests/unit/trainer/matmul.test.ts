@@ -62,6 +62,41 @@ describe('bmm', () => {
   });
 });
 
+describe('wasm kernels', () => {
+  it('multiply one buffer correctly under two shapes (XNNPACK caches its packing per buffer)', () => {
+    const b = random([4, 6], 7);
+    const a1 = random([3, 4], 8);
+    const a2 = random([5, 2], 9);
+    const b2 = tf.reshape(b, [2, 12]);
+    const first = tf.matMul(a1, b);
+    const second = tf.matMul(a2, b2);
+    // By hand, in float64.
+    const product = (x: tf.Tensor, y: tf.Tensor): number[][] => {
+      const [xs, ys] = [x.arraySync() as number[][], y.arraySync() as number[][]];
+      return xs.map((row) =>
+        (ys[0] ?? []).map((_, j) => row.reduce((s, v, k) => s + v * (ys[k]?.[j] ?? 0), 0)),
+      );
+    };
+    expect(maxDiff(first, tf.tensor(product(a1, b)))).toBeLessThan(1e-4);
+    expect(maxDiff(second, tf.tensor(product(a2, b2)))).toBeLessThan(1e-4);
+    tf.dispose([b, a1, a2, b2, first, second]);
+  });
+
+  it('share data between clones, and free it only with the last of them', () => {
+    const x = random([64, 32], 10);
+    const expected = Array.from(x.dataSync());
+    const before = tf.memory().numTensors;
+    const copy = tf.clone(x);
+    const same = tf.cast(x, 'float32');
+    x.dispose();
+    expect(Array.from(copy.dataSync())).toEqual(expected);
+    same.dispose();
+    expect(tf.tidy(() => Array.from(tf.add(copy, 0).dataSync()))).toEqual(expected);
+    copy.dispose();
+    expect(tf.memory().numTensors).toBe(before - 1);
+  });
+});
+
 describe('swapLast', () => {
   it('transposes big and small matrices and batches exactly', () => {
     for (const shape of [
