@@ -77,6 +77,10 @@ interface RequestOptions {
   authRoute?: boolean;
   /** Extra request headers (e.g. Idempotency-Key). */
   headers?: Record<string, string>;
+  /** Resolve with the Response itself once a 2xx answer's headers arrive (streamed files), unread. */
+  raw?: boolean;
+  /** Cancels the request; the call then rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 const WRITE_METHODS: ReadonlySet<Method> = new Set<Method>(['POST', 'PATCH', 'PUT', 'DELETE']);
@@ -126,11 +130,14 @@ async function send<T>(method: Method, path: string, options: RequestOptions): P
       headers,
       credentials: 'same-origin',
       body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      signal: options.signal,
     });
-  } catch {
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
     throw new ApiError(0, 'Could not reach the Loom server. Check your connection and try again.');
   }
 
+  if (options.raw && response.ok) return response as T;
   if (response.status === 204) return undefined as T;
 
   const text = await response.text();
