@@ -3,6 +3,7 @@
 // Ends with `speed: tfjs_vs_torch=<tfjs ms/step ÷ torch ms/step>`; target ≤ 1.5.
 // Usage: npm run bench -- speed [steps per round = 8] [rounds = 3]
 import { execFileSync, spawnSync } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { DataParallel } from '../trainer/data-parallel.js';
 import { DEFAULT_GPT, GPT } from '../trainer/model.js';
@@ -44,6 +45,7 @@ export async function main(args: string[]): Promise<void> {
   const vocab = 96; // a character vocabulary of English text plus the special tokens
   const threads = 2;
   ensureTorch();
+  const loadBefore = loadavg()[0] ?? NaN;
   const backend = await initBackend();
   const model = new GPT({ ...DEFAULT_GPT, vocabSize: vocab });
   const rng = new Rng(0);
@@ -102,5 +104,8 @@ export async function main(args: string[]): Promise<void> {
     tfjsMs.push(await tfjsRun());
   }
   await parallel.close();
+  // Other work on the machine slows either side; the 1-minute load says how quiet the run was.
+  const load = `${loadBefore.toFixed(2)} → ${(loadavg()[0] ?? NaN).toFixed(2)}`;
+  console.log(`speed: load average ${load} (1 min, ${cpus().length} cores)`);
   console.log(`speed: tfjs_vs_torch=${(Math.min(...tfjsMs) / Math.min(...torchMs)).toFixed(3)}`);
 }
