@@ -88,11 +88,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   app.decorate('config', config);
   app.decorate('prisma', prisma);
+  const queue = new QueueService(prisma);
   const services: Services = {
     auth: new AuthService(prisma, config),
     users: new UserService(prisma, config),
-    projects: new ProjectService(prisma),
-    queue: new QueueService(prisma),
+    projects: new ProjectService(prisma, queue),
+    queue,
     rounds: new RoundService(prisma, () => {
       if (!options.boss) throw new HttpError(503, 'The job queue is not running.');
       return options.boss;

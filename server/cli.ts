@@ -9,6 +9,7 @@ import { CreateUserBody } from './schemas/users.js';
 import { dataExitCode, exportCommand, importCommand, snapshotCommand } from './cli-datasets.js';
 import { UserService } from './services/users.js';
 import { ProjectService } from './services/projects.js';
+import { QueueService } from './services/queue.js';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from './simulated-raters.js';
 import { Presets, SingleBar } from 'cli-progress';
 import { Value } from 'typebox/value';
@@ -167,7 +168,8 @@ async function simulateRaters(args: string[]): Promise<void> {
     const accounts = await ensureSimulatedRaters(db.prisma, project.id, raters);
     const total = Number.isFinite(judgments)
       ? judgments
-      : (await new ProjectService(db.prisma).counts(project.id)).remainingJudgments;
+      : (await new ProjectService(db.prisma, new QueueService(db.prisma)).counts(project.id))
+          .remainingJudgments;
     const bar = new SingleBar(
       { format: 'judging |{bar}| {value}/{total} judgments', hideCursor: true },
       Presets.shades_classic,

@@ -1,6 +1,6 @@
 // Sign-in, server-side sessions and API tokens: who is calling, and whether they still may.
 import type { Config } from '../config.js';
-import type { PrismaClient, User } from '../db/client.js';
+import { poolOf, type PrismaClient, type User } from '../db/client.js';
 import { conflict, notFound, unauthorized } from '../errors.js';
 import { recordAudit } from './audit.js';
 import { hashPassword, verifyPassword } from './passwords.js';
@@ -18,6 +18,32 @@ export interface Principal {
   sessionId: string | null;
   csrfToken: string | null;
   apiTokenId: string | null;
+}
+
+/** Every column of User, for raw queries that return a user (the mapping below names each one). */
+const USER_COLUMNS = `u.id, u.email, u.name, u.role, u.simulated, u."disabledAt", u."lastLoginAt",
+  u."createdAt", u."updatedAt"`;
+
+type CredentialRow = User & {
+  credentialId: string;
+  csrfToken: string | null;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  usedAt: Date | null;
+};
+
+function userOf(row: User): User {
+  return {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    role: row.role,
+    simulated: row.simulated,
+    disabledAt: row.disabledAt,
+    lastLoginAt: row.lastLoginAt,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
 }
 
 export interface ClientInfo {
@@ -82,34 +108,56 @@ export class AuthService {
     return { token, session, user: updated };
   }
 
+  /**
+   * The credential and its user in one statement on node-postgres: it runs on every request, where
+   * an ORM round trip per request is most of a cheap request's cost.
+   */
+  private async lookup(table: 'Session' | 'ApiToken', tokenHash: string): Promise<CredentialRow | null> {
+    const used = table === 'Session' ? 'k."lastSeenAt"' : 'k."lastUsedAt"';
+    const csrf = table === 'Session' ? 'k."csrfToken"' : 'NULL';
+    const { rows } = await poolOf(this.prisma).query<CredentialRow>(
+      `SELECT k.id AS "credentialId", ${csrf} AS "csrfToken", k."expiresAt", k."revokedAt", ${used} AS "usedAt",
+         ${USER_COLUMNS}
+       FROM "${table}" k JOIN "User" u ON u.id = k."userId"
+       WHERE k."tokenHash" = $1`,
+      [tokenHash],
+    );
+    return rows[0] ?? null;
+  }
+
   async resolveSession(token: string): Promise<Principal | null> {
     if (!token.startsWith(SESSION_PREFIX)) return null;
-    const session = await this.prisma.session.findUnique({
-      where: { tokenHash: this.hash(token) },
-      include: { user: true },
-    });
-    if (!session || session.revokedAt || session.user.disabledAt) return null;
+    const session = await this.lookup('Session', this.hash(token));
+    if (!session || session.revokedAt || session.disabledAt) return null;
     const now = Date.now();
-    if (session.expiresAt.getTime() <= now || session.lastSeenAt.getTime() + this.config.sessionIdleMs <= now)
-      return null;
-    if (now - session.lastSeenAt.getTime() > TOUCH_INTERVAL_MS) {
-      await this.prisma.session.update({ where: { id: session.id }, data: { lastSeenAt: new Date(now) } });
+    const lastSeen = session.usedAt!.getTime();
+    if (session.expiresAt!.getTime() <= now || lastSeen + this.config.sessionIdleMs <= now) return null;
+    if (now - lastSeen > TOUCH_INTERVAL_MS) {
+      await this.prisma.session.update({
+        where: { id: session.credentialId },
+        data: { lastSeenAt: new Date(now) },
+      });
     }
-    return { user: session.user, sessionId: session.id, csrfToken: session.csrfToken, apiTokenId: null };
+    return {
+      user: userOf(session),
+      sessionId: session.credentialId,
+      csrfToken: session.csrfToken,
+      apiTokenId: null,
+    };
   }
 
   async resolveApiToken(token: string): Promise<Principal | null> {
     if (!token.startsWith(API_TOKEN_PREFIX)) return null;
-    const apiToken = await this.prisma.apiToken.findUnique({
-      where: { tokenHash: this.hash(token) },
-      include: { user: true },
-    });
-    if (!apiToken || apiToken.revokedAt || apiToken.user.disabledAt) return null;
+    const apiToken = await this.lookup('ApiToken', this.hash(token));
+    if (!apiToken || apiToken.revokedAt || apiToken.disabledAt) return null;
     if (apiToken.expiresAt && apiToken.expiresAt.getTime() <= Date.now()) return null;
-    if (!apiToken.lastUsedAt || Date.now() - apiToken.lastUsedAt.getTime() > TOUCH_INTERVAL_MS) {
-      await this.prisma.apiToken.update({ where: { id: apiToken.id }, data: { lastUsedAt: new Date() } });
+    if (!apiToken.usedAt || Date.now() - apiToken.usedAt.getTime() > TOUCH_INTERVAL_MS) {
+      await this.prisma.apiToken.update({
+        where: { id: apiToken.credentialId },
+        data: { lastUsedAt: new Date() },
+      });
     }
-    return { user: apiToken.user, sessionId: null, csrfToken: null, apiTokenId: apiToken.id };
+    return { user: userOf(apiToken), sessionId: null, csrfToken: null, apiTokenId: apiToken.credentialId };
   }
 
   async endSession(sessionId: string): Promise<void> {

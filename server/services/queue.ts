@@ -1,9 +1,9 @@
 // The comparison queue: leases ("assignments") handed to raters with SELECT ... FOR UPDATE SKIP
-// LOCKED in short transactions, and judgments stored exactly once (idempotency keys), never more
-// per comparison than its overlap, never twice by one rater.
+// LOCKED in single-statement transactions, and judgments stored exactly once (idempotency keys),
+// never more per comparison than its overlap, never twice by one rater.
 import { createHash, randomInt } from 'node:crypto';
-import type { Choice, PrismaClient, Project } from '../db/client.js';
-import { Prisma } from '../db/client.js';
+import type pg from 'pg';
+import { poolOf, type Choice, type Prisma, type PrismaClient, type Project } from '../db/client.js';
 import { badRequest, conflict, HttpError, notFound } from '../errors.js';
 import type { ShownChoice, SubmitBody } from '../schemas/rating.js';
 import type { Principal } from './auth.js';
@@ -13,8 +13,6 @@ import { labelSchemaOf } from './projects.js';
 export const UNDO_WINDOW_MS = 60_000;
 /** Leases one rater may hold in one project at once (the one on screen and a prefetched one). */
 const MAX_ACTIVE_LEASES = 3;
-/** Comparisons locked per leasing attempt; the first with room is taken. */
-const CANDIDATES = 4;
 
 export interface AssignmentViewData {
   id: string;
@@ -45,236 +43,348 @@ function requestHash(assignmentId: string, body: SubmitBody): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
-function isUniqueViolation(error: unknown): boolean {
-  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
+/** The answer to a retried submission: the stored one, or a refusal when the body differs. */
+function replayOf(id: string, storedHash: string | null, createdAt: Date, hash: string) {
+  if (storedHash !== hash) {
+    throw new HttpError(
+      422,
+      'This Idempotency-Key was already used with a different request.',
+      'IDEMPOTENCY_MISMATCH',
+    );
+  }
+  return { preferenceId: id, undoUntil: new Date(createdAt.getTime() + UNDO_WINDOW_MS).toISOString() };
 }
 
-export class QueueService {
-  constructor(private readonly prisma: PrismaClient) {}
+/** Deadlocks and serialization failures: PostgreSQL rolled the statement back; running it again is safe. */
+function isRetryable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
 
-  /** The rater's view of a lease, in one query: sides as shown, nothing about sources. */
+function isRawUniqueViolation(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '23505';
+}
+
+/** A project's expired leases are swept (their slots freed) at most this often per process. */
+const SWEEP_INTERVAL_MS = 5_000;
+
+/** The rater's view of a lease: sides as shown, nothing about sources. */
+const VIEW_COLUMNS = `p.messages,
+  CASE WHEN a.swapped THEN rb.text ELSE ra.text END AS "left",
+  CASE WHEN a.swapped THEN ra.text ELSE rb.text END AS "right"`;
+
+interface ViewRow {
+  id: string;
+  projectId: string;
+  expiresAt: Date;
+  messages: unknown;
+  left: string;
+  right: string;
+}
+
+function viewOf(row: ViewRow): AssignmentViewData {
+  return {
+    id: row.id,
+    projectId: row.projectId,
+    expiresAt: row.expiresAt.toISOString(),
+    messages: row.messages as { role: string; content: string }[],
+    left: { text: row.left },
+    right: { text: row.right },
+  };
+}
+
+/**
+ * The hot paths (next, submit, skip) are single SQL statements on node-postgres: each locks what
+ * it changes, checks its conditions on the locked rows, and writes everything or nothing. A
+ * comparison's free slots live on its own row (voteCount + leaseCount < requiredVotes), so taking
+ * one is one locked row, not a count of leases.
+ */
+export class QueueService {
+  private readonly db: pg.Pool;
+  private readonly sweptAt = new Map<string, number>();
+
+  constructor(private readonly prisma: PrismaClient) {
+    this.db = poolOf(prisma);
+  }
+
+  /** Runs one statement, again after a deadlock or serialization failure (both roll it back). */
+  private async query<T extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<T[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.db.query<T>(text, values)).rows;
+      } catch (error) {
+        if (attempt >= 5 || !isRetryable(error)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, randomInt(5, 25) * attempt));
+      }
+    }
+  }
+
   private async view(assignmentId: string): Promise<AssignmentViewData> {
-    const rows = await this.prisma.$queryRaw<
-      { id: string; projectId: string; expiresAt: Date; messages: unknown; left: string; right: string }[]
-    >`
-      SELECT a.id, c."projectId", a."expiresAt", p.messages,
-             CASE WHEN a.swapped THEN rb.text ELSE ra.text END AS "left",
-             CASE WHEN a.swapped THEN ra.text ELSE rb.text END AS "right"
-      FROM "Assignment" a
-      JOIN "Comparison" c ON c.id = a."comparisonId"
-      JOIN "Prompt" p ON p.id = c."promptId"
-      JOIN "Response" ra ON ra.id = c."responseAId"
-      JOIN "Response" rb ON rb.id = c."responseBId"
-      WHERE a.id = ${assignmentId}::uuid`;
-    const row = rows[0];
+    const [row] = await this.query<ViewRow>(
+      `SELECT a.id, c."projectId", a."expiresAt", ${VIEW_COLUMNS}
+       FROM "Assignment" a
+       JOIN "Comparison" c ON c.id = a."comparisonId"
+       JOIN "Prompt" p ON p.id = c."promptId"
+       JOIN "Response" ra ON ra.id = c."responseAId"
+       JOIN "Response" rb ON rb.id = c."responseBId"
+       WHERE a.id = $1`,
+      [assignmentId],
+    );
     if (!row) throw notFound('No such assignment.');
-    return {
-      id: row.id,
-      projectId: row.projectId,
-      expiresAt: row.expiresAt.toISOString(),
-      messages: row.messages as { role: string; content: string }[],
-      left: { text: row.left },
-      right: { text: row.right },
-    };
+    return viewOf(row);
+  }
+
+  /**
+   * Frees the slots of leases past their expiry (status EXPIRED), in one project or for one rater
+   * (whose leases end when they leave the project). Returns how many were freed.
+   */
+  async expireLeases(projectId: string, options: { raterId?: string; all?: boolean } = {}): Promise<number> {
+    const rows = await this.query<{ n: number }>(
+      `WITH expired AS (
+         UPDATE "Assignment" a SET status = 'EXPIRED'
+         FROM "Comparison" c
+         WHERE c.id = a."comparisonId" AND c."projectId" = $1 AND a.status = 'LEASED'
+           AND ($2::uuid IS NULL OR a."raterId" = $2::uuid) AND ($3 OR a."expiresAt" <= now())
+         RETURNING a."comparisonId"
+       ), freed AS (
+         UPDATE "Comparison" c SET "leaseCount" = c."leaseCount" - n.n
+         FROM (SELECT "comparisonId", count(*)::int AS n FROM expired GROUP BY 1) n
+         WHERE c.id = n."comparisonId"
+         RETURNING n.n
+       )
+       SELECT coalesce(sum(n), 0)::int AS n FROM freed`,
+      [projectId, options.raterId ?? null, options.all ?? false],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  private async sweepIfDue(projectId: string): Promise<void> {
+    const now = Date.now();
+    if (now - (this.sweptAt.get(projectId) ?? 0) < SWEEP_INTERVAL_MS) return;
+    this.sweptAt.set(projectId, now);
+    await this.expireLeases(projectId);
   }
 
   /** A lease the rater already holds (not excluded), or a new one; null when nothing is left. */
   async next(
     principal: Principal,
-    project: Project,
+    project: Pick<Project, 'id' | 'goldRate' | 'leaseSeconds'>,
     exclude: string[] = [],
   ): Promise<AssignmentViewData | null> {
     const raterId = principal.user.id;
-    const held = await this.prisma.assignment.findMany({
-      where: {
-        raterId,
-        status: 'LEASED',
-        expiresAt: { gt: new Date() },
-        comparison: { projectId: project.id },
-      },
-      orderBy: { leasedAt: 'asc' },
-      select: { id: true },
-    });
+    await this.sweepIfDue(project.id);
+    const held = await this.query<{ id: string }>(
+      `SELECT a.id FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId"
+       WHERE a."raterId" = $1 AND a.status = 'LEASED' AND a."expiresAt" > now() AND c."projectId" = $2
+       ORDER BY a."leasedAt"`,
+      [raterId, project.id],
+    );
     const reusable = held.find((lease) => !exclude.includes(lease.id));
     if (reusable) return this.view(reusable.id);
     if (held.length >= MAX_ACTIVE_LEASES) return null;
 
-    const preferGold = project.goldRate > 0 && Math.random() < project.goldRate;
-    // Comparisons found fully leased by others (their leases may expire later): passed over.
-    const full: string[] = [];
-    for (let attempt = 0; attempt < 20; attempt++) {
-      const leased = await this.lease(raterId, project, preferGold, full);
-      if (leased === null) {
-        // Nothing unlocked: either the queue is empty for this rater, or other raters hold row
-        // locks for a moment. Only the first ends the search.
-        if (!(await this.anyOpen(raterId, project.id, full))) return null;
-        await new Promise((resolve) => setTimeout(resolve, 5 + randomInt(20)));
-        continue;
-      }
-      if (typeof leased === 'string') return this.view(leased);
-      full.push(...leased.full);
-    }
-    return null;
-  }
-
-  private async anyOpen(raterId: string, projectId: string, full: string[]): Promise<boolean> {
-    const rows = await this.prisma.$queryRaw<{ open: boolean }[]>`
-      SELECT EXISTS (
-        SELECT 1 FROM "Comparison" c
-        WHERE c."projectId" = ${projectId}::uuid AND c."open"
-          AND NOT EXISTS (SELECT 1 FROM "Assignment" a WHERE a."comparisonId" = c.id AND a."raterId" = ${raterId}::uuid)
-          AND c.id <> ALL(${full}::uuid[])
-      ) AS open`;
-    return rows[0]?.open ?? false;
-  }
-
-  private async lease(raterId: string, project: Project, preferGold: boolean, full: string[]) {
     // Gold is mixed in at the project's rate: tried first when drawn, else after the rest.
+    const preferGold = project.goldRate > 0 && Math.random() < project.goldRate;
     const order = preferGold ? [true, false] : [false, true];
-    for (const gold of order) {
-      const result = await this.leaseFrom(raterId, project, gold, full);
-      if (result !== null) return result;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      for (const gold of order) {
+        const leased = await this.lease(raterId, project, gold);
+        if (leased) return leased;
+      }
+      // Nothing with a free slot and no lock: expired leases may still hold slots, or other raters
+      // lock the last free rows for a moment. Only an empty queue ends the search.
+      if ((await this.expireLeases(project.id)) > 0) continue;
+      if (!(await this.anyFree(raterId, project.id))) return null;
+      await new Promise((resolve) => setTimeout(resolve, randomInt(5, 25)));
     }
     return null;
   }
 
-  private leaseFrom(raterId: string, project: Project, gold: boolean, full: string[]) {
-    return this.prisma.$transaction(
-      async (tx) => {
-        const candidates = await tx.$queryRaw<{ id: string; requiredVotes: number; voteCount: number }[]>`
-          SELECT c.id, c."requiredVotes", c."voteCount"
-          FROM "Comparison" c
-          WHERE c."projectId" = ${project.id}::uuid
-            AND c."open"
-            AND c."isGold" = ${gold}
-            AND NOT EXISTS (SELECT 1 FROM "Assignment" a WHERE a."comparisonId" = c.id AND a."raterId" = ${raterId}::uuid)
-            AND c.id <> ALL(${full}::uuid[])
-            -- Leases seen by this statement's snapshot: a filter only; the recount below decides.
-            AND c."voteCount" + (
-              SELECT count(*) FROM "Assignment" l
-              WHERE l."comparisonId" = c.id AND l.status = 'LEASED' AND l."expiresAt" > now()
-            ) < c."requiredVotes"
-          ORDER BY c.priority DESC, c.id
-          LIMIT ${CANDIDATES}
-          FOR UPDATE OF c SKIP LOCKED`;
-        if (candidates.length === 0) return null;
-        // A new statement sees every lease committed by whoever held these rows before us.
-        const active = await tx.$queryRaw<{ comparisonId: string; n: bigint }[]>`
-          SELECT "comparisonId", count(*) AS n FROM "Assignment"
-          WHERE "comparisonId" = ANY(${candidates.map((c) => c.id)}::uuid[])
-            AND status = 'LEASED' AND "expiresAt" > now()
-          GROUP BY "comparisonId"`;
-        const leases = new Map(active.map((row) => [row.comparisonId, Number(row.n)]));
-        const chosen = candidates.find((c) => c.voteCount + (leases.get(c.id) ?? 0) < c.requiredVotes);
-        if (!chosen) return { full: candidates.map((c) => c.id) };
-        // Lease times come from the database's clock, the one every expiry check uses.
-        const created = await tx.$queryRaw<{ id: string }[]>`
-          INSERT INTO "Assignment" ("comparisonId", "raterId", swapped, "expiresAt")
-          VALUES (${chosen.id}::uuid, ${raterId}::uuid, ${randomInt(2) === 1}, now() + make_interval(secs => ${project.leaseSeconds}))
-          RETURNING id`;
-        return created[0]!.id;
-      },
-      { timeout: 10_000 },
+  private async anyFree(raterId: string, projectId: string): Promise<boolean> {
+    const rows = await this.query<{ free: boolean }>(
+      `SELECT EXISTS (
+         SELECT 1 FROM "Comparison" c
+         WHERE c."projectId" = $1 AND c."open" AND c."voteCount" + c."leaseCount" < c."requiredVotes"
+           AND NOT EXISTS (SELECT 1 FROM "Assignment" a WHERE a."comparisonId" = c.id AND a."raterId" = $2)
+       ) AS free`,
+      [projectId, raterId],
     );
+    return rows[0]?.free ?? false;
+  }
+
+  /**
+   * One statement: the first comparison in priority order with a free slot that this rater has not
+   * seen, locked (others skip it), its slot taken, the lease written, the view returned. Under the
+   * row lock PostgreSQL re-checks the slot on the row's latest version.
+   */
+  private async lease(
+    raterId: string,
+    project: Pick<Project, 'id' | 'leaseSeconds'>,
+    gold: boolean,
+  ): Promise<AssignmentViewData | null> {
+    try {
+      const [row] = await this.query<ViewRow>(
+        `WITH candidate AS (
+           SELECT c.id FROM "Comparison" c
+           WHERE c."projectId" = $1 AND c."open" AND c."isGold" = $2
+             AND c."voteCount" + c."leaseCount" < c."requiredVotes"
+             AND NOT EXISTS (SELECT 1 FROM "Assignment" a WHERE a."comparisonId" = c.id AND a."raterId" = $3)
+           ORDER BY c.priority DESC, c.id
+           LIMIT 1
+           FOR UPDATE OF c SKIP LOCKED
+         ), taken AS (
+           UPDATE "Comparison" c SET "leaseCount" = c."leaseCount" + 1
+           FROM candidate WHERE c.id = candidate.id
+           RETURNING c.id, c."projectId", c."promptId", c."responseAId", c."responseBId"
+         ), a AS (
+           -- Lease times come from the database's clock, the one every expiry check uses.
+           INSERT INTO "Assignment" ("comparisonId", "raterId", swapped, "expiresAt")
+           SELECT id, $3, $4, now() + make_interval(secs => $5) FROM taken
+           RETURNING id, "expiresAt", swapped
+         )
+         SELECT a.id, t."projectId", a."expiresAt", ${VIEW_COLUMNS}
+         FROM a, taken t
+         JOIN "Prompt" p ON p.id = t."promptId"
+         JOIN "Response" ra ON ra.id = t."responseAId"
+         JOIN "Response" rb ON rb.id = t."responseBId"`,
+        [project.id, gold, raterId, randomInt(2) === 1, project.leaseSeconds],
+      );
+      return row ? viewOf(row) : null;
+    } catch (error) {
+      // The same rater leased this comparison in a concurrent request: look again.
+      if (isRawUniqueViolation(error)) return null;
+      throw error;
+    }
   }
 
   async submit(principal: Principal, assignmentId: string, body: SubmitBody, idempotencyKey: string) {
     const raterId = principal.user.id;
     const hash = requestHash(assignmentId, body);
-    const replay = await this.replay(raterId, idempotencyKey, hash);
-    if (replay) return replay;
+    // The assignment, its project's label schema and a judgment stored with this key, at once.
+    const [state] = await this.query<{
+      status: string | null;
+      swapped: boolean | null;
+      labelSchema: unknown;
+      replayId: string | null;
+      replayHash: string | null;
+      replayAt: Date | null;
+    }>(
+      `SELECT a.status, a.swapped, pj."labelSchema",
+         pr.id AS "replayId", pr."requestHash" AS "replayHash", pr."createdAt" AS "replayAt"
+       FROM (SELECT 1) one
+       LEFT JOIN "Assignment" a ON a.id = $1 AND a."raterId" = $2
+       LEFT JOIN "Comparison" c ON c.id = a."comparisonId"
+       LEFT JOIN "Project" pj ON pj.id = c."projectId"
+       LEFT JOIN "Preference" pr ON pr."raterId" = $2 AND pr."idempotencyKey" = $3`,
+      [assignmentId, raterId, idempotencyKey],
+    );
+    if (state?.replayId) return replayOf(state.replayId, state.replayHash, state.replayAt!, hash);
+    if (!state?.status) throw notFound('No such assignment.');
+    if (state.status === 'SUBMITTED') throw conflict('You have already judged this comparison.');
+    if (state.status === 'SKIPPED') throw conflict('You skipped this comparison.');
+    if (state.status === 'EXPIRED') throw conflict('This assignment was withdrawn; take the next one.');
+    const stored = this.validate(
+      body,
+      { labelSchema: state.labelSchema as Prisma.JsonValue },
+      state.swapped!,
+    );
 
-    const assignment = await this.prisma.assignment.findFirst({
-      where: { id: assignmentId, raterId },
-      include: { comparison: { include: { project: true } } },
-    });
-    if (!assignment) throw notFound('No such assignment.');
-    if (assignment.status === 'SUBMITTED') {
-      // A concurrent request with this key may have just stored it.
+    let created: { id: string; createdAt: Date } | undefined;
+    try {
+      // Both rows locked, the lease still open and the comparison not full re-checked on their
+      // latest versions; then the vote is counted, the lease closed and the judgment stored, or
+      // (a unique key taken) none of it.
+      [created] = await this.query<{ id: string; createdAt: Date }>(
+        `WITH target AS (
+           SELECT a.id, a."comparisonId", a.swapped
+           FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId"
+           WHERE a.id = $1 AND a."raterId" = $2 AND a.status = 'LEASED' AND c."voteCount" < c."requiredVotes"
+           FOR UPDATE OF a, c
+         ), counted AS (
+           UPDATE "Comparison" c SET "voteCount" = c."voteCount" + 1, "leaseCount" = c."leaseCount" - 1,
+             "open" = c."voteCount" + 1 < c."requiredVotes"
+           FROM target WHERE c.id = target."comparisonId"
+           RETURNING c.id
+         ), claimed AS (
+           UPDATE "Assignment" a SET status = 'SUBMITTED', "completedAt" = now()
+           FROM target WHERE a.id = target.id
+           RETURNING a.id
+         )
+         INSERT INTO "Preference" ("comparisonId", "raterId", "assignmentId", source, choice, strength,
+           criteria, flags, rationale, "shownSwapped", "timeSpentMs", "idempotencyKey", "requestHash")
+         SELECT target."comparisonId", $2, target.id, $3::"PreferenceSource", $4::"Choice", $5, $6::jsonb,
+           $7::text[], $8, target.swapped, $9, $10, $11
+         FROM target JOIN counted ON counted.id = target."comparisonId" JOIN claimed ON claimed.id = target.id
+         RETURNING id, "createdAt"`,
+        [
+          assignmentId,
+          raterId,
+          principal.user.simulated ? 'SIMULATED' : 'HUMAN',
+          stored.choice,
+          stored.strength,
+          JSON.stringify(stored.criteria),
+          body.flags ?? [],
+          body.rationale?.trim() || null,
+          body.timeSpentMs,
+          idempotencyKey,
+          hash,
+        ],
+      );
+    } catch (error) {
+      if (!isRawUniqueViolation(error)) throw error;
+      // A concurrent request with the same key won the race: answer as it did.
       const again = await this.replay(raterId, idempotencyKey, hash);
       if (again) return again;
       throw conflict('You have already judged this comparison.');
     }
-    if (assignment.status === 'SKIPPED') throw conflict('You skipped this comparison.');
-    if (assignment.status === 'EXPIRED') throw conflict('This assignment was withdrawn; take the next one.');
-    const stored = this.validate(body, assignment.comparison.project, assignment.swapped);
-
-    try {
-      const preference = await this.prisma.$transaction(
-        async (tx) => {
-          // Counting the vote under the comparison's row lock keeps it at or below its overlap.
-          const counted = await tx.$executeRaw`
-            UPDATE "Comparison" SET "voteCount" = "voteCount" + 1, "open" = "voteCount" + 1 < "requiredVotes"
-            WHERE id = ${assignment.comparisonId}::uuid AND "voteCount" < "requiredVotes"`;
-          if (counted !== 1)
-            throw new HttpError(
-              409,
-              'This comparison already has all the judgments it needs; take the next one.',
-              'FULL',
-            );
-          const created = await tx.preference.create({
-            data: {
-              comparisonId: assignment.comparisonId,
-              raterId,
-              assignmentId,
-              source: principal.user.simulated ? 'SIMULATED' : 'HUMAN',
-              choice: stored.choice,
-              strength: stored.strength,
-              criteria: stored.criteria,
-              flags: body.flags ?? [],
-              rationale: body.rationale?.trim() || null,
-              shownSwapped: assignment.swapped,
-              timeSpentMs: body.timeSpentMs,
-              idempotencyKey,
-              requestHash: hash,
-            },
-          });
-          await tx.assignment.update({
-            where: { id: assignmentId },
-            data: { status: 'SUBMITTED', completedAt: new Date() },
-          });
-          return created;
-        },
-        { timeout: 10_000 },
-      );
+    if (created) {
       return {
-        preferenceId: preference.id,
-        undoUntil: new Date(preference.createdAt.getTime() + UNDO_WINDOW_MS).toISOString(),
+        preferenceId: created.id,
+        undoUntil: new Date(created.createdAt.getTime() + UNDO_WINDOW_MS).toISOString(),
       };
-    } catch (error) {
-      // A concurrent request with the same key won the race: answer as it did.
-      if (isUniqueViolation(error) || (error instanceof HttpError && error.code === 'FULL')) {
-        const again = await this.replay(raterId, idempotencyKey, hash);
-        if (again) return again;
-      }
-      if (isUniqueViolation(error)) throw conflict('You have already judged this comparison.');
-      if (error instanceof HttpError && error.code === 'FULL') {
-        await this.prisma.assignment.update({ where: { id: assignmentId }, data: { status: 'EXPIRED' } });
-      }
-      throw error;
     }
+    // Nothing written: a concurrent request changed the lease, or the comparison is full.
+    const again = await this.replay(raterId, idempotencyKey, hash);
+    if (again) return again;
+    const [now] = await this.query<{ status: string; full: boolean }>(
+      `SELECT a.status, c."voteCount" >= c."requiredVotes" AS full
+       FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId" WHERE a.id = $1`,
+      [assignmentId],
+    );
+    if (now?.status === 'LEASED' && now.full) {
+      await this.withdraw(assignmentId);
+      throw new HttpError(
+        409,
+        'This comparison already has all the judgments it needs; take the next one.',
+        'FULL',
+      );
+    }
+    if (now?.status === 'SKIPPED') throw conflict('You skipped this comparison.');
+    if (now?.status === 'EXPIRED') throw conflict('This assignment was withdrawn; take the next one.');
+    throw conflict('You have already judged this comparison.');
+  }
+
+  /** Ends a lease that can no longer be judged, freeing its slot. */
+  private async withdraw(assignmentId: string): Promise<void> {
+    await this.query(
+      `WITH ended AS (
+         UPDATE "Assignment" SET status = 'EXPIRED' WHERE id = $1 AND status = 'LEASED' RETURNING "comparisonId"
+       )
+       UPDATE "Comparison" c SET "leaseCount" = c."leaseCount" - 1 FROM ended WHERE c.id = ended."comparisonId"`,
+      [assignmentId],
+    );
   }
 
   private async replay(raterId: string, idempotencyKey: string, hash: string) {
-    const existing = await this.prisma.preference.findUnique({
-      where: { raterId_idempotencyKey: { raterId, idempotencyKey } },
-    });
-    if (!existing) return null;
-    if (existing.requestHash !== hash) {
-      throw new HttpError(
-        422,
-        'This Idempotency-Key was already used with a different request.',
-        'IDEMPOTENCY_MISMATCH',
-      );
-    }
-    return {
-      preferenceId: existing.id,
-      undoUntil: new Date(existing.createdAt.getTime() + UNDO_WINDOW_MS).toISOString(),
-    };
+    const [existing] = await this.query<{ id: string; requestHash: string | null; createdAt: Date }>(
+      `SELECT id, "requestHash", "createdAt" FROM "Preference" WHERE "raterId" = $1 AND "idempotencyKey" = $2`,
+      [raterId, idempotencyKey],
+    );
+    return existing ? replayOf(existing.id, existing.requestHash, existing.createdAt, hash) : null;
   }
 
   /** Checks a judgment against the project's label schema and turns shown sides into A/B. */
-  private validate(body: SubmitBody, project: Project, swapped: boolean) {
+  private validate(body: SubmitBody, project: Pick<Project, 'labelSchema'>, swapped: boolean) {
     const schema = labelSchemaOf(project);
     const allowed = (choice: ShownChoice) =>
       (choice !== 'TIE' || schema.allowTie) && (choice !== 'BOTH_BAD' || schema.allowBothBad);
@@ -306,11 +416,17 @@ export class QueueService {
   }
 
   async skip(principal: Principal, assignmentId: string, reason: string): Promise<void> {
-    const result = await this.prisma.assignment.updateMany({
-      where: { id: assignmentId, raterId: principal.user.id, status: 'LEASED' },
-      data: { status: 'SKIPPED', skipReason: reason.trim(), completedAt: new Date() },
-    });
-    if (result.count === 0) {
+    const [skipped] = await this.query<{ id: string }>(
+      `WITH skipped AS (
+         UPDATE "Assignment" SET status = 'SKIPPED', "skipReason" = $3, "completedAt" = now()
+         WHERE id = $1 AND "raterId" = $2 AND status = 'LEASED'
+         RETURNING "comparisonId"
+       )
+       UPDATE "Comparison" c SET "leaseCount" = c."leaseCount" - 1 FROM skipped
+       WHERE c.id = skipped."comparisonId" RETURNING c.id`,
+      [assignmentId, principal.user.id, reason.trim()],
+    );
+    if (!skipped) {
       const exists = await this.prisma.assignment.count({
         where: { id: assignmentId, raterId: principal.user.id },
       });
@@ -332,7 +448,8 @@ export class QueueService {
       const deleted = await tx.preference.deleteMany({ where: { id: preferenceId } });
       if (deleted.count !== 1) throw notFound('No such judgment.');
       await tx.$executeRaw`
-        UPDATE "Comparison" SET "voteCount" = "voteCount" - 1, "open" = "voteCount" - 1 < "requiredVotes"
+        UPDATE "Comparison" SET "voteCount" = "voteCount" - 1, "open" = "voteCount" - 1 < "requiredVotes",
+          "leaseCount" = "leaseCount" + 1
         WHERE id = ${preference.comparisonId}::uuid AND "voteCount" > 0`;
       await tx.assignment.update({
         where: { id: assignmentId },

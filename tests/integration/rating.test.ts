@@ -11,6 +11,16 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
+/** Every comparison's leaseCount equals its assignments in status LEASED (the queue's invariant). */
+async function expectLeaseCounts(projectId: string) {
+  const rows = await t.prisma.$queryRaw<{ id: string; leaseCount: number; leased: number }[]>`
+    SELECT c.id, c."leaseCount",
+      (SELECT count(*)::int FROM "Assignment" a WHERE a."comparisonId" = c.id AND a.status = 'LEASED') AS leased
+    FROM "Comparison" c WHERE c."projectId" = ${projectId}::uuid`;
+  expect(rows.length).toBeGreaterThan(0);
+  for (const row of rows) expect(row.leaseCount, `comparison ${row.id}`).toBe(row.leased);
+}
+
 describe('import', () => {
   it('previews a file without storing it, then imports it; re-importing adds nothing', async () => {
     const { admin, projectId } = await createProject(t, {}, { prompts: 0, responses: 0 });
@@ -212,8 +222,9 @@ describe('the queue', () => {
       expect(new Set(row.preferences.map((p) => p.raterId)).size).toBe(3);
     }
     expect([...served.values()].reduce((sum, set) => sum + set.size, 0)).toBe(90);
-    // Nothing is left for anyone.
+    // Nothing is left for anyone, and no slot is held.
     expect(await next(t, raters[0]!, setup.projectId)).toBeNull();
+    await expectLeaseCounts(setup.projectId);
   });
 
   it('returns an expired lease to the queue, and never gives out more leases than votes wanted', async () => {
@@ -244,6 +255,7 @@ describe('the queue', () => {
     expect(
       (await t.prisma.comparison.findFirstOrThrow({ where: { projectId: setup.projectId } })).voteCount,
     ).toBe(1);
+    await expectLeaseCounts(setup.projectId);
   });
 
   it('prefetches: a second call with exclude gives a different comparison', async () => {
@@ -281,6 +293,21 @@ describe('the queue', () => {
       'right',
     ]);
     expect(JSON.stringify(assignment)).not.toMatch(/model-|source|policy|voteCount/);
+  });
+
+  it('gives a removed member’s leases back to the queue at once', async () => {
+    const setup = await createProject(t, { overlap: 1 }, { prompts: 1, responses: 2 });
+    const [leaving, staying] = await addRaters(t, setup, 2);
+    expect(await next(t, leaving!, setup.projectId)).not.toBeNull();
+    expect(await next(t, staying!, setup.projectId)).toBeNull();
+    const removed = await t.app.inject({
+      method: 'DELETE',
+      url: `/api/projects/${setup.projectId}/members/${leaving!.userId}`,
+      headers: setup.admin.headers,
+    });
+    expect(removed.statusCode, removed.body).toBe(204);
+    await expectLeaseCounts(setup.projectId);
+    expect(await next(t, staying!, setup.projectId)).not.toBeNull();
   });
 
   it('keeps raters out of projects they are not members of', async () => {
@@ -452,6 +479,7 @@ describe('submissions', () => {
     expect(comparison.comparison.voteCount).toBe(0);
     const redo = await submit(t, rater!, second!.id, { choice: 'TIE', timeSpentMs: 800 });
     expect(redo.statusCode).toBe(201);
+    await expectLeaseCounts(setup.projectId);
 
     // Another rater cannot undo it, and after the window nobody can.
     const other = (await addRaters(t, setup, 1))[0]!;
