@@ -46,7 +46,7 @@ test('first admin sets up Loom, invites a rater, the rater joins and sees only r
   await expect(page.getByTestId('user-name')).toHaveText(ADMIN.name);
   await expect
     .poll(() => navKeys(page))
-    .toEqual(['account', 'audit', 'projects', 'rounds', 'tokens', 'users']);
+    .toEqual(['account', 'audit', 'data', 'projects', 'rounds', 'tokens', 'users']);
   await expect(page.getByTestId('users-table')).toContainText(ADMIN.email);
 
   // 2. Sign out, then sign in again with the new password; a wrong password is refused clearly.
@@ -182,7 +182,7 @@ test('admin manages tokens, roles and access; a disabled rater is sent to sign-i
   await signInRater();
   // /rate (the `next` page) is not a researcher page.
   await expect(rater.getByText('You do not have access')).toBeVisible();
-  await expect.poll(() => navKeys(rater)).toEqual(['account', 'projects', 'rounds', 'tokens']);
+  await expect.poll(() => navKeys(rater)).toEqual(['account', 'data', 'projects', 'rounds', 'tokens']);
   await rater.locator('[data-nav="tokens"]').click();
   await expect(rater.getByRole('heading', { name: 'API tokens', level: 1 })).toBeVisible();
 
