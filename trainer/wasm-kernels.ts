@@ -98,7 +98,8 @@ function soundMatMul(original: tf.KernelConfig): tf.KernelFunc {
     const [M, K] = a.shape.slice(-2) as [number, number];
     const N = b.shape[b.shape.length - 1] ?? 0;
     const be = args.backend as WasmBackend;
-    const out = be.makeOutput([...a.shape.slice(0, -2), M, N], 'float32');
+    const lead = (a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2); // all 1s
+    const out = be.makeOutput([...lead, M, N], 'float32');
     multiplyViews(be, a, b, out, 1, M, K, N);
     return out;
   };
