@@ -3,18 +3,16 @@
 // own process (its peak resident memory is the one reported), read as a stream.
 // Also imports the HH-RLHF helpful-base test file and prints what the importer reports.
 // Ends with `export: rows_per_s=<n> peak_rss_mb=<n>` (rows = judgments read, encoded and sent).
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import pg from 'pg';
 import { benchDatabase } from './database.js';
+import { memoryOf, startProductionServer, type ServerProcess } from './server.js';
 import { createPrisma } from '../server/db/client.js';
 import { importPreferences } from '../server/services/dataset-imports.js';
 import { hashPassword } from '../server/services/passwords.js';
-import { startServerProcess, type ServerProcess } from '../tests/support/server-process.js';
 
 const JUDGMENTS = Number(process.env.BENCH_JUDGMENTS ?? 1_000_000);
 const VOTES = 5; // judgments per comparison, by distinct raters
@@ -64,25 +62,7 @@ export async function seed(url: string): Promise<string> {
   }
 }
 
-/** Peak and current resident memory of a process, in MB (Linux /proc). */
-function memoryOf(pid: number): { peak: number; now: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  return { peak: Math.round(kb('VmHWM') / 1024), now: Math.round(kb('VmRSS') / 1024) };
-}
-
-/** The server as `npm start` runs it: compiled, with the start script's Node options. */
-function productionServer(): { entry: string; nodeOptions: string[] } {
-  const { scripts } = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } };
-  const command = /\bnode ((?:--\S+ )*)(dist\/server\/main\.js)/.exec(scripts.start);
-  if (!command) throw new Error(`Cannot read the server command from "${scripts.start}".`);
-  console.log('building the server (npm run build:server)...');
-  execFileSync('npm', ['run', 'build:server'], { stdio: 'ignore' });
-  return { entry: command[2]!, nodeOptions: command[1]!.trim().split(' ').filter(Boolean) };
-}
-
 export async function main(): Promise<void> {
-  const { entry, nodeOptions } = productionServer();
   const database = await benchDatabase('export');
   const url = database.url;
   const prisma = createPrisma(url, { max: 4 });
@@ -102,21 +82,7 @@ export async function main(): Promise<void> {
     });
 
     // The server in its own process, as in production: its memory is what the target is about.
-    server = await startServerProcess(
-      {
-        ...process.env,
-        DATABASE_URL: url,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'error',
-        NODE_ENV: 'production',
-        SESSION_SECRET: randomBytes(48).toString('base64'),
-        DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'loom-bench-export-')),
-      },
-      entry,
-      90_000,
-      nodeOptions,
-    );
+    server = await startProductionServer(url);
     const pid = server.child.pid!;
     const login = await fetch(`${server.origin}/api/auth/login`, {
       method: 'POST',

@@ -1,21 +1,23 @@
-// Rating throughput through the HTTP API: many simulated raters take the next comparison and
-// submit, against the server in its own process. The peer is raw PostgreSQL single-row INSERTs
-// with `pg` measured in the same run on the same server.
-// Ends with `rating: submit_vs_raw_insert=<ratio> next_p99_ms=<ms> errors=<count>`.
-import { randomBytes, randomUUID } from 'node:crypto';
+// Rating through the HTTP API of the server in its own process (as `npm start` runs it), with 200
+// simulated raters (signed-in sessions) taking the next comparison and submitting a judgment:
+// 1. throughput: no pauses, as fast as the server answers; submissions per second are compared with
+//    the peer, raw PostgreSQL single-row INSERTs with `pg` (16 clients) on the same server, same run;
+// 2. latency: each rater pauses ~BENCH_THINK_MS (default 1 s, ±50%) per judgment, like a very quick
+//    person; the next-comparison latency's p99 is reported.
+// Ends with `rating: submit_vs_raw_insert=<ratio> next_p99_ms=<ms> errors=<count>` (errors of both).
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
 import { benchDatabase } from './database.js';
+import { startProductionServer, type ServerProcess } from './server.js';
 import { createPrisma } from '../server/db/client.js';
 import { hashPassword } from '../server/services/passwords.js';
-import { startServerProcess } from '../tests/support/server-process.js';
 
 const RATERS = Number(process.env.BENCH_RATERS ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
-const PROMPTS = Number(process.env.BENCH_PROMPTS ?? 6000);
+const PROMPTS = Number(process.env.BENCH_PROMPTS ?? 40_000);
+/** Mean pause per judgment in the latency phase, in ms. */
+const THINK_MS = Number(process.env.BENCH_THINK_MS ?? 1000);
 const RAW_CLIENTS = 16;
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: RATERS + 10 });
@@ -75,10 +77,79 @@ async function rawInsertRate(url: string): Promise<number> {
   return count / 5;
 }
 
+interface Phase {
+  submitted: number;
+  errors: number;
+  seconds: number;
+  rate: number;
+  p50: number;
+  p99: number;
+}
+
+/** Every rater loops next → submit for SECONDS, pausing about `thinkMs` (±50%) before each submit. */
+async function ratePhase(
+  origin: string,
+  projectId: string,
+  sessions: Record<string, string>[],
+  thinkMs: number,
+): Promise<Phase> {
+  const nextLatencies: number[] = [];
+  let submitted = 0;
+  let errors = 0;
+  const started = Date.now();
+  const end = started + SECONDS * 1000;
+  await Promise.all(
+    sessions.map(async (headers) => {
+      while (Date.now() < end) {
+        try {
+          const t0 = performance.now();
+          const next = await request(
+            origin,
+            'POST',
+            `/api/projects/${projectId}/assignments/next`,
+            headers,
+            {},
+          );
+          nextLatencies.push(performance.now() - t0);
+          if (next.status !== 200) {
+            errors++;
+            continue;
+          }
+          const assignment = (JSON.parse(next.body) as { assignment: { id: string } | null }).assignment;
+          if (!assignment) throw new Error('the queue ran dry: raise BENCH_PROMPTS');
+          if (thinkMs > 0)
+            await new Promise((resolve) => setTimeout(resolve, thinkMs * (0.5 + Math.random())));
+          const submit = await request(
+            origin,
+            'POST',
+            `/api/assignments/${assignment.id}/submit`,
+            { ...headers, 'idempotency-key': randomUUID() },
+            { choice: Math.random() < 0.5 ? 'LEFT' : 'RIGHT', strength: 1, timeSpentMs: 1000 },
+          );
+          if (submit.status === 201) submitted++;
+          else errors++;
+        } catch (error) {
+          if (error instanceof Error && error.message.startsWith('the queue ran dry')) throw error;
+          errors++;
+        }
+      }
+    }),
+  );
+  const seconds = (Date.now() - started) / 1000;
+  return {
+    submitted,
+    errors,
+    seconds,
+    rate: submitted / seconds,
+    p50: percentile(nextLatencies, 50),
+    p99: percentile(nextLatencies, 99),
+  };
+}
+
 export async function main(): Promise<void> {
   const database = await benchDatabase('rating');
   const databaseUrl = database.url;
-  let server: Awaited<ReturnType<typeof startServerProcess>> | null = null;
+  let server: ServerProcess | null = null;
   try {
     console.log(`rating: raw INSERT baseline (${RAW_CLIENTS} clients, 5 s)...`);
     const raw = await rawInsertRate(databaseUrl);
@@ -121,17 +192,9 @@ export async function main(): Promise<void> {
     await prisma.$executeRawUnsafe('ANALYZE');
     await prisma.$disconnect();
 
-    server = await startServerProcess({
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'error',
-      NODE_ENV: 'production',
-      SESSION_SECRET: randomBytes(48).toString('base64'),
+    server = await startProductionServer(databaseUrl, {
       LOGIN_RATE_LIMIT_PER_MINUTE: '100000',
       DB_POOL_MAX: '20',
-      DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'loom-bench-')),
     });
     const origin = server.origin;
     const sessions: Record<string, string>[] = [];
@@ -153,55 +216,24 @@ export async function main(): Promise<void> {
       sessions.push(...batch);
     }
 
-    console.log(`rating: ${RATERS} raters for ${SECONDS} s through the API...`);
-    const nextLatencies: number[] = [];
-    let submitted = 0;
-    let errors = 0;
-    const started = Date.now();
-    const end = started + SECONDS * 1000;
-    await Promise.all(
-      sessions.map(async (headers) => {
-        while (Date.now() < end) {
-          try {
-            const t0 = performance.now();
-            const next = await request(
-              origin,
-              'POST',
-              `/api/projects/${project.id}/assignments/next`,
-              headers,
-              {},
-            );
-            nextLatencies.push(performance.now() - t0);
-            if (next.status !== 200) {
-              errors++;
-              continue;
-            }
-            const assignment = (JSON.parse(next.body) as { assignment: { id: string } | null }).assignment;
-            if (!assignment) return;
-            const submit = await request(
-              origin,
-              'POST',
-              `/api/assignments/${assignment.id}/submit`,
-              { ...headers, 'idempotency-key': randomUUID() },
-              { choice: Math.random() < 0.5 ? 'LEFT' : 'RIGHT', strength: 1, timeSpentMs: 1000 },
-            );
-            if (submit.status === 201) submitted++;
-            else errors++;
-          } catch {
-            errors++;
-          }
-        }
-      }),
-    );
-    const elapsed = (Date.now() - started) / 1000;
-    const rate = submitted / elapsed;
-    const p50 = percentile(nextLatencies, 50);
-    const p99 = percentile(nextLatencies, 99);
+    // Throughput: every rater takes and submits as fast as the server answers (no thinking).
+    console.log(`rating: throughput, ${RATERS} raters without pauses for ${SECONDS} s...`);
+    const busy = await ratePhase(origin, project.id, sessions, 0);
     console.log(
-      `rating: ${submitted} submissions in ${elapsed.toFixed(1)} s = ${rate.toFixed(0)}/s; next p50 ${p50.toFixed(1)} ms`,
+      `rating: ${busy.submitted} submissions in ${busy.seconds.toFixed(1)} s = ${busy.rate.toFixed(0)}/s; ` +
+        `next p50 ${busy.p50.toFixed(1)} ms, p99 ${busy.p99.toFixed(1)} ms; errors ${busy.errors}`,
+    );
+    // Latency: the same raters pausing between judgments as raters do (people take seconds to
+    // minutes per comparison; THINK_MS is far quicker, to keep the load high).
+    console.log(`rating: latency, ${RATERS} raters pausing ~${THINK_MS} ms per judgment for ${SECONDS} s...`);
+    const paced = await ratePhase(origin, project.id, sessions, THINK_MS);
+    console.log(
+      `rating: ${paced.submitted} submissions = ${paced.rate.toFixed(0)}/s; next p50 ${paced.p50.toFixed(1)} ms, ` +
+        `p99 ${paced.p99.toFixed(1)} ms; errors ${paced.errors}`,
     );
     console.log(
-      `rating: submit_vs_raw_insert=${(rate / raw).toFixed(3)} next_p99_ms=${p99.toFixed(1)} errors=${errors}`,
+      `rating: submit_vs_raw_insert=${(busy.rate / raw).toFixed(3)} next_p99_ms=${paced.p99.toFixed(1)} ` +
+        `errors=${busy.errors + paced.errors}`,
     );
   } finally {
     await server?.stop();

@@ -1,5 +1,6 @@
 // Creates the Prisma client over node-postgres with explicit timeouts (adapter-pg has none by
 // default, so an unreachable database would hang requests forever).
+import { createHash } from 'node:crypto';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaClient } from './generated/client.js';
@@ -41,4 +42,17 @@ export function poolOf(prisma: PrismaClient): pg.Pool {
   const pool = pools.get(prisma);
   if (!pool) throw new Error('This Prisma client was not made by createPrisma.');
   return pool;
+}
+
+const statementNames = new Map<string, string>();
+
+/**
+ * Hot statements are prepared once per connection (named by a hash of their text), so PostgreSQL
+ * parses and plans them once rather than on every request.
+ */
+export function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (!name)
+    statementNames.set(text, (name = 'loom_' + createHash('sha1').update(text).digest('hex').slice(0, 20)));
+  return name;
 }

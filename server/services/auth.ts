@@ -1,6 +1,6 @@
 // Sign-in, server-side sessions and API tokens: who is calling, and whether they still may.
 import type { Config } from '../config.js';
-import { poolOf, type PrismaClient, type User } from '../db/client.js';
+import { poolOf, statementName, type PrismaClient, type User } from '../db/client.js';
 import { conflict, notFound, unauthorized } from '../errors.js';
 import { recordAudit } from './audit.js';
 import { hashPassword, verifyPassword } from './passwords.js';
@@ -115,13 +115,15 @@ export class AuthService {
   private async lookup(table: 'Session' | 'ApiToken', tokenHash: string): Promise<CredentialRow | null> {
     const used = table === 'Session' ? 'k."lastSeenAt"' : 'k."lastUsedAt"';
     const csrf = table === 'Session' ? 'k."csrfToken"' : 'NULL';
-    const { rows } = await poolOf(this.prisma).query<CredentialRow>(
-      `SELECT k.id AS "credentialId", ${csrf} AS "csrfToken", k."expiresAt", k."revokedAt", ${used} AS "usedAt",
+    const text = `SELECT k.id AS "credentialId", ${csrf} AS "csrfToken", k."expiresAt", k."revokedAt", ${used} AS "usedAt",
          ${USER_COLUMNS}
        FROM "${table}" k JOIN "User" u ON u.id = k."userId"
-       WHERE k."tokenHash" = $1`,
-      [tokenHash],
-    );
+       WHERE k."tokenHash" = $1`;
+    const { rows } = await poolOf(this.prisma).query<CredentialRow>({
+      name: statementName(text),
+      text,
+      values: [tokenHash],
+    });
     return rows[0] ?? null;
   }
 

@@ -1,7 +1,7 @@
 // Projects: settings and label schema, membership (which raters work on which project), and the
 // per-object access rule every project-scoped route goes through.
 import { Value } from 'typebox/value';
-import { poolOf, type Prisma, type PrismaClient, type Project } from '../db/client.js';
+import { poolOf, statementName, type Prisma, type PrismaClient, type Project } from '../db/client.js';
 import { conflict, forbidden, notFound } from '../errors.js';
 import {
   defaultLabelSchema,
@@ -83,11 +83,13 @@ export class ProjectService {
    * (no BigInt or Decimal), so its row is the Prisma type.
    */
   async ratable(principal: Principal, projectId: string): Promise<Project> {
-    const { rows } = await poolOf(this.prisma).query<Project & { member: boolean }>(
-      `SELECT p.*, EXISTS (SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = p.id AND m."userId" = $2) AS member
-       FROM "Project" p WHERE p.id = $1`,
-      [projectId, principal.user.id],
-    );
+    const text = `SELECT p.*, EXISTS (SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = p.id AND m."userId" = $2) AS member
+       FROM "Project" p WHERE p.id = $1`;
+    const { rows } = await poolOf(this.prisma).query<Project & { member: boolean }>({
+      name: statementName(text),
+      text,
+      values: [projectId, principal.user.id],
+    });
     const row = rows[0];
     if (!row || (principal.user.role !== 'ADMIN' && !row.member)) throw notFound('No such project.');
     const { member: _member, ...project } = row;

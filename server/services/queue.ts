@@ -3,7 +3,14 @@
 // never more per comparison than its overlap, never twice by one rater.
 import { createHash, randomInt } from 'node:crypto';
 import type pg from 'pg';
-import { poolOf, type Choice, type Prisma, type PrismaClient, type Project } from '../db/client.js';
+import {
+  poolOf,
+  statementName,
+  type Choice,
+  type Prisma,
+  type PrismaClient,
+  type Project,
+} from '../db/client.js';
 import { badRequest, conflict, HttpError, notFound } from '../errors.js';
 import type { ShownChoice, SubmitBody } from '../schemas/rating.js';
 import type { Principal } from './auth.js';
@@ -111,7 +118,7 @@ export class QueueService {
   private async query<T extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<T[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return (await this.db.query<T>(text, values)).rows;
+        return (await this.db.query<T>({ name: statementName(text), text, values })).rows;
       } catch (error) {
         if (attempt >= 5 || !isRetryable(error)) throw error;
         await new Promise((resolve) => setTimeout(resolve, randomInt(5, 25) * attempt));
@@ -173,24 +180,15 @@ export class QueueService {
   ): Promise<AssignmentViewData | null> {
     const raterId = principal.user.id;
     await this.sweepIfDue(project.id);
-    const held = await this.query<{ id: string }>(
-      `SELECT a.id FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId"
-       WHERE a."raterId" = $1 AND a.status = 'LEASED' AND a."expiresAt" > now() AND c."projectId" = $2
-       ORDER BY a."leasedAt"`,
-      [raterId, project.id],
-    );
-    const reusable = held.find((lease) => !exclude.includes(lease.id));
-    if (reusable) return this.view(reusable.id);
-    if (held.length >= MAX_ACTIVE_LEASES) return null;
-
     // Gold is mixed in at the project's rate: tried first when drawn, else after the rest.
     const preferGold = project.goldRate > 0 && Math.random() < project.goldRate;
     const order = preferGold ? [true, false] : [false, true];
     for (let attempt = 0; attempt < 20; attempt++) {
       for (const gold of order) {
-        const leased = await this.lease(raterId, project, gold);
+        const leased = await this.lease(raterId, project, gold, exclude);
         if (leased) return leased;
       }
+      if ((await this.heldLeases(raterId, project.id)) >= MAX_ACTIVE_LEASES) return null;
       // Nothing with a free slot and no lock: expired leases may still hold slots, or other raters
       // lock the last free rows for a moment. Only an empty queue ends the search.
       if ((await this.expireLeases(project.id)) > 0) continue;
@@ -198,6 +196,15 @@ export class QueueService {
       await new Promise((resolve) => setTimeout(resolve, randomInt(5, 25)));
     }
     return null;
+  }
+
+  private async heldLeases(raterId: string, projectId: string): Promise<number> {
+    const [row] = await this.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId"
+       WHERE a."raterId" = $1 AND a.status = 'LEASED' AND a."expiresAt" > now() AND c."projectId" = $2`,
+      [raterId, projectId],
+    );
+    return row?.n ?? 0;
   }
 
   private async anyFree(raterId: string, projectId: string): Promise<boolean> {
@@ -213,41 +220,54 @@ export class QueueService {
   }
 
   /**
-   * One statement: the first comparison in priority order with a free slot that this rater has not
-   * seen, locked (others skip it), its slot taken, the lease written, the view returned. Under the
-   * row lock PostgreSQL re-checks the slot on the row's latest version.
+   * One statement: a lease the rater holds and did not exclude (oldest first); else, while they
+   * hold fewer than MAX_ACTIVE_LEASES, the first comparison in priority order with a free slot that
+   * they have not seen, locked (others skip it), its slot taken and the lease written. Under the
+   * row lock PostgreSQL re-checks the slot on the row's latest version. Returns the rater's view.
    */
   private async lease(
     raterId: string,
     project: Pick<Project, 'id' | 'leaseSeconds'>,
     gold: boolean,
+    exclude: string[],
   ): Promise<AssignmentViewData | null> {
     try {
       const [row] = await this.query<ViewRow>(
-        `WITH candidate AS (
+        `WITH held AS (
+           SELECT a.id, a."leasedAt" FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId"
+           WHERE a."raterId" = $3 AND a.status = 'LEASED' AND a."expiresAt" > now() AND c."projectId" = $1
+         ), reuse AS (
+           SELECT id FROM held WHERE id <> ALL($6::uuid[]) ORDER BY "leasedAt" LIMIT 1
+         ), candidate AS (
            SELECT c.id FROM "Comparison" c
-           WHERE c."projectId" = $1 AND c."open" AND c."isGold" = $2
+           WHERE NOT EXISTS (SELECT 1 FROM reuse) AND (SELECT count(*) FROM held) < $7
+             AND c."projectId" = $1 AND c."open" AND c."isGold" = $2
              AND c."voteCount" + c."leaseCount" < c."requiredVotes"
-             AND NOT EXISTS (SELECT 1 FROM "Assignment" a WHERE a."comparisonId" = c.id AND a."raterId" = $3)
+             AND NOT EXISTS (SELECT 1 FROM "Assignment" x WHERE x."comparisonId" = c.id AND x."raterId" = $3)
            ORDER BY c.priority DESC, c.id
            LIMIT 1
            FOR UPDATE OF c SKIP LOCKED
          ), taken AS (
            UPDATE "Comparison" c SET "leaseCount" = c."leaseCount" + 1
            FROM candidate WHERE c.id = candidate.id
-           RETURNING c.id, c."projectId", c."promptId", c."responseAId", c."responseBId"
-         ), a AS (
+           RETURNING c.id
+         ), leased AS (
            -- Lease times come from the database's clock, the one every expiry check uses.
            INSERT INTO "Assignment" ("comparisonId", "raterId", swapped, "expiresAt")
            SELECT id, $3, $4, now() + make_interval(secs => $5) FROM taken
-           RETURNING id, "expiresAt", swapped
+           RETURNING id, "comparisonId", "expiresAt", swapped
+         ), a AS (
+           SELECT a.id, a."comparisonId", a."expiresAt", a.swapped FROM "Assignment" a JOIN reuse ON reuse.id = a.id
+           UNION ALL
+           SELECT id, "comparisonId", "expiresAt", swapped FROM leased
          )
-         SELECT a.id, t."projectId", a."expiresAt", ${VIEW_COLUMNS}
-         FROM a, taken t
-         JOIN "Prompt" p ON p.id = t."promptId"
-         JOIN "Response" ra ON ra.id = t."responseAId"
-         JOIN "Response" rb ON rb.id = t."responseBId"`,
-        [project.id, gold, raterId, randomInt(2) === 1, project.leaseSeconds],
+         SELECT a.id, c."projectId", a."expiresAt", ${VIEW_COLUMNS}
+         FROM a
+         JOIN "Comparison" c ON c.id = a."comparisonId"
+         JOIN "Prompt" p ON p.id = c."promptId"
+         JOIN "Response" ra ON ra.id = c."responseAId"
+         JOIN "Response" rb ON rb.id = c."responseBId"`,
+        [project.id, gold, raterId, randomInt(2) === 1, project.leaseSeconds, exclude, MAX_ACTIVE_LEASES],
       );
       return row ? viewOf(row) : null;
     } catch (error) {
