@@ -200,9 +200,7 @@ test('the Data page fits a narrow screen and is not offered to raters', async ({
   const demo = await seed.prisma.project.findFirstOrThrow({ where: { isDemo: true } });
   await page.goto(`/data/${demo.id}`);
   await expect(page.getByTestId('export-count')).toContainText('selected');
-  const overflow = await page.evaluate(
-    () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
-  );
+  const overflow = await page.locator('html').evaluate((html) => html.scrollWidth - html.clientWidth);
   expect(overflow).toBeLessThanOrEqual(0);
 
   const rater = await seed.createUser('RATER');
