@@ -1,5 +1,6 @@
 // Projects: settings and label schema, membership (which raters work on which project), and the
 // per-object access rule every project-scoped route goes through.
+import { Compile } from 'typebox/compile';
 import { Value } from 'typebox/value';
 import { poolOf, statementName, type Prisma, type PrismaClient, type Project } from '../db/client.js';
 import { conflict, forbidden, notFound } from '../errors.js';
@@ -17,10 +18,13 @@ import type { Principal } from './auth.js';
 import type { QueueService } from './queue.js';
 import type { Actor } from './users.js';
 
+/** Compiled once: every submission checks its project's label schema. */
+const labelSchemaValidator = Compile(LabelSchema);
+
 /** The stored label schema, completed with defaults (older rows may lack newer fields). */
 export function labelSchemaOf(project: Pick<Project, 'labelSchema'>): LabelSchema {
   const merged = { ...defaultLabelSchema(), ...((project.labelSchema ?? {}) as object) };
-  return Value.Check(LabelSchema, merged) ? merged : defaultLabelSchema();
+  return labelSchemaValidator.Check(merged) ? merged : defaultLabelSchema();
 }
 
 /** The stored schedule, completed with defaults. */
