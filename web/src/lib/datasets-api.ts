@@ -98,12 +98,12 @@ export interface ExportSettings {
   excludeSimulated: boolean;
   excludeImported: boolean;
   excludeGold: boolean;
-  /** Percent, or null for no bound. */
-  minAgreement: number | null;
-  minGoldAccuracy: number | null;
+  /** Percent; null or undefined (an empty number field) for no bound. */
+  minAgreement: number | null | undefined;
+  minGoldAccuracy: number | null | undefined;
   split: 'all' | 'train' | 'validation';
   /** Percent of prompts in the validation part. */
-  validationPercent: number | null;
+  validationPercent: number | null | undefined;
   seed: string;
 }
 
@@ -138,7 +138,7 @@ export function settingsProblems(s: ExportSettings): Partial<Record<keyof Export
   const problems: Partial<Record<keyof ExportSettings, string>> = {};
   const percent = (key: 'minAgreement' | 'minGoldAccuracy', label: string) => {
     const value = s[key];
-    if (value !== null && (Number.isNaN(value) || value < 0 || value > 100))
+    if (value !== null && value !== undefined && (!Number.isFinite(value) || value < 0 || value > 100))
       problems[key] = `${label} must be between 0 and 100.`;
   };
   percent('minAgreement', 'Minimum agreement');
@@ -149,7 +149,7 @@ export function settingsProblems(s: ExportSettings): Partial<Record<keyof Export
     problems.to = 'The end is before the start.';
   if (s.split !== 'all') {
     const v = s.validationPercent;
-    if (v === null || Number.isNaN(v) || v <= 0 || v >= 100)
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v >= 100)
       problems.validationPercent = 'The validation share must be more than 0 and less than 100.';
     if (s.seed.length > 100) problems.seed = 'At most 100 characters.';
   }
@@ -184,9 +184,10 @@ export function filtersOf(s: ExportSettings): ExportFilters {
   if (s.excludeSimulated) filters.excludeSimulated = true;
   if (s.excludeImported) filters.excludeImported = true;
   if (s.excludeGold) filters.excludeGold = true;
-  if (s.minAgreement !== null && s.minAgreement > 0) filters.minAgreement = s.minAgreement / 100;
-  if (s.minGoldAccuracy !== null && s.minGoldAccuracy > 0) filters.minGoldAccuracy = s.minGoldAccuracy / 100;
-  if (s.split !== 'all' && s.validationPercent !== null)
+  if (typeof s.minAgreement === 'number' && s.minAgreement > 0) filters.minAgreement = s.minAgreement / 100;
+  if (typeof s.minGoldAccuracy === 'number' && s.minGoldAccuracy > 0)
+    filters.minGoldAccuracy = s.minGoldAccuracy / 100;
+  if (s.split !== 'all' && typeof s.validationPercent === 'number')
     filters.split = {
       validationFraction: s.validationPercent / 100,
       part: s.split,
