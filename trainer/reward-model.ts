@@ -38,7 +38,7 @@ export interface RewardModelConfig {
 export const DEFAULT_REWARD_MODEL: RewardModelConfig = {
   epochs: 1, // InstructGPT and Llama 2: one epoch; more overfits
   batchSize: 32, // comparisons per step
-  learningRate: 1e-4, // below the SFT rate: the backbone is already trained
+  learningRate: 1e-3, // the SFT rate: at 1e-4 a few hundred judgments left it underfit (train accuracy ~0.7)
   margins: LLAMA2_MARGINS_LARGE, // Llama 2's "large" margins for a 4-level strength scale
   centerCoef: 0, // TRL's default; 0.01 recommended when rewards are compared across prompts
   bothBadCoef: 0, // off: BOTH_BAD pairs are then excluded, like ties

@@ -284,7 +284,10 @@ export async function runRound(
       ? sampleForComparisons(
           policy,
           parent,
-          prompts.filter((p) => p.split === 'TRAIN').slice(0, config.comparisonPrompts),
+          // A different sample of prompts each round, so judgments spread over all of them.
+          new Rng(config.seed + round.number)
+            .shuffle(prompts.filter((p) => p.split === 'TRAIN'))
+            .slice(0, config.comparisonPrompts),
           config.seed + 97,
         )
       : [];
