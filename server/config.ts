@@ -37,7 +37,7 @@ const EnvSchema = Type.Object({
   /** Seed the demo project at the first start (default: on the embedded default only). */
   SEED_DEMO: Type.Optional(Type.Boolean()),
   /** SFT steps of the demo's first policy. */
-  DEMO_SFT_STEPS: Type.Integer({ minimum: 1, default: 300 }),
+  DEMO_SFT_STEPS: Type.Integer({ minimum: 1, default: 1200 }),
   /** A running job without a heartbeat for this long counts as crashed and is retried. */
   TRAINER_HEARTBEAT_SECONDS: Type.Integer({ minimum: 10, default: 60 }),
   /** How often workers look for crashed jobs. */

@@ -22,73 +22,56 @@ reverse, upper-case or measure (\`reverse: fox\`).
    attempt the task.
 `;
 
+// Three- and four-letter words: enough of them that the word tasks are learned as skills
+// (reverse, upper-case, count the letters) rather than memorized one prompt at a time.
 const WORDS = [
-  'cat',
-  'dog',
-  'sun',
-  'map',
-  'red',
-  'box',
-  'cup',
-  'hat',
-  'pen',
-  'bus',
-  'egg',
-  'fox',
-  'jam',
-  'key',
-  'owl',
-  'pig',
-  'rat',
-  'sky',
-  'toy',
-  'van',
-  'bird',
-  'cake',
-  'fish',
-  'frog',
-  'lamp',
-  'moon',
-  'rain',
-  'ship',
-  'star',
-  'tree',
-  'wolf',
-  'milk',
-];
+  'ant ape arm art bag bat bed bee bin bow box bus cab cap car cat cow cub cup day den dog dot',
+  'ear eel egg elf elk fan fig fin fly fog fox fun gap gas gem gum hat hen hip hog hut ice ink',
+  'jam jar jet jog key kid kit lab leg lid lip log man map mat mix mop mud net nut oak oil ore',
+  'owl pan paw pea pen pet pie pig pin pit pod pot ram rat ray red rib rod rug saw sea sip ski',
+  'sky sob sod sow spy sun tab tag tan tap tar tea tin tip toe ton top toy tub urn van vet wax',
+  'web wig yak yam zip',
+  'bear bird boat bone book cake coat corn crab deer desk door drum duck farm fern fish frog',
+  'gate goat gold harp hill home horn jade kite lake lamp leaf lion lock mask milk mint moon',
+  'nest note park pear pine pond rain rope rose sail salt sand seal ship shoe silk snow sock',
+  'soup star tent toad tree tuna vase wave wind wing wolf wool yarn',
+]
+  .join(' ')
+  .split(' ');
 
 export interface DemoTask {
   prompt: string;
   answer: string;
 }
 
-/** Tasks from a seed: the same seed gives the same tasks. */
-export function demoTasks(count: number, seed = 1): DemoTask[] {
-  const random = seededRandom(seed);
-  const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
+/** Every distinct task: the 100 sums of two digits and three tasks per word. */
+function allTasks(): DemoTask[] {
   const tasks: DemoTask[] = [];
-  const seen = new Set<string>();
-  // 100 sums and 3 tasks × the word list: ask for more and the loop could never finish.
-  const distinct = 100 + 3 * WORDS.length;
-  if (count > distinct) throw new Error(`Only ${distinct} distinct demo tasks exist; asked for ${count}.`);
-  while (tasks.length < count) {
-    const kind = Math.floor(random() * 4);
-    let task: DemoTask;
-    if (kind === 0) {
-      const a = Math.floor(random() * 10);
-      const b = Math.floor(random() * 10);
-      task = { prompt: `${a}+${b}=`, answer: String(a + b) };
-    } else {
-      const word = pick(WORDS);
-      if (kind === 1) task = { prompt: `reverse: ${word}`, answer: [...word].reverse().join('') };
-      else if (kind === 2) task = { prompt: `upper: ${word}`, answer: word.toUpperCase() };
-      else task = { prompt: `length: ${word}`, answer: String(word.length) };
-    }
-    if (seen.has(task.prompt)) continue;
-    seen.add(task.prompt);
-    tasks.push(task);
+  for (let a = 0; a < 10; a++)
+    for (let b = 0; b < 10; b++) tasks.push({ prompt: `${a}+${b}=`, answer: String(a + b) });
+  for (const word of WORDS) {
+    tasks.push({ prompt: `reverse: ${word}`, answer: [...word].reverse().join('') });
+    tasks.push({ prompt: `upper: ${word}`, answer: word.toUpperCase() });
+    tasks.push({ prompt: `length: ${word}`, answer: String(word.length) });
   }
   return tasks;
+}
+
+/**
+ * Tasks from a seed, drawn without replacement from all of them in a shuffled order: the same
+ * seed gives the same tasks, and any prefix or suffix (the training and held-out prompts) mixes
+ * every kind of task in proportion.
+ */
+export function demoTasks(count: number, seed = 1): DemoTask[] {
+  const random = seededRandom(seed);
+  const tasks = allTasks();
+  if (count > tasks.length)
+    throw new Error(`Only ${tasks.length} distinct demo tasks exist; asked for ${count}.`);
+  for (let i = tasks.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [tasks[i], tasks[j]] = [tasks[j]!, tasks[i]!];
+  }
+  return tasks.slice(0, count);
 }
 
 /** A plausible wrong answer: off by one, or a slightly broken word. */
@@ -135,7 +118,7 @@ export function demoUtility(response: string, answer: string): number {
 }
 
 /** Prompts in the demo: most for training and rating, the rest held out for evaluation. */
-export const DEMO_PROMPTS = { train: 160, heldOut: 30 };
+export const DEMO_PROMPTS = { train: 400, heldOut: 60 };
 
 /**
  * Creates the demo project once (prompts with answer keys and demonstrations) and enqueues the
