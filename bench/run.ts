@@ -8,6 +8,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   loop: () => import('./loop.js'), // five rounds of the closed loop on the demo; win rate vs the SFT policy
   rating: () => import('./rating.js'), // submissions and next-comparison latency through the API vs raw INSERTs
   export: () => import('./export.js'), // streaming export of 1,000,000 judgments: rows/s and peak RSS
+  durability: () => import('./durability.js'), // submissions under repeated server kills and PostgreSQL crashes
 };
 
 async function run(): Promise<void> {

@@ -9,14 +9,11 @@ import { startServerProcess, type ServerProcess } from '../tests/support/server-
 
 export type { ServerProcess };
 
-/**
- * Builds the server and starts `node <start options> dist/server/main.js` on `databaseUrl`.
- * BENCH_NODE_OPTIONS adds Node options (e.g. `--cpu-prof` to profile the server).
- */
-export async function startProductionServer(
-  databaseUrl: string,
-  env: Record<string, string> = {},
-): Promise<ServerProcess> {
+let built: { entry: string; nodeOptions: string[] } | null = null;
+
+/** `npm start`'s server command (entry and Node options), compiled once per benchmark run. */
+function productionCommand(): { entry: string; nodeOptions: string[] } {
+  if (built) return built;
   const { scripts } = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } };
   const command = /\bnode ((?:--\S+ )*)(dist\/server\/main\.js)/.exec(scripts.start);
   if (!command) throw new Error(`Cannot read the server command from "${scripts.start}".`);
@@ -26,6 +23,18 @@ export async function startProductionServer(
     .join(' ')
     .split(' ')
     .filter(Boolean);
+  return (built = { entry: command[2]!, nodeOptions });
+}
+
+/**
+ * Starts `node <start options> dist/server/main.js` on `databaseUrl` (built on first use).
+ * BENCH_NODE_OPTIONS adds Node options (e.g. `--cpu-prof` to profile the server).
+ */
+export async function startProductionServer(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
+  const { entry, nodeOptions } = productionCommand();
   return startServerProcess(
     {
       ...process.env,
@@ -38,7 +47,7 @@ export async function startProductionServer(
       DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'loom-bench-')),
       ...env,
     },
-    command[2],
+    entry,
     90_000,
     nodeOptions,
   );
