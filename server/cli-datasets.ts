@@ -50,6 +50,7 @@ Filters and options (export and snapshot create):
   --implicit-prompt            TRL: prompt inside chosen/rejected instead of a prompt column
   --prompt-key/--chosen-key/--rejected-key <key>   OpenRLHF keys;  --conversational  messages lists
   --identify-raters            real rater ids instead of pseudonyms
+  --spreadsheet-safe           CSV: prefix cells starting with = + - @ with ' (no formulas in Excel)
 Common: --url <origin> (default http://localhost:3000, used when API_TOKEN is set), --help.
 Without API_TOKEN the command opens the database directly (DATABASE_URL, or the embedded one under
 DATA_DIR) as a local admin. Files are written to <file>.partial and renamed when complete.
@@ -82,6 +83,7 @@ const DATA_OPTIONS = {
   'rejected-key': { type: 'string' },
   conversational: { type: 'boolean' },
   'identify-raters': { type: 'boolean' },
+  'spreadsheet-safe': { type: 'boolean' },
   source: { type: 'string' },
   'on-error': { type: 'string' },
   'dry-run': { type: 'boolean' },
@@ -150,6 +152,7 @@ function exportBodyOf(values: DataValues): ExportBody {
   if (values['rejected-key']) options.rejectedKey = values['rejected-key'];
   if (values.conversational) options.conversational = true;
   if (values['identify-raters']) options.identifyRaters = true;
+  if (values['spreadsheet-safe']) options.spreadsheetSafe = true;
   const body = {
     format: values.format,
     ...(values.mode ? { mode: values.mode } : {}),

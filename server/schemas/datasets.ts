@@ -81,6 +81,11 @@ export const ExportOptions = Type.Object(
     conversational: Type.Optional(Type.Boolean()),
     /** Real rater ids instead of pseudonyms (an HMAC of the id with the server secret). */
     identifyRaters: Type.Optional(Type.Boolean()),
+    /**
+     * CSV for spreadsheet apps: a cell that starts with =, +, -, @, tab or carriage return gets a
+     * leading apostrophe, so model output and rationales cannot run as formulas (changes the text).
+     */
+    spreadsheetSafe: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );

@@ -210,10 +210,13 @@ export function pairOfChoice(
   return null;
 }
 
-/** One CSV field (RFC 4180): quoted when it holds a comma, quote or line break. */
-export function csvField(value: unknown): string {
+/**
+ * One CSV field (RFC 4180): quoted when it holds a comma, quote or line break. Spreadsheet-safe
+ * fields that a spreadsheet would read as a formula (leading =, +, -, @, tab, CR) start with "'".
+ */
+export function csvField(value: unknown, spreadsheetSafe = false): string {
   if (value === null || value === undefined) return '';
-  const text =
+  let text =
     typeof value === 'string'
       ? value
       : value instanceof Date
@@ -221,9 +224,10 @@ export function csvField(value: unknown): string {
         : typeof value === 'object'
           ? JSON.stringify(value)
           : String(value);
+  if (spreadsheetSafe && typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 export function csvLine(values: readonly unknown[]): string {
-  return values.map(csvField).join(',') + '\r\n';
+  return values.map((value) => csvField(value)).join(',') + '\r\n';
 }

@@ -415,10 +415,12 @@ function lineEncoder(spec: ExportSpec, context: Context, sink: Sink): Encoder {
   let unitComparison = '';
   const lines = new Map<string, Buffer>();
   const fields = new Map<unknown, string>();
+  const safe = spec.options.spreadsheetSafe ?? false;
   const csvCell = (value: unknown) => {
-    if (typeof value !== 'object' && (typeof value !== 'string' || value.length < 64)) return csvField(value);
+    if (typeof value !== 'object' && (typeof value !== 'string' || value.length < 64))
+      return csvField(value, safe);
     let field = fields.get(value);
-    if (field === undefined) fields.set(value, (field = csvField(value)));
+    if (field === undefined) fields.set(value, (field = csvField(value, safe)));
     return field;
   };
   const state: Encoder = {

@@ -3,6 +3,7 @@
 // never widen an export's query.
 import { describe, expect, it } from 'vitest';
 import {
+  csvField,
   csvLine,
   extractPromptTrl,
   hhText,
@@ -122,6 +123,22 @@ describe('rows and margins', () => {
 });
 
 describe('safety', () => {
+  it('keeps spreadsheet formulas out of spreadsheet-safe CSV, and text as it is otherwise', () => {
+    const cells = ['=HYPERLINK("http://evil.example","x")', '+1', '-2+3', '@SUM(A1)', '\tx', 'plain', 'a=b'];
+    expect(cells.map((cell) => csvField(cell, true))).toEqual([
+      `"'=HYPERLINK(""http://evil.example"",""x"")"`,
+      "'+1",
+      "'-2+3",
+      "'@SUM(A1)",
+      "'\tx",
+      'plain',
+      'a=b',
+    ]);
+    expect(csvField('=1+1')).toBe('=1+1');
+    // Numbers are numbers, not text a spreadsheet could evaluate.
+    expect(csvField(-3, true)).toBe('-3');
+  });
+
   it('makes file names without paths', () => {
     expect(safeFileName('../../etc/passwd', 'csv')).toBe('etc-passwd.csv');
     expect(safeFileName('Paper v1 (Nov)', 'trl')).toBe('Paper-v1-Nov.jsonl');

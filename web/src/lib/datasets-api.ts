@@ -75,6 +75,7 @@ export const OPTION_FORMATS = {
   implicitPrompt: ['trl', 'trl-conversational'],
   openrlhfKeys: ['openrlhf'],
   identifyRaters: ['csv', 'parquet'],
+  spreadsheetSafe: ['csv'],
 } as const satisfies Record<string, readonly ExportFormat[]>;
 
 export function reads(option: keyof typeof OPTION_FORMATS, format: ExportFormat): boolean {
@@ -88,6 +89,8 @@ export interface ExportSettings {
   margin: boolean;
   implicitPrompt: boolean;
   identifyRaters: boolean;
+  /** CSV: cells that would start a formula get a leading apostrophe. */
+  spreadsheetSafe: boolean;
   promptKey: string;
   chosenKey: string;
   rejectedKey: string;
@@ -114,6 +117,7 @@ export function defaultSettings(): ExportSettings {
     margin: false,
     implicitPrompt: false,
     identifyRaters: false,
+    spreadsheetSafe: true,
     promptKey: 'prompt',
     chosenKey: 'chosen',
     rejectedKey: 'rejected',
@@ -213,6 +217,7 @@ export function exportBodyOf(s: ExportSettings): ExportBody {
     if (s.conversational) options.conversational = true;
   }
   if (s.identifyRaters && reads('identifyRaters', s.format)) options.identifyRaters = true;
+  if (s.spreadsheetSafe && reads('spreadsheetSafe', s.format)) options.spreadsheetSafe = true;
   const body: ExportBody = { format: s.format, mode: s.mode, filters: filtersOf(s) };
   if (Object.keys(options).length) body.options = options;
   return body;
@@ -236,6 +241,7 @@ export function describeExport(spec: {
   if (o.promptKey || o.chosenKey || o.rejectedKey)
     parts.push(`keys ${o.promptKey ?? 'prompt'}/${o.chosenKey ?? 'chosen'}/${o.rejectedKey ?? 'rejected'}`);
   if (o.identifyRaters) parts.push('rater ids');
+  if (o.spreadsheetSafe) parts.push('spreadsheet-safe');
   if (f.from && f.to) parts.push(`${day(f.from)} – before ${day(f.to)}`);
   else if (f.from) parts.push(`from ${day(f.from)}`);
   else if (f.to) parts.push(`before ${day(f.to)}`);
