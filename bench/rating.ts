@@ -194,7 +194,8 @@ export async function main(): Promise<void> {
 
     server = await startProductionServer(databaseUrl, {
       LOGIN_RATE_LIMIT_PER_MINUTE: '100000',
-      DB_POOL_MAX: '20',
+      // The product's default pool (DB_POOL_MAX=10) unless BENCH_POOL says otherwise.
+      ...(process.env.BENCH_POOL ? { DB_POOL_MAX: process.env.BENCH_POOL } : {}),
     });
     const origin = server.origin;
     const sessions: Record<string, string>[] = [];
