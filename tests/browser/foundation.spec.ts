@@ -211,6 +211,35 @@ test('admin manages tokens, roles and access; a disabled rater is sent to sign-i
   await expect(rater.getByTestId('sessions-table')).toContainText('This session');
   await expect.poll(() => navKeys(rater)).toEqual(['account', 'rate']);
 
+  // Signed in elsewhere too, the rater signs that other session out from the account page.
+  const elsewhere = await fetch(`${baseURL}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'user-agent': 'Loom test elsewhere' },
+    body: JSON.stringify({ email: RATER.email, password: RATER.password }),
+  });
+  expect(elsewhere.status).toBe(200);
+  await rater.reload();
+  const sessionRows = rater.getByTestId('sessions-table').locator('tbody tr');
+  await expect(sessionRows).toHaveCount(2);
+  const before = 2;
+  await sessionRows
+    .filter({ hasNotText: 'This session' })
+    .first()
+    .getByRole('button', { name: 'Revoke' })
+    .click();
+  await rater.getByRole('dialog').getByRole('button', { name: 'Sign out session' }).click();
+  await expect(sessionRows).toHaveCount(before - 1);
+
+  // An invitation revoked before anyone used it leaves the pending list.
+  await admin.locator('#invite-email').fill('later@example.com');
+  await admin.getByRole('button', { name: 'Create invite link' }).click();
+  await expect(admin.getByTestId('invite-created')).toContainText('later@example.com');
+  const inviteRow = admin.getByTestId('invites-table').locator('tr', { hasText: 'later@example.com' });
+  await inviteRow.getByRole('button', { name: 'Revoke' }).click();
+  await admin.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
+  await expect(inviteRow).toHaveCount(0);
+  await expect(admin.getByRole('status')).toContainText('The invitation for later@example.com is revoked');
+
   expect(errors).toEqual([]);
   await adminContext.close();
   await raterContext.close();
