@@ -86,7 +86,10 @@ interface Phase {
   p99: number;
 }
 
-/** Every rater loops next → submit for SECONDS, pausing about `thinkMs` (±50%) before each submit. */
+/**
+ * Every rater loops next → submit for SECONDS, pausing about `thinkMs` (±50%) before each submit;
+ * paced raters start at random moments within the first pause.
+ */
 async function ratePhase(
   origin: string,
   projectId: string,
@@ -100,6 +103,8 @@ async function ratePhase(
   const end = started + SECONDS * 1000;
   await Promise.all(
     sessions.map(async (headers) => {
+      // Paced raters arrive spread over one pause, not all in the same millisecond.
+      if (thinkMs > 0) await new Promise((resolve) => setTimeout(resolve, thinkMs * 1.5 * Math.random()));
       while (Date.now() < end) {
         try {
           const t0 = performance.now();
