@@ -95,12 +95,13 @@ async function ratePhase(
   projectId: string,
   sessions: Record<string, string>[],
   thinkMs: number,
+  duration = SECONDS,
 ): Promise<Phase> {
   const nextLatencies: number[] = [];
   let submitted = 0;
   let errors = 0;
   const started = Date.now();
-  const end = started + SECONDS * 1000;
+  const end = started + duration * 1000;
   await Promise.all(
     sessions.map(async (headers) => {
       // Paced raters arrive spread over one pause, not all in the same millisecond.
@@ -221,6 +222,16 @@ export async function main(): Promise<void> {
       );
       sessions.push(...batch);
     }
+
+    // A few seconds of rating fill the tables that start empty (leases, judgments); ANALYZE then
+    // gives the planner their statistics, as autovacuum does on a running database within a minute
+    // (with a fresh table's statistics it plans sequential scans of the leases and judgments).
+    console.log('rating: warming up for 5 s, then ANALYZE...');
+    await ratePhase(origin, project.id, sessions, 0, 5);
+    const analyze = new pg.Client({ connectionString: databaseUrl });
+    await analyze.connect();
+    await analyze.query('ANALYZE');
+    await analyze.end();
 
     // Throughput: every rater takes and submits as fast as the server answers (no thinking).
     console.log(`rating: throughput, ${RATERS} raters without pauses for ${SECONDS} s...`);

@@ -315,11 +315,15 @@ export class QueueService {
       // latest versions; then the vote is counted, the lease closed and the judgment stored, or
       // (a unique key taken) none of it.
       [created] = await this.query<{ id: string; createdAt: Date }>(
-        `WITH target AS (
-           SELECT a.id, a."comparisonId", a.swapped
-           FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId"
-           WHERE a.id = $1 AND a."raterId" = $2 AND a.status = 'LEASED' AND c."voteCount" < c."requiredVotes"
-           FOR UPDATE OF a, c
+        `WITH lease AS MATERIALIZED (
+           -- By primary key alone, then checked: the planner has no other index to pick.
+           SELECT a.id, a."comparisonId", a.swapped, a."raterId", a.status FROM "Assignment" a
+           WHERE a.id = $1 FOR UPDATE
+         ), target AS (
+           SELECT lease.id, lease."comparisonId", lease.swapped
+           FROM lease JOIN "Comparison" c ON c.id = lease."comparisonId"
+           WHERE lease."raterId" = $2 AND lease.status = 'LEASED' AND c."voteCount" < c."requiredVotes"
+           FOR UPDATE OF c
          ), counted AS (
            UPDATE "Comparison" c SET "voteCount" = c."voteCount" + 1, "leaseCount" = c."leaseCount" - 1,
              "open" = c."voteCount" + 1 < c."requiredVotes"
@@ -387,8 +391,11 @@ export class QueueService {
   /** Ends a lease that can no longer be judged, freeing its slot. */
   private async withdraw(assignmentId: string): Promise<void> {
     await this.query(
-      `WITH ended AS (
-         UPDATE "Assignment" SET status = 'EXPIRED' WHERE id = $1 AND status = 'LEASED' RETURNING "comparisonId"
+      `WITH lease AS MATERIALIZED (
+         SELECT id, status FROM "Assignment" WHERE id = $1 FOR UPDATE
+       ), ended AS (
+         UPDATE "Assignment" a SET status = 'EXPIRED' FROM lease
+         WHERE a.id = lease.id AND lease.status = 'LEASED' RETURNING a."comparisonId"
        )
        UPDATE "Comparison" c SET "leaseCount" = c."leaseCount" - 1 FROM ended WHERE c.id = ended."comparisonId"`,
       [assignmentId],
@@ -437,10 +444,12 @@ export class QueueService {
 
   async skip(principal: Principal, assignmentId: string, reason: string): Promise<void> {
     const [skipped] = await this.query<{ id: string }>(
-      `WITH skipped AS (
-         UPDATE "Assignment" SET status = 'SKIPPED', "skipReason" = $3, "completedAt" = now()
-         WHERE id = $1 AND "raterId" = $2 AND status = 'LEASED'
-         RETURNING "comparisonId"
+      `WITH lease AS MATERIALIZED (
+         SELECT id, "raterId", status FROM "Assignment" WHERE id = $1 FOR UPDATE
+       ), skipped AS (
+         UPDATE "Assignment" a SET status = 'SKIPPED', "skipReason" = $3, "completedAt" = now() FROM lease
+         WHERE a.id = lease.id AND lease."raterId" = $2 AND lease.status = 'LEASED'
+         RETURNING a."comparisonId"
        )
        UPDATE "Comparison" c SET "leaseCount" = c."leaseCount" - 1 FROM skipped
        WHERE c.id = skipped."comparisonId" RETURNING c.id`,
