@@ -106,37 +106,51 @@ async function ratePhase(
     sessions.map(async (headers) => {
       // Paced raters arrive spread over one pause, not all in the same millisecond.
       if (thinkMs > 0) await new Promise((resolve) => setTimeout(resolve, thinkMs * 1.5 * Math.random()));
+      // As the rating page does: the first comparison, then each submission asks for the next one.
+      let assignment: { id: string } | null = null;
       while (Date.now() < end) {
         try {
-          const t0 = performance.now();
-          const next = await request(
-            origin,
-            'POST',
-            `/api/projects/${projectId}/assignments/next`,
-            headers,
-            {},
-          );
-          nextLatencies.push(performance.now() - t0);
-          if (next.status !== 200) {
-            errors++;
-            continue;
+          if (!assignment) {
+            const t0 = performance.now();
+            const next = await request(
+              origin,
+              'POST',
+              `/api/projects/${projectId}/assignments/next`,
+              headers,
+              {},
+            );
+            nextLatencies.push(performance.now() - t0);
+            if (next.status !== 200) {
+              errors++;
+              continue;
+            }
+            assignment = (JSON.parse(next.body) as { assignment: { id: string } | null }).assignment;
+            if (!assignment) throw new Error('the queue ran dry: raise BENCH_PROMPTS');
           }
-          const assignment = (JSON.parse(next.body) as { assignment: { id: string } | null }).assignment;
-          if (!assignment) throw new Error('the queue ran dry: raise BENCH_PROMPTS');
           if (thinkMs > 0)
             await new Promise((resolve) => setTimeout(resolve, thinkMs * (0.5 + Math.random())));
+          const t0 = performance.now();
           const submit = await request(
             origin,
             'POST',
             `/api/assignments/${assignment.id}/submit`,
             { ...headers, 'idempotency-key': randomUUID() },
-            { choice: Math.random() < 0.5 ? 'LEFT' : 'RIGHT', strength: 1, timeSpentMs: 1000 },
+            { choice: Math.random() < 0.5 ? 'LEFT' : 'RIGHT', strength: 1, timeSpentMs: 1000, next: {} },
           );
-          if (submit.status === 201) submitted++;
-          else errors++;
+          // The submission's answer brings the next comparison: its latency is the wait for it.
+          nextLatencies.push(performance.now() - t0);
+          if (submit.status === 201) {
+            submitted++;
+            assignment = (JSON.parse(submit.body) as { next: { id: string } | null }).next;
+            if (!assignment) throw new Error('the queue ran dry: raise BENCH_PROMPTS');
+          } else {
+            errors++;
+            assignment = null;
+          }
         } catch (error) {
           if (error instanceof Error && error.message.startsWith('the queue ran dry')) throw error;
           errors++;
+          assignment = null;
         }
       }
     }),

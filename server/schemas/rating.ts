@@ -50,6 +50,11 @@ export const SubmitBody = Type.Object(
     ),
     rationale: Type.Optional(Type.String({ maxLength: 5000 })),
     timeSpentMs: Type.Integer({ minimum: 0, maximum: 86_400_000 }),
+    /**
+     * Also take the next comparison, in the same request (answered as `next`); `exclude` lists the
+     * leases the client already holds. Not part of the judgment: a retry may send it differently.
+     */
+    next: Type.Optional(NextAssignmentBody),
   },
   { additionalProperties: false },
 );
@@ -63,6 +68,11 @@ export const SubmitResult = Type.Object({
   preferenceId: Type.String({ format: 'uuid' }),
   /** Until when U (undo) works. */
   undoUntil: Timestamp,
+  next: Type.Optional(
+    Type.Union([AssignmentView, Type.Null()], {
+      description: 'When asked for: the next comparison for me, or null when nothing is waiting.',
+    }),
+  ),
 });
 export type SubmitResult = Static<typeof SubmitResult>;
 

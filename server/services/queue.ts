@@ -72,6 +72,19 @@ function isRawUniqueViolation(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === '23505';
 }
 
+interface SubmitState {
+  status: string | null;
+  swapped: boolean | null;
+  labelSchema: unknown;
+  projectId: string | null;
+  goldRate: number | null;
+  leaseSeconds: number | null;
+  mayRate: boolean | null;
+  replayId: string | null;
+  replayHash: string | null;
+  replayAt: Date | null;
+}
+
 /** A project's expired leases are swept (their slots freed) at most this often per process. */
 const SWEEP_INTERVAL_MS = 5_000;
 
@@ -277,27 +290,56 @@ export class QueueService {
     }
   }
 
-  async submit(principal: Principal, assignmentId: string, body: SubmitBody, idempotencyKey: string) {
+  /**
+   * Stores a judgment once per idempotency key. With `body.next`, also answers with the rater's next
+   * comparison (as `next`), so that rating takes one request per judgment.
+   */
+  async submit(
+    principal: Principal,
+    assignmentId: string,
+    body: SubmitBody,
+    idempotencyKey: string,
+  ): Promise<{ preferenceId: string; undoUntil: string; next?: AssignmentViewData | null }> {
     const raterId = principal.user.id;
     const hash = requestHash(assignmentId, body);
-    // The assignment, its project's label schema and a judgment stored with this key, at once.
-    const [state] = await this.query<{
-      status: string | null;
-      swapped: boolean | null;
-      labelSchema: unknown;
-      replayId: string | null;
-      replayHash: string | null;
-      replayAt: Date | null;
-    }>(
-      `SELECT a.status, a.swapped, pj."labelSchema",
+    // The assignment, its project (label schema, lease settings, whether the rater may go on) and a
+    // judgment stored with this key, at once.
+    const [state] = await this.query<SubmitState>(
+      `SELECT a.status, a.swapped, pj."labelSchema", pj.id AS "projectId", pj."goldRate", pj."leaseSeconds",
+         pj."archivedAt" IS NULL
+           AND ($4 OR EXISTS (SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = pj.id AND m."userId" = $2))
+           AS "mayRate",
          pr.id AS "replayId", pr."requestHash" AS "replayHash", pr."createdAt" AS "replayAt"
        FROM (SELECT 1) one
        LEFT JOIN "Assignment" a ON a.id = $1 AND a."raterId" = $2
        LEFT JOIN "Comparison" c ON c.id = a."comparisonId"
        LEFT JOIN "Project" pj ON pj.id = c."projectId"
        LEFT JOIN "Preference" pr ON pr."raterId" = $2 AND pr."idempotencyKey" = $3`,
-      [assignmentId, raterId, idempotencyKey],
+      [assignmentId, raterId, idempotencyKey, principal.user.role === 'ADMIN'],
     );
+    const stored = await this.store(principal, assignmentId, body, idempotencyKey, hash, state);
+    if (!body.next) return stored;
+    // The judgment is stored whatever happens next; a rater who may no longer rate here gets null.
+    const next =
+      state?.projectId && state.mayRate
+        ? await this.next(
+            principal,
+            { id: state.projectId, goldRate: state.goldRate!, leaseSeconds: state.leaseSeconds! },
+            body.next.exclude ?? [],
+          )
+        : null;
+    return { ...stored, next };
+  }
+
+  private async store(
+    principal: Principal,
+    assignmentId: string,
+    body: SubmitBody,
+    idempotencyKey: string,
+    hash: string,
+    state: SubmitState | undefined,
+  ): Promise<{ preferenceId: string; undoUntil: string }> {
+    const raterId = principal.user.id;
     if (state?.replayId) return replayOf(state.replayId, state.replayHash, state.replayAt!, hash);
     if (!state?.status) throw notFound('No such assignment.');
     if (state.status === 'SUBMITTED') throw conflict('You have already judged this comparison.');

@@ -172,6 +172,15 @@ test('a rater judges 10 comparisons with the keyboard; stored rows match; undo w
   const page = await raterContext.newPage();
   const pageErrors: Error[] = [];
   page.on('pageerror', (error) => pageErrors.push(error));
+  // Submissions bring the following comparison with them: separate "next" requests are few.
+  let nextRequests = 0;
+  let submissionsWithNext = 0;
+  page.on('request', (request) => {
+    if (request.method() !== 'POST') return;
+    if (request.url().endsWith('/assignments/next')) nextRequests++;
+    if (request.url().endsWith('/submit') && (request.postDataJSON() as { next?: unknown }).next)
+      submissionsWithNext++;
+  });
   await uiSignIn(page, rater);
   await expect(page).toHaveURL(/\/rate$/);
   await expect(page.getByTestId('rate-projects')).toContainText('Helpfulness, round 1');
@@ -280,6 +289,8 @@ test('a rater judges 10 comparisons with the keyboard; stored rows match; undo w
   expect(swappedSeen).toBeGreaterThan(0);
   await expect(page.getByTestId('progress')).toContainText('10 today');
   await expect(page.getByTestId('progress')).toContainText('2 left for you');
+  expect(submissionsWithNext).toBeGreaterThanOrEqual(8);
+  expect(nextRequests).toBeLessThanOrEqual(3);
 
   // S asks for a reason; Enter confirms the first one and the next comparison shows.
   const skippedId = await shownAssignmentId(page);

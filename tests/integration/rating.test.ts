@@ -360,6 +360,50 @@ describe('submissions', () => {
     expect(missingKey.statusCode).toBe(400);
   });
 
+  it('answers a submission with the next comparison when asked, one request per judgment', async () => {
+    // 3 prompts x 2 responses = 3 comparisons; the rater holds one on screen and one prefetched.
+    const setup = await createProject(t, {}, { prompts: 3, responses: 2 });
+    const [rater] = await addRaters(t, setup, 1);
+    const shown = await next(t, rater!, setup.projectId);
+    const prefetched = await next(t, rater!, setup.projectId, [shown!.id]);
+    expect(prefetched!.id).not.toBe(shown!.id);
+
+    const body = { choice: 'LEFT', strength: 1, timeSpentMs: 900 };
+    const key = randomUUID();
+    const first = await submit(t, rater!, shown!.id, { ...body, next: { exclude: [prefetched!.id] } }, key);
+    expect(first.statusCode, first.body).toBe(201);
+    const third = first.json<{ next: { id: string; left: { text: string } } | null }>().next;
+    expect(third).not.toBeNull();
+    expect([shown!.id, prefetched!.id]).not.toContain(third!.id);
+    expect(await t.prisma.assignment.count({ where: { raterId: rater!.userId, status: 'LEASED' } })).toBe(2);
+
+    // A retry (same key and judgment) is answered as before; its `next` may differ and is not part
+    // of the judgment. The held leases come back instead of new ones.
+    const retry = await submit(t, rater!, shown!.id, { ...body, next: {} }, key);
+    expect(retry.statusCode, retry.body).toBe(201);
+    expect(retry.json().preferenceId).toBe(first.json().preferenceId);
+    expect([prefetched!.id, third!.id]).toContain(retry.json().next.id);
+    expect(await t.prisma.preference.count({ where: { raterId: rater!.userId } })).toBe(1);
+
+    // Without `next` the answer has none; with nothing left it is null.
+    const second = await submit(t, rater!, prefetched!.id);
+    expect(second.statusCode).toBe(201);
+    expect(second.json()).not.toHaveProperty('next');
+    const last = await submit(t, rater!, third!.id, { ...body, next: { exclude: [] } });
+    expect(last.statusCode).toBe(201);
+    expect(last.json().next).toBeNull();
+    await expectLeaseCounts(setup.projectId);
+
+    // A project archived meanwhile keeps the judgment on screen but hands out nothing more.
+    const other = await createProject(t, {}, { prompts: 2, responses: 2 });
+    const [late] = await addRaters(t, other, 1);
+    const held = await next(t, late!, other.projectId);
+    await t.prisma.project.update({ where: { id: other.projectId }, data: { archivedAt: new Date() } });
+    const archived = await submit(t, late!, held!.id, { ...body, next: {} });
+    expect(archived.statusCode, archived.body).toBe(201);
+    expect(archived.json().next).toBeNull();
+  });
+
   it('stores the un-swapped side and the shown order', async () => {
     const setup = await createProject(t, {}, { prompts: 8, responses: 2 });
     const [rater] = await addRaters(t, setup, 1);

@@ -29,7 +29,8 @@ export function newIdempotencyKey(): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-export type Judgment = Omit<SubmitBody, 'timeSpentMs'>;
+/** What the rater decided (the request adds the time spent and may ask for the next comparison). */
+export type Judgment = Omit<SubmitBody, 'timeSpentMs' | 'next'>;
 
 /** Same judgment (ignoring the time spent)? Decides whether a retry may reuse the Idempotency-Key. */
 export function sameJudgment(a: Judgment, b: Judgment): boolean {
