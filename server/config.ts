@@ -22,6 +22,8 @@ const EnvSchema = Type.Object({
   SESSION_IDLE_MINUTES: Type.Integer({ minimum: 1, default: 120 }),
   SESSION_ABSOLUTE_HOURS: Type.Integer({ minimum: 1, default: 72 }),
   LOGIN_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 10 }),
+  /** Judgments and skips per rater per minute (simulated accounts are not limited). */
+  SUBMIT_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 120 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1_048_576 }),
   /** Imports carry whole files. */
   IMPORT_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 67_108_864 }),
@@ -62,6 +64,7 @@ export interface Config {
   bodyLimit: number;
   importLimit: number;
   requestTimeoutMs: number;
+  submitRateLimitPerMinute: number;
   trustProxy: boolean;
   logLevel: string;
   dbPoolMax: number;
@@ -101,6 +104,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sessionIdleMs: parsed.SESSION_IDLE_MINUTES * 60_000,
     sessionAbsoluteMs: parsed.SESSION_ABSOLUTE_HOURS * 3_600_000,
     loginRateLimitPerMinute: parsed.LOGIN_RATE_LIMIT_PER_MINUTE,
+    submitRateLimitPerMinute: parsed.SUBMIT_RATE_LIMIT_PER_MINUTE,
     bodyLimit: parsed.BODY_LIMIT_BYTES,
     importLimit: parsed.IMPORT_LIMIT_BYTES,
     requestTimeoutMs: parsed.REQUEST_TIMEOUT_MS,

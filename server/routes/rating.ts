@@ -1,6 +1,8 @@
 // The rater's side: projects to rate, the next comparison (leased), submit, skip, undo, progress.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { HttpError } from '../errors.js';
 import { principalOf } from '../plugins/auth.js';
 import { ErrorSchema, IdParams } from '../schemas/common.js';
 import {
@@ -18,6 +20,27 @@ import {
 import { labelSchemaOf } from '../services/projects.js';
 
 const rating: FastifyPluginAsyncTypebox = async (app) => {
+  /**
+   * Judgments and skips share one budget per rater (counted after sign-in: per account, not per
+   * address). Simulated raters, driven by the product's own CLI and marked everywhere, are not limited.
+   */
+  const submissionBudget = app.createRateLimit({
+    timeWindow: 60_000,
+    keyGenerator: (request) => `submissions:${request.principal?.user.id ?? request.ip}`,
+    max: (request) => (request.principal?.user.simulated ? 1_000_000 : app.config.submitRateLimitPerMinute),
+  });
+  const limitSubmissions = async (request: FastifyRequest, reply: FastifyReply) => {
+    const budget = await submissionBudget(request);
+    if (!budget.isAllowed && budget.isExceeded) {
+      void reply.header('retry-after', budget.ttlInSeconds);
+      throw new HttpError(
+        429,
+        `Too many judgments in a minute; try again in ${budget.ttlInSeconds} s.`,
+        'RATE_LIMITED',
+      );
+    }
+  };
+
   app.get(
     '/api/rating/projects',
     {
@@ -90,6 +113,7 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
     '/api/assignments/:id/submit',
     {
       config: { access: 'authenticated' },
+      preHandler: limitSubmissions,
       schema: {
         tags: ['rating'],
         summary: 'Submit my judgment; the Idempotency-Key makes retries safe',
@@ -102,6 +126,7 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
           404: ErrorSchema,
           409: ErrorSchema,
           422: ErrorSchema,
+          429: ErrorSchema,
         },
       },
     },
@@ -120,12 +145,13 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
     '/api/assignments/:id/skip',
     {
       config: { access: 'authenticated' },
+      preHandler: limitSubmissions,
       schema: {
         tags: ['rating'],
         summary: 'Skip a comparison, with a reason',
         params: IdParams,
         body: SkipBody,
-        response: { 204: Type.Null(), 404: ErrorSchema, 409: ErrorSchema },
+        response: { 204: Type.Null(), 404: ErrorSchema, 409: ErrorSchema, 429: ErrorSchema },
       },
     },
     async (request, reply) => {

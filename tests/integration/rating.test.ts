@@ -404,6 +404,52 @@ describe('submissions', () => {
     expect(archived.json().next).toBeNull();
   });
 
+  it('limits judgments and skips per rater, not per address, and leaves simulated raters alone', async () => {
+    const limited = await createTestApp({ SUBMIT_RATE_LIMIT_PER_MINUTE: '3' });
+    try {
+      const setup = await createProject(limited, {}, { prompts: 6, responses: 2 });
+      const [rater, other] = await addRaters(limited, setup, 2);
+      const codes: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const assignment = await next(limited, rater!, setup.projectId);
+        const response =
+          i === 1
+            ? await limited.app.inject({
+                method: 'POST',
+                url: `/api/assignments/${assignment!.id}/skip`,
+                headers: rater!.headers,
+                payload: { reason: 'Unclear' },
+              })
+            : await submit(limited, rater!, assignment!.id);
+        codes.push(response.statusCode);
+      }
+      expect(codes).toEqual([201, 204, 201]);
+      const held = await next(limited, rater!, setup.projectId);
+      const refused = await submit(limited, rater!, held!.id);
+      expect(refused.statusCode).toBe(429);
+      expect(refused.json().message).toMatch(/in a minute; try again in \d+ s/);
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+      expect(await limited.prisma.preference.count({ where: { raterId: rater!.userId } })).toBe(2);
+      expect((await limited.prisma.assignment.findUniqueOrThrow({ where: { id: held!.id } })).status).toBe(
+        'LEASED',
+      );
+
+      // Another rater (same address) has a budget of their own.
+      const theirs = await next(limited, other!, setup.projectId);
+      expect((await submit(limited, other!, theirs!.id)).statusCode).toBe(201);
+
+      // Simulated accounts (the product's own CLI drives them) are not limited.
+      await limited.prisma.user.update({ where: { id: rater!.userId }, data: { simulated: true } });
+      expect((await submit(limited, rater!, held!.id)).statusCode).toBe(201);
+      for (let i = 0; i < 2; i++) {
+        const assignment = await next(limited, rater!, setup.projectId);
+        expect((await submit(limited, rater!, assignment!.id)).statusCode).toBe(201);
+      }
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('stores the un-swapped side and the shown order', async () => {
     const setup = await createProject(t, {}, { prompts: 8, responses: 2 });
     const [rater] = await addRaters(t, setup, 1);
