@@ -213,6 +213,89 @@ export function trainRewardModel(
   return { optimizer, losses, ties, steps: losses.length };
 }
 
+/** Mean Bradley-Terry loss (with margins, as trained) over comparisons, without gradients. */
+export function rewardModelValidationLoss(
+  rm: RewardModel,
+  comparisons: ComparisonExample[],
+  config: Partial<RewardModelConfig> = {},
+): number {
+  const cfg = { ...DEFAULT_REWARD_MODEL, ...config };
+  const { pairs } = toPreferencePairs(comparisons, cfg.margins);
+  let total = 0;
+  let weight = 0;
+  for (const batch of batchesByPrompt(pairs, cfg.batchSize, new Rng(cfg.seed))) {
+    const loss = rewardModelLoss(rm, batch, [], { ...cfg, centerCoef: 0 });
+    const w = batch.reduce((a, p) => a + p.weight, 0);
+    total += (loss.dataSync()[0] ?? 0) * w;
+    weight += w;
+    loss.dispose();
+  }
+  return weight > 0 ? total / weight : NaN;
+}
+
+export interface RewardModelFit {
+  optimizer: AdamW;
+  /** Epochs trained, and the one whose weights were kept (lowest held-out loss). */
+  epochs: number;
+  bestEpoch: number;
+  history: { epoch: number; trainLoss: number; validationLoss: number | null }[];
+}
+
+/**
+ * Up to `maxEpochs` passes over `train`, keeping the weights of the epoch with the lowest
+ * held-out loss and stopping once it has not improved for `patience` epochs (early stopping).
+ * Without held-out comparisons every epoch is trained and the last weights are kept. `onEpoch`
+ * is awaited after each epoch (progress, cancellation).
+ */
+export async function fitRewardModel(
+  rm: RewardModel,
+  train: ComparisonExample[],
+  validation: ComparisonExample[],
+  options: { maxEpochs: number; patience: number; config?: Partial<RewardModelConfig> },
+  onEpoch: (
+    epoch: number,
+    trainLoss: number,
+    validationLoss: number | null,
+  ) => Promise<void> | void = () => {},
+): Promise<RewardModelFit> {
+  const seed = options.config?.seed ?? DEFAULT_REWARD_MODEL.seed;
+  const hasValidation = toPreferencePairs(validation, null).pairs.length > 0;
+  let optimizer: AdamW | undefined;
+  let best: { epoch: number; loss: number; weights: Map<string, Float32Array> } | null = null;
+  const history: RewardModelFit['history'] = [];
+  for (let epoch = 1; epoch <= options.maxEpochs; epoch++) {
+    const result = trainRewardModel(
+      rm,
+      train,
+      { ...options.config, epochs: 1, seed: seed + epoch - 1 },
+      { optimizer },
+    );
+    optimizer = result.optimizer;
+    const trainLoss = result.losses.reduce((a, b) => a + b, 0) / Math.max(1, result.losses.length);
+    const validationLoss = hasValidation ? rewardModelValidationLoss(rm, validation, options.config) : null;
+    history.push({ epoch, trainLoss, validationLoss });
+    await onEpoch(epoch, trainLoss, validationLoss);
+    if (validationLoss === null) continue;
+    if (!best || validationLoss < best.loss) {
+      const weights = new Map<string, Float32Array>();
+      for (const [name, v] of rm.params) weights.set(name, v.dataSync().slice() as Float32Array);
+      best = { epoch, loss: validationLoss, weights };
+    } else if (epoch - best.epoch >= options.patience) break;
+  }
+  if (best) {
+    const kept = best.weights;
+    tf.tidy(() => {
+      for (const [name, v] of rm.params) v.assign(tf.tensor(kept.get(name)!, v.shape));
+    });
+  }
+  return {
+    optimizer: optimizer ?? new AdamW({ learningRate: DEFAULT_REWARD_MODEL.learningRate }),
+    epochs: history.length,
+    bestEpoch: best?.epoch ?? history.length,
+    history,
+  };
+}
+
 export function evaluateRewardModel(
   scorer: RewardScorer,
   comparisons: ComparisonExample[],

@@ -15,7 +15,7 @@ import type { AdamW } from '../optimizer.js';
 import { freezeCopy, trainableCopy, type Policy } from '../policy.js';
 import { trainPPO } from '../ppo.js';
 import type { ComparisonExample, RewardScorer } from '../preferences.js';
-import { RewardModel, evaluateRewardModel, trainRewardModel } from '../reward-model.js';
+import { RewardModel, evaluateRewardModel, fitRewardModel } from '../reward-model.js';
 import { trainGRPO } from '../grpo.js';
 import { trainRLOO } from '../rloo.js';
 import type { IterationStats } from '../rollout.js';
@@ -37,6 +37,9 @@ const DEFAULTS: Required<RoundConfig> = {
   comparisonPrompts: 60, // prompts whose new-vs-parent pairs go to raters
   seed: 1, // data order and sampling
 };
+
+/** Reward-model epochs without a better held-out loss before fitting stops. */
+const RM_PATIENCE = 2;
 
 const EVAL_SAMPLING: SamplingConfig = { temperature: 1, topK: 0, maxNewTokens: 24, batchSize: 64 };
 
@@ -170,19 +173,17 @@ export async function runRound(
     const parent = await loadPolicyVersion(prisma, parentId);
     const reference = freezeCopy(await loadPolicyVersion(prisma, await rootVersionId(prisma, parentId)));
     const rm = RewardModel.fromPolicy(parent);
-    let rmOptimizer: AdamW | undefined;
-    for (let epoch = 0; epoch < config.rewardModelEpochs; epoch++) {
-      const result = trainRewardModel(
-        rm,
-        rmTrain,
-        { epochs: 1, seed: config.seed + epoch },
-        { optimizer: rmOptimizer },
-      );
-      rmOptimizer = result.optimizer;
-      const loss = result.losses.reduce((a, b) => a + b, 0) / Math.max(1, result.losses.length);
-      await event('reward-model', { epoch: epoch + 1, loss }, epoch + 1);
-      await progress(rmPhase, (epoch + 1) / config.rewardModelEpochs);
-    }
+    // Up to rewardModelEpochs passes, keeping the epoch with the lowest held-out loss.
+    const fit = await fitRewardModel(
+      rm,
+      rmTrain,
+      rmValidation,
+      { maxEpochs: config.rewardModelEpochs, patience: RM_PATIENCE, config: { seed: config.seed } },
+      async (epoch, loss, validationLoss) => {
+        await event('reward-model', { epoch, loss, validationLoss }, epoch);
+        await progress(rmPhase, epoch / config.rewardModelEpochs);
+      },
+    );
     const rmTrainEval = evaluateRewardModel(rm, rmTrain);
     const rmValEval = rmValidation.length ? evaluateRewardModel(rm, rmValidation) : null;
     const rmArtifact = await saveArtifact(prisma, rm.encode({ meta: { roundId } }), {
@@ -201,6 +202,8 @@ export async function runRound(
           validationAccuracy: rmValEval?.accuracy ?? null,
           train: rmTrain.length,
           validation: rmValidation.length,
+          epochs: fit.epochs,
+          bestEpoch: fit.bestEpoch,
         } as Prisma.InputJsonObject,
       },
     });

@@ -7,7 +7,13 @@ import {
   LLAMA2_MARGINS_LARGE,
   type ComparisonExample,
 } from '../../../trainer/preferences.js';
-import { evaluateRewardModel, RewardModel, trainRewardModel } from '../../../trainer/reward-model.js';
+import {
+  evaluateRewardModel,
+  fitRewardModel,
+  RewardModel,
+  rewardModelValidationLoss,
+  trainRewardModel,
+} from '../../../trainer/reward-model.js';
 import { initBackend, Rng } from '../../../trainer/runtime.js';
 import { TextRewardModel } from '../../../trainer/text-reward-model.js';
 import { Tokenizer } from '../../../trainer/tokenizer.js';
@@ -82,5 +88,49 @@ describe('reward models learn "shorter is better"', () => {
     const rm = new TextRewardModel({ buckets: 1 << 12, hidden: 8, charNgram: 0 });
     rm.train(shorterIsBetter(600, 3));
     expect(evaluateRewardModel(rm, shorterIsBetter(200, 4)).accuracy).toBeGreaterThan(0.9);
+  });
+});
+
+describe('reward-model fitting with early stopping', () => {
+  it('keeps the epoch with the lowest held-out loss and stops after `patience` worse ones', async () => {
+    const tokenizer = Tokenizer.fromTexts([letters]);
+    const rm = new RewardModel(
+      { nLayer: 1, nEmbd: 16, nHead: 2, contextLength: 16, vocabSize: tokenizer.vocabSize, seed: 5 },
+      tokenizer,
+    );
+    // Few comparisons, a quarter of them flipped: the model soon fits the noise.
+    const noisy = shorterIsBetter(60, 7).map((e, i) =>
+      i % 4 === 0 ? { ...e, choice: e.choice === 'A' ? ('B' as const) : ('A' as const) } : e,
+    );
+    const validation = shorterIsBetter(60, 8);
+    const seen: number[] = [];
+    const fit = await fitRewardModel(
+      rm,
+      noisy,
+      validation,
+      { maxEpochs: 12, patience: 2, config: { batchSize: 8, learningRate: 3e-3 } },
+      (epoch) => {
+        seen.push(epoch);
+      },
+    );
+    expect(seen).toEqual(fit.history.map((h) => h.epoch));
+    const losses = fit.history.map((h) => h.validationLoss!);
+    const best = Math.min(...losses);
+    expect(fit.bestEpoch).toBe(losses.indexOf(best) + 1);
+    expect(fit.epochs === 12 || fit.epochs - fit.bestEpoch === 2).toBe(true);
+    // The weights in the model are the kept epoch's, not the last one's.
+    expect(rewardModelValidationLoss(rm, validation, { batchSize: 8 })).toBeCloseTo(best, 4);
+  });
+
+  it('trains every epoch when there is nothing held out', async () => {
+    const tokenizer = Tokenizer.fromTexts([letters]);
+    const rm = new RewardModel(
+      { nLayer: 1, nEmbd: 16, nHead: 2, contextLength: 16, vocabSize: tokenizer.vocabSize, seed: 5 },
+      tokenizer,
+    );
+    const fit = await fitRewardModel(rm, shorterIsBetter(20, 9), [], { maxEpochs: 3, patience: 1 });
+    expect(fit.epochs).toBe(3);
+    expect(fit.bestEpoch).toBe(3);
+    expect(fit.history.every((h) => h.validationLoss === null)).toBe(true);
   });
 });
