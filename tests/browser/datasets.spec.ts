@@ -1,9 +1,10 @@
 // Researchers' Data page: a researcher opens Data, picks the demo project, sees the live count of
 // what the filters select, downloads a TRL export (checking the file's lines and that the progress
-// bar completed), freezes a snapshot and downloads it (sha256 checked), then imports a small TRL file
-// with one bad line, skipping it, and reads the report with that line's number.
+// bar completed), freezes a snapshot and downloads it (sha256 checked), then imports a small gzipped
+// TRL file with one bad line, skipping it, and reads the report with that line's number.
 import { createHash, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 import type { Download, Page } from '@playwright/test';
 import { expect, test, type SeededUser } from './fixtures.js';
 
@@ -167,11 +168,13 @@ test('a researcher exports, snapshots and imports preference data from the Data 
     JSON.stringify({ prompt: `import ${tag} two`, chosen: 'good two', rejected: 'bad two' }),
   ].join('\n');
   const importer = page.getByTestId('preference-import');
+  // Gzipped, as public preference datasets ship: the browser unpacks it.
   await importer.getByLabel('Preference file').setInputFiles({
-    name: 'preferences.jsonl',
-    mimeType: 'application/jsonl',
-    buffer: Buffer.from(file),
+    name: 'preferences.jsonl.gz',
+    mimeType: 'application/gzip',
+    buffer: gzipSync(Buffer.from(file)),
   });
+  await expect(importer.getByText(/preferences\.jsonl\.gz: .* unpacked/)).toBeVisible();
   await expect(importer.getByLabel('Format')).toHaveValue('trl');
   await importer.getByLabel('Source name').fill(source);
   await importer.getByLabel('Skip them and import the rest').check();
