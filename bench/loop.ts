@@ -12,7 +12,7 @@ import { benchDatabase } from './database.js';
 import { buildApp } from '../server/app.js';
 import { loadConfig } from '../server/config.js';
 import { createPrisma } from '../server/db/client.js';
-import { demoUtility, ensureDemoProject } from '../server/demo.js';
+import { demoUtility, ensureDemoProject, isCorrect } from '../server/demo.js';
 import { startBoss, type JobPayloads } from '../server/jobs.js';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from '../server/simulated-raters.js';
 import { evaluatePolicy } from '../trainer/evaluate.js';
@@ -118,8 +118,19 @@ export async function main(): Promise<void> {
       wins += s.reward > other ? 1 : s.reward === other ? 0.5 : 0;
     });
     const winRate = wins / prompts.length;
+    // What these SFT samples leave to win: a policy always right and bare ties their right, bare answers.
+    let bound = 0;
+    sftEval.samples.forEach((s) => {
+      const answer = answers.get(s.prompt) ?? '';
+      const best = demoUtility(answer, answer);
+      bound += best > s.reward ? 1 : best === s.reward ? 0.5 : 0;
+    });
+    const correct = (samples: { prompt: string; response: string }[]) =>
+      samples.filter((s) => isCorrect(s.response, answers.get(s.prompt) ?? '')).length / samples.length;
     log(
-      `final vs SFT on ${heldOut.length} held-out prompts × ${SAMPLES_PER_PROMPT}: utility ${fmt(sftEval.meanReward)} → ${fmt(finalEval.meanReward)}`,
+      `final vs SFT on ${heldOut.length} held-out prompts × ${SAMPLES_PER_PROMPT}: utility ${fmt(sftEval.meanReward)} → ${fmt(finalEval.meanReward)}, ` +
+        `correct ${fmt(correct(sftEval.samples))} → ${fmt(correct(finalEval.samples))}; ` +
+        `a policy always right and bare would win ${(bound / prompts.length).toFixed(3)} against the same SFT samples`,
     );
     console.log(
       `loop: win_rate_vs_sft=${winRate.toFixed(3)} kl=${finalEval.kl.toFixed(3)} length_drift=${(finalEval.meanLength / Math.max(1e-9, sftEval.meanLength)).toFixed(3)}`,
