@@ -194,7 +194,6 @@ export async function updateComparison(
             isGold: gold,
             goldChoice: patch.goldChoice ?? null,
             requiredVotes,
-            open: comparison.voteCount < requiredVotes,
           }
         : {}),
     },

@@ -367,8 +367,7 @@ export class QueueService {
            WHERE lease."raterId" = $2 AND lease.status = 'LEASED' AND c."voteCount" < c."requiredVotes"
            FOR UPDATE OF c
          ), counted AS (
-           UPDATE "Comparison" c SET "voteCount" = c."voteCount" + 1, "leaseCount" = c."leaseCount" - 1,
-             "open" = c."voteCount" + 1 < c."requiredVotes"
+           UPDATE "Comparison" c SET "voteCount" = c."voteCount" + 1, "leaseCount" = c."leaseCount" - 1
            FROM target WHERE c.id = target."comparisonId"
            RETURNING c.id
          ), claimed AS (
@@ -519,8 +518,7 @@ export class QueueService {
       const deleted = await tx.preference.deleteMany({ where: { id: preferenceId } });
       if (deleted.count !== 1) throw notFound('No such judgment.');
       await tx.$executeRaw`
-        UPDATE "Comparison" SET "voteCount" = "voteCount" - 1, "open" = "voteCount" - 1 < "requiredVotes",
-          "leaseCount" = "leaseCount" + 1
+        UPDATE "Comparison" SET "voteCount" = "voteCount" - 1, "leaseCount" = "leaseCount" + 1
         WHERE id = ${preference.comparisonId}::uuid AND "voteCount" > 0`;
       await tx.assignment.update({
         where: { id: assignmentId },

@@ -68,7 +68,6 @@ test('a researcher exports, snapshots and imports preference data from the Data 
         responseBId: b!.id,
         requiredVotes: votes,
         voteCount: votes,
-        open: false,
       },
     });
   };

@@ -310,6 +310,45 @@ describe('the queue', () => {
     expect(await next(t, staying!, setup.projectId)).not.toBeNull();
   });
 
+  it('does not offer or count comparisons completed by imported judgments', async () => {
+    // 2 comparisons to rate, then 3 preference pairs imported (complete on arrival).
+    const setup = await createProject(t, {}, { prompts: 2, responses: 2 });
+    const pairs = Array.from({ length: 3 }, (_, i) =>
+      JSON.stringify({ prompt: `Imported ${i}?`, chosen: `good ${i}`, rejected: `bad ${i}` }),
+    ).join('\n');
+    const imported = await t.app.inject({
+      method: 'POST',
+      url: `/api/projects/${setup.projectId}/preferences/import`,
+      headers: setup.admin.headers,
+      payload: { format: 'trl', content: pairs, source: 'earlier-study' },
+    });
+    expect(imported.statusCode, imported.body).toBe(200);
+    const closed = await t.prisma.comparison.findMany({
+      where: { projectId: setup.projectId, preferences: { some: { source: 'IMPORTED' } } },
+    });
+    expect(closed.map((c) => [c.open, c.voteCount, c.requiredVotes])).toEqual(
+      Array.from({ length: 3 }, () => [false, 1, 1]),
+    );
+
+    const [rater] = await addRaters(t, setup, 1);
+    const progress = await t.app.inject({
+      url: `/api/projects/${setup.projectId}/progress`,
+      headers: rater!.headers,
+    });
+    expect(progress.json()).toMatchObject({ remaining: 6, availableToMe: 2 });
+    const first = await next(t, rater!, setup.projectId);
+    const second = await next(t, rater!, setup.projectId, [first!.id]);
+    expect(await next(t, rater!, setup.projectId, [first!.id, second!.id])).toBeNull();
+    for (const view of [first!, second!]) expect(view.messages[0]!.content).not.toMatch(/^Imported/);
+
+    // Raising the overlap of a complete comparison reopens it (open is computed, never written).
+    const reopened = await t.prisma.comparison.update({
+      where: { id: closed[0]!.id },
+      data: { requiredVotes: 2 },
+    });
+    expect(reopened.open).toBe(true);
+  });
+
   it('keeps raters out of projects they are not members of', async () => {
     const setup = await createProject(t, {}, { prompts: 1, responses: 2 });
     const outsider = await createAndSignIn(t, 'RATER');
