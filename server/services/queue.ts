@@ -224,7 +224,7 @@ export class QueueService {
     const rows = await this.query<{ free: boolean }>(
       `SELECT EXISTS (
          SELECT 1 FROM "Comparison" c
-         WHERE c."projectId" = $1 AND c."open" AND c."voteCount" + c."leaseCount" < c."requiredVotes"
+         WHERE c."projectId" = $1 AND c."open" AND c."free"
            AND NOT EXISTS (SELECT 1 FROM "Assignment" a WHERE a."comparisonId" = c.id AND a."raterId" = $2)
        ) AS free`,
       [projectId, raterId],
@@ -254,8 +254,7 @@ export class QueueService {
          ), candidate AS (
            SELECT c.id FROM "Comparison" c
            WHERE NOT EXISTS (SELECT 1 FROM reuse) AND (SELECT count(*) FROM held) < $7
-             AND c."projectId" = $1 AND c."open" AND c."isGold" = $2
-             AND c."voteCount" + c."leaseCount" < c."requiredVotes"
+             AND c."projectId" = $1 AND c."open" AND c."free" AND c."isGold" = $2
              AND NOT EXISTS (SELECT 1 FROM "Assignment" x WHERE x."comparisonId" = c.id AND x."raterId" = $3)
            ORDER BY c.priority DESC, c.id
            LIMIT 1
