@@ -17,13 +17,20 @@ export interface DatabaseOptions {
 
 const pools = new WeakMap<PrismaClient, pg.Pool>();
 
+/** How much longer than the statement timeout a client waits for an answer before giving up. */
+export const READ_TIMEOUT_MARGIN_MS = 5_000;
+
 export function createPrisma(databaseUrl: string, options: DatabaseOptions = {}): PrismaClient {
+  const statementTimeout = options.statementTimeoutMillis ?? 30_000;
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: options.max ?? 10,
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
     idleTimeoutMillis: 30_000,
-    statement_timeout: options.statementTimeoutMillis ?? 30_000,
+    statement_timeout: statementTimeout,
+    // PostgreSQL ends a statement at statement_timeout; an answer still missing a little later means
+    // the link hangs (no reset ever comes): the query fails, and its connection is dropped.
+    query_timeout: statementTimeout + READ_TIMEOUT_MARGIN_MS,
     idle_in_transaction_session_timeout: 60_000,
     application_name: 'loom',
   });

@@ -13,7 +13,7 @@ const PRISMA_STATUS: Record<string, { status: number; message: string }> = {
 /** Errors that mean the database cannot be reached: answer 503 so clients retry. */
 function isDatabaseUnavailable(error: unknown): boolean {
   const text = `${(error as Error)?.name ?? ''} ${(error as Error)?.message ?? ''} ${(error as { code?: string })?.code ?? ''}`;
-  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|timeout exceeded when trying to connect|Connection terminated|DatabaseNotReachable|P1001|P1017|57P01|57P03/i.test(
+  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|timeout exceeded when trying to connect|timeout expired|Query read timeout|Connection terminated|DatabaseNotReachable|P1001|P1017|57P01|57P03/i.test(
     text,
   );
 }

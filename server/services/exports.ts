@@ -4,7 +4,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { ByteWriter, ParquetWriter, type ColumnSource, type SchemaElement } from 'hyparquet-writer';
 import pg from 'pg';
-import { Prisma, poolOf, type Choice, type PrismaClient } from '../db/client.js';
+import { Prisma, poolOf, READ_TIMEOUT_MARGIN_MS, type Choice, type PrismaClient } from '../db/client.js';
 import { badRequest } from '../errors.js';
 import type { ExportBody, ExportFilters, ExportFormat, ExportOptions } from '../schemas/datasets.js';
 import {
@@ -556,6 +556,8 @@ export interface RunOptions {
 
 /** Rows per FETCH: large enough that round trips are few, small enough that a batch stays young. */
 const BATCH = 1_000;
+/** An export's statements (the first FETCH sorts the whole selection) may run this long. */
+const EXPORT_STATEMENT_TIMEOUT_MS = 15 * 60_000;
 const COMPARISON_BATCH = 1_000;
 /** From this many (estimated) judgments on, an export reads whole tables instead of probing indexes. */
 const BULK_ROWS = 50_000;
@@ -650,7 +652,7 @@ export async function runExport(
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     // The first FETCH sorts the whole selection; give it and slow readers room. Sorts spill to
     // disk beyond work_mem; a little more keeps large exports off the disk longer.
-    await client.query(`SET LOCAL statement_timeout = '15min';
+    await client.query(`SET LOCAL statement_timeout = ${EXPORT_STATEMENT_TIMEOUT_MS};
       SET LOCAL idle_in_transaction_session_timeout = '15min'; SET LOCAL work_mem = '64MB';
       SET LOCAL cursor_tuple_fraction = 1.0`);
     const judgmentsQuery = judgmentsSql(selection, spec.format !== 'csv' && spec.format !== 'parquet');
@@ -664,8 +666,16 @@ export async function runExport(
       client.query({ text: `DECLARE ${name} NO SCROLL CURSOR FOR ${query.text}`, values: query.values });
     await declare('loom_judgments', judgmentsQuery);
     await declare('loom_comparisons', comparisonsSql(selection, bulk));
-    const fetch = <T>(cursor: string, rows: number) =>
-      client.query<T & unknown[]>({ text: `FETCH ${rows} FROM ${cursor}`, rowMode: 'array' });
+    const fetch = <T>(cursor: string, rows: number) => {
+      // The first FETCH sorts the whole selection, within the statement timeout set above
+      // (node-postgres reads query_timeout per query; its types leave it out).
+      const config = {
+        text: `FETCH ${rows} FROM ${cursor}`,
+        rowMode: 'array' as const,
+        query_timeout: EXPORT_STATEMENT_TIMEOUT_MS + READ_TIMEOUT_MARGIN_MS,
+      };
+      return client.query<T & unknown[]>(config);
+    };
 
     let comparisons: ComparisonTuple[] = [];
     let next = 0;
