@@ -349,6 +349,26 @@ describe('the queue', () => {
     expect(reopened.open).toBe(true);
   });
 
+  it('lists the projects one may rate: members their own, admins every active one', async () => {
+    const setup = await createProject(t, {}, { prompts: 1, responses: 2 });
+    const archived = await createProject(t, {}, { prompts: 1, responses: 2 });
+    await t.prisma.project.update({ where: { id: archived.projectId }, data: { archivedAt: new Date() } });
+    const [member] = await addRaters(t, setup, 1);
+    const outsider = await createAndSignIn(t, 'RATER');
+    const otherAdmin = await createAndSignIn(t, 'ADMIN');
+    const listed = async (who: { headers: Record<string, string> }) =>
+      (await t.app.inject({ url: '/api/rating/projects', headers: who.headers }))
+        .json<{ id: string; progress: { availableToMe: number } }[]>()
+        .map((project) => project.id);
+    expect(await listed(member!)).toEqual([setup.projectId]);
+    expect(await listed(outsider)).not.toContain(setup.projectId);
+    const adminSees = await listed(otherAdmin);
+    expect(adminSees).toContain(setup.projectId);
+    expect(adminSees).not.toContain(archived.projectId);
+    // What the list offers, the admin can rate.
+    expect(await next(t, otherAdmin, setup.projectId)).not.toBeNull();
+  });
+
   it('keeps raters out of projects they are not members of', async () => {
     const setup = await createProject(t, {}, { prompts: 1, responses: 2 });
     const outsider = await createAndSignIn(t, 'RATER');
