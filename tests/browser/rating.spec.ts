@@ -327,6 +327,18 @@ test('a rater judges 10 comparisons with the keyboard; stored rows match; undo w
   await expect(adminPage.getByTestId('quality-raters')).toContainText(rater.name);
   await expect(adminPage.getByTestId('quality-raters').getByRole('img').first()).toBeVisible();
 
+  // Archiving, confirmed in a dialog, takes the project away from its raters.
+  await adminPage.getByRole('tab', { name: 'Settings' }).click();
+  await adminPage.getByRole('button', { name: 'Archive', exact: true }).click();
+  const archive = adminPage.getByRole('dialog', { name: 'Archive this project?' });
+  await archive.getByRole('button', { name: 'Archive', exact: true }).click();
+  await expect(archive).toBeHidden();
+  await expect(adminPage.getByRole('status')).toContainText('The project is archived');
+  await expect(adminPage.getByRole('heading', { level: 1 })).toContainText('Archived');
+  expect(
+    (await seed.prisma.project.findUniqueOrThrow({ where: { id: project.id } })).archivedAt,
+  ).not.toBeNull();
+
   await adminContext.close();
   await raterContext.close();
 });

@@ -1,5 +1,6 @@
 // "Pick a row → confirm in a dialog → run the action with a busy button → close": the state and
-// flow behind every confirmed row action (revoke a token, a session, an invitation).
+// flow behind every confirmed action (revoke a token, a session, an invitation; disable a user;
+// archive a project; cancel a round).
 export class ConfirmAction<T> {
   /** The row the dialog asks about. */
   target = $state<T | null>(null);
