@@ -12,6 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { seedComparisons } from './database.js';
 import { startProductionServer, type ServerProcess } from './server.js';
 import { loadConfig } from '../server/config.js';
 import { createPrisma } from '../server/db/client.js';
@@ -77,18 +78,7 @@ export async function main(): Promise<void> {
     await applyMigrations(database.url);
     const prisma = createPrisma(database.url, { max: 4 });
     const project = await prisma.project.create({ data: { name: 'Durability', overlap: 3 } });
-    await prisma.$executeRaw`
-      WITH p AS (
-        INSERT INTO "Prompt" ("projectId", messages)
-        SELECT ${project.id}::uuid, jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'Question ' || g))
-        FROM generate_series(1, ${COMPARISONS}) g RETURNING id
-      ), r AS (
-        INSERT INTO "Response" ("promptId", text, source)
-        SELECT p.id, 'Answer ' || s, 'model-' || s FROM p, generate_series(1, 2) s RETURNING id, "promptId", source
-      )
-      INSERT INTO "Comparison" ("projectId", "promptId", "responseAId", "responseBId", "requiredVotes")
-      SELECT ${project.id}::uuid, a."promptId", a.id, b.id, 3 FROM r a JOIN r b
-      ON a."promptId" = b."promptId" AND a.source = 'model-1' AND b.source = 'model-2'`;
+    await seedComparisons(prisma, project.id, COMPARISONS);
     await prisma.$executeRaw`
       INSERT INTO "User" (email, name, role, simulated, "updatedAt")
       SELECT 'rater' || k || '@bench.example', 'Rater ' || k, 'RATER', true, now()

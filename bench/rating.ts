@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import pg from 'pg';
-import { benchDatabase } from './database.js';
+import { benchDatabase, seedComparisons } from './database.js';
 import { startProductionServer, type ServerProcess } from './server.js';
 import { createPrisma } from '../server/db/client.js';
 import { hashPassword } from '../server/services/passwords.js';
@@ -197,17 +197,7 @@ export async function main(): Promise<void> {
     await prisma.projectMember.createMany({
       data: raterIds.map((userId) => ({ projectId: project.id, userId })),
     });
-    await prisma.$executeRaw`
-      WITH p AS (
-        INSERT INTO "Prompt" ("projectId", messages)
-        SELECT ${project.id}::uuid, jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'Question ' || g))
-        FROM generate_series(1, ${PROMPTS}) g RETURNING id
-      ), r AS (
-        INSERT INTO "Response" ("promptId", text, source)
-        SELECT p.id, 'Answer ' || s || ' to ' || p.id, 'model-' || s FROM p, generate_series(1, 2) s RETURNING id, "promptId", source
-      )
-      INSERT INTO "Comparison" ("projectId", "promptId", "responseAId", "responseBId", "requiredVotes")
-      SELECT ${project.id}::uuid, a."promptId", a.id, b.id, 3 FROM r a JOIN r b ON a."promptId" = b."promptId" AND a.source = 'model-1' AND b.source = 'model-2'`;
+    await seedComparisons(prisma, project.id, PROMPTS);
     // Fresh tables have no statistics yet; a real database has them from autovacuum.
     await prisma.$executeRawUnsafe('ANALYZE');
     await prisma.$disconnect();
