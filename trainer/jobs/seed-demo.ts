@@ -92,34 +92,34 @@ export async function seedDemo(
         },
       });
       await tx.project.update({ where: { id: projectId }, data: { currentPolicyVersionId: version.id } });
-      for (const [index, prompt] of trainPrompts.entries()) {
-        const texts = samples.map((sample) => sample[index] || '(empty)');
-        const responses = await Promise.all(
-          texts.map((text) =>
-            tx.response.create({
-              data: {
-                promptId: prompt.id,
-                policyVersionId: version.id,
-                text,
-                samplingParams: { temperature: 1 },
-              },
-            }),
-          ),
-        );
-        for (let i = 0; i < responses.length; i++) {
-          for (let j = i + 1; j < responses.length; j++) {
-            await tx.comparison.create({
-              data: {
-                projectId,
-                promptId: prompt.id,
-                responseAId: responses[i]!.id,
-                responseBId: responses[j]!.id,
-                requiredVotes: fresh.overlap,
-              },
-            });
-          }
-        }
-      }
+      const responses = await tx.response.createManyAndReturn({
+        data: trainPrompts.flatMap((prompt, index) =>
+          samples.map((sample) => ({
+            promptId: prompt.id,
+            policyVersionId: version.id,
+            text: sample[index] || '(empty)',
+            samplingParams: { temperature: 1 },
+          })),
+        ),
+        select: { id: true, promptId: true },
+      });
+      const byPrompt = new Map<string, string[]>();
+      for (const response of responses)
+        byPrompt.set(response.promptId, [...(byPrompt.get(response.promptId) ?? []), response.id]);
+      await tx.comparison.createMany({
+        data: trainPrompts.flatMap((prompt) => {
+          const ids = byPrompt.get(prompt.id) ?? [];
+          return ids.flatMap((a, i) =>
+            ids.slice(i + 1).map((b) => ({
+              projectId,
+              promptId: prompt.id,
+              responseAId: a,
+              responseBId: b,
+              requiredVotes: fresh.overlap,
+            })),
+          );
+        }),
+      });
     },
     { timeout: 120_000 },
   );

@@ -156,7 +156,10 @@ export async function runRound(
     await prisma.trainingRound.updateMany({ where: owned, data: { snapshotId: snapshot.id } });
     finishPhase(snapshotPhase);
 
-    // 2. Reward model, from the parent's weights; held-out accuracy on a fifth of the prompts.
+    // 2. Reward model, from the weights of the lineage's first (SFT) policy, the KL reference: its
+    //    likelihood term then scores what that policy would say, the same in every round, rather
+    //    than the parent's own habits (which would reward a parent's mistakes back to it).
+    //    Held-out accuracy on a fifth of the prompts.
     await enter('reward-model', `Fitting the reward model on ${preferences.length} judgments`);
     const examples: (ComparisonExample & { promptId: string })[] = preferences.map((p) => ({
       prompt: promptText(p.comparison.prompt.messages),
@@ -172,7 +175,7 @@ export async function runRound(
     const rmValidation = examples.filter((e) => heldOut(e.promptId));
     const parent = await loadPolicyVersion(prisma, parentId);
     const reference = freezeCopy(await loadPolicyVersion(prisma, await rootVersionId(prisma, parentId)));
-    const rm = RewardModel.fromPolicy(parent);
+    const rm = RewardModel.fromPolicy(reference);
     // Up to rewardModelEpochs passes, keeping the epoch with the lowest held-out loss.
     const fit = await fitRewardModel(
       rm,
@@ -225,7 +228,8 @@ export async function runRound(
       rm,
       trainPrompts,
       examples,
-      config,
+      // Each round its own prompts and samples (the same again when a round is retried).
+      { ...config, seed: config.seed + (round.number - 1) * 1_000_003 },
       async (step, total, stats) => {
         await event('policy', stats, step);
         await progress(policyPhase, step / total);

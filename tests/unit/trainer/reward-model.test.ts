@@ -1,6 +1,9 @@
 // Reward models learn a synthetic preference ("shorter is better") to > 90% held-out accuracy;
 // ties are excluded from the loss, comparisons of one prompt share a batch.
+import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { decodeCheckpoint, encodeCheckpoint } from '../../../trainer/checkpoint.js';
+import { createPolicy } from '../../../trainer/policy.js';
 import {
   batchesByPrompt,
   toPreferencePairs,
@@ -15,6 +18,7 @@ import {
   trainRewardModel,
 } from '../../../trainer/reward-model.js';
 import { initBackend, Rng } from '../../../trainer/runtime.js';
+import { packBatch, sequenceLogProbs } from '../../../trainer/sequences.js';
 import { TextRewardModel } from '../../../trainer/text-reward-model.js';
 import { Tokenizer } from '../../../trainer/tokenizer.js';
 
@@ -88,6 +92,55 @@ describe('reward models learn "shorter is better"', () => {
     const rm = new TextRewardModel({ buckets: 1 << 12, hidden: 8, charNgram: 0 });
     rm.train(shorterIsBetter(600, 3));
     expect(evaluateRewardModel(rm, shorterIsBetter(200, 4)).accuracy).toBeGreaterThan(0.9);
+  });
+});
+
+describe('the likelihood term', () => {
+  const tokenizer = Tokenizer.fromTexts([letters]);
+  const config = { nLayer: 1, nEmbd: 16, nHead: 2, contextLength: 32 };
+  const items = [
+    { prompt: 'abc', response: 'cba' },
+    { prompt: 'fe', response: 'The answer is ef.' },
+    { prompt: 'd', response: '' },
+  ];
+
+  it('is the response log-likelihood under the policy a reward model starts from', () => {
+    const policy = createPolicy(tokenizer, config);
+    const rm = RewardModel.fromPolicy(policy);
+    expect(rm.likelihoodWeight.dataSync()[0]).toBe(1);
+    rm.head.params.get('w')!.assign(tf.zeros(rm.head.params.get('w')!.shape));
+    const pairs = items.map((i) => ({
+      prompt: tokenizer.encodePrompt(i.prompt),
+      response: tokenizer.encodeResponse(i.response),
+    }));
+    const logp = sequenceLogProbs(policy.model, packBatch(pairs, config.contextLength));
+    const expected = [...logp.dataSync()];
+    logp.dispose();
+    const scores = rm.score(items);
+    scores.forEach((score, i) => expect(score).toBeCloseTo(expected[i]!, 4));
+    // With its weight at zero only the head is left (its bias here).
+    rm.head.params.get('b')!.assign(tf.tensor1d([0.25]));
+    rm.likelihoodWeight.assign(tf.scalar(0));
+    for (const score of rm.score(items)) expect(score).toBeCloseTo(0.25, 6);
+  });
+
+  it('learns its weight, keeps its policy frozen, and checkpoints without it load with weight 0', () => {
+    const policy = createPolicy(tokenizer, config);
+    const rm = RewardModel.fromPolicy(policy);
+    trainRewardModel(rm, shorterIsBetter(64, 7), { batchSize: 16 });
+    expect(rm.likelihoodWeight.dataSync()[0]).not.toBe(1);
+    for (const [name, v] of rm.prior.params) expect(v.dataSync()).toEqual(policy.model.p(name).dataSync());
+    expect(rm.backbone.p('wte').dataSync()).not.toEqual(policy.model.p('wte').dataSync());
+    expect(RewardModel.decode(rm.encode()).score(items)).toEqual(rm.score(items));
+
+    const { header, tensors } = decodeCheckpoint(rm.encode());
+    tensors.delete('likelihood/weight');
+    for (const name of [...tensors.keys()]) if (name.startsWith('prior/')) tensors.delete(name);
+    const { format: _format, tensors: _specs, ...fields } = header;
+    const old = RewardModel.decode(encodeCheckpoint(fields, tensors));
+    expect(old.likelihoodWeight.dataSync()[0]).toBe(0);
+    rm.likelihoodWeight.assign(tf.scalar(0));
+    expect(old.score(items)).toEqual(rm.score(items));
   });
 });
 
