@@ -89,7 +89,9 @@ export const RaterProgress = Type.Object({
   today: Type.Integer({ description: 'My judgments in this project since midnight UTC.' }),
   total: Type.Integer({ description: 'My judgments in this project.' }),
   remaining: Type.Integer({ description: 'Judgments the project still needs (all raters).' }),
-  availableToMe: Type.Integer({ description: 'Comparisons I could still be served.' }),
+  availableToMe: Type.Integer({
+    description: 'Comparisons I could still judge: ones I could be served and the ones I hold.',
+  }),
 });
 export type RaterProgress = Static<typeof RaterProgress>;
 

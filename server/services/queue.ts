@@ -546,7 +546,10 @@ export class QueueService {
       this.prisma.$queryRaw<{ n: bigint }[]>`
         SELECT count(*) AS n FROM "Comparison" c
         WHERE c."projectId" = ${projectId}::uuid AND c."open" AND NOT c."isGold"
-          AND NOT EXISTS (SELECT 1 FROM "Assignment" a WHERE a."comparisonId" = c.id AND a."raterId" = ${raterId}::uuid)`,
+          AND NOT EXISTS (
+            SELECT 1 FROM "Assignment" a WHERE a."comparisonId" = c.id AND a."raterId" = ${raterId}::uuid
+              -- The rater's own open leases (on screen, prefetched) are still theirs to judge.
+              AND NOT (a.status = 'LEASED' AND a."expiresAt" > now()))`,
     ]);
     return {
       today,

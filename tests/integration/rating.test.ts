@@ -339,6 +339,14 @@ describe('the queue', () => {
     const first = await next(t, rater!, setup.projectId);
     const second = await next(t, rater!, setup.projectId, [first!.id]);
     expect(await next(t, rater!, setup.projectId, [first!.id, second!.id])).toBeNull();
+    // Held leases are still the rater's to judge; a judged one is not.
+    const available = async () =>
+      (
+        await t.app.inject({ url: `/api/projects/${setup.projectId}/progress`, headers: rater!.headers })
+      ).json<{ availableToMe: number }>().availableToMe;
+    expect(await available()).toBe(2);
+    expect((await submit(t, rater!, first!.id)).statusCode).toBe(201);
+    expect(await available()).toBe(1);
     for (const view of [first!, second!]) expect(view.messages[0]!.content).not.toMatch(/^Imported/);
 
     // Raising the overlap of a complete comparison reopens it (open is computed, never written).
