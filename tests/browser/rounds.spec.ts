@@ -1,7 +1,8 @@
 // Training rounds from the UI: once the demo project's first policy is trained, simulated raters
 // judge 60 comparisons over HTTP; an admin opens Rounds, picks the demo, launches a small RLOO round
 // and watches it live (the progress bar and the phase stepper move, loss points appear in the chart),
-// then sees its metrics and the new policy version, promotes it and sees it marked current.
+// then sees its metrics and the new policy version, promotes it and sees it marked current; a
+// second, long round is cancelled from the UI mid-training and leaves no version behind.
 import type { Locator, Page } from '@playwright/test';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from '../../server/simulated-raters.js';
 import { expect, test, type SeededUser } from './fixtures.js';
@@ -154,5 +155,35 @@ test('an admin launches a round, watches it live, sees its metrics and promotes 
     where: { id: stored.currentPolicyVersionId! },
   });
   expect(promoted.name).toBe(`round-${number}`);
+
+  // A long round, cancelled from the UI while it trains: it stops, and nothing it made remains.
+  await form.getByRole('spinbutton', { name: 'Iterations', exact: true }).fill('2000');
+  await form.getByLabel('Generate comparisons for raters').uncheck();
+  await form.getByRole('button', { name: 'Launch round' }).click();
+  await expect(live.getByRole('heading', { level: 2 })).toContainText(`Round ${number + 1}`);
+  await expect(live).toHaveAttribute('data-status', 'RUNNING', { timeout: 120_000 });
+  await expect
+    .poll(() => numberAttr(lossChart, 'data-points'), { timeout: 180_000, intervals: [500] })
+    .toBeGreaterThan(0);
+  await live.getByRole('button', { name: 'Cancel round' }).click();
+  const confirm = page.getByRole('dialog');
+  await expect(confirm).toContainText(`Cancel round ${number + 1}?`);
+  await confirm.getByRole('button', { name: 'Cancel round' }).click();
+  await expect(live).toHaveAttribute('data-status', 'CANCELLED', { timeout: 120_000 });
+  await expect(live.getByRole('button', { name: /Cancel round|Cancelling/ })).toHaveCount(0);
+  await expect(page.getByTestId('rounds-table').locator(`tr[data-round="${number + 1}"]`)).toContainText(
+    'Cancelled',
+  );
+  const cancelled = await seed.prisma.trainingRound.findFirstOrThrow({
+    where: { projectId, number: number + 1 },
+  });
+  expect(cancelled.status).toBe('CANCELLED');
+  expect(await seed.prisma.policyVersion.count({ where: { roundId: cancelled.id } })).toBe(0);
+  expect(await seed.prisma.policyVersion.count({ where: { projectId, name: `round-${number + 1}` } })).toBe(
+    0,
+  );
+  expect(await seed.prisma.rewardModel.count({ where: { roundId: cancelled.id } })).toBe(0);
+  const after = await seed.prisma.project.findUniqueOrThrow({ where: { id: projectId } });
+  expect(after.currentPolicyVersionId).toBe(promoted.id);
   expect(pageErrors).toEqual([]);
 });
