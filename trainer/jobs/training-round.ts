@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Prisma, PrismaClient } from '../../server/db/client.js';
 import { demoUtility } from '../../server/demo.js';
+import { ROUND_DEFAULTS } from '../../server/schemas/round-defaults.js';
 import type { RoundConfig } from '../../server/schemas/rounds.js';
 import { trainBestOfN } from '../best-of-n.js';
 import { saveArtifact } from '../checkpoint.js';
@@ -26,17 +27,7 @@ import { loadPolicyVersion, promptText, rootVersionId, savePolicy } from './poli
 
 export class RoundCancelled extends Error {}
 
-const DEFAULTS: Required<RoundConfig> = {
-  iterations: 30, // RL iterations per round: minutes on two cores at the built-in size
-  learningRate: 1e-4, // RL steps are noisy; faster rates let the policy hack a young reward model
-  beta: 0.1, // KL coefficient, above TRL's 0.05: reward models fit on a few hundred judgments are easy to exploit (DPO: β)
-  samplesPerPrompt: 4, // RLOO's k: a lower-variance leave-one-out baseline than TRL's 2
-  promptsPerIteration: 16, // prompts per rollout
-  rewardModelEpochs: 2, // few comparisons per round: a second pass helps more than it overfits
-  generateComparisons: true, // raters judge the new version against its parent
-  comparisonPrompts: 60, // prompts whose new-vs-parent pairs go to raters
-  seed: 1, // data order and sampling
-};
+const DEFAULTS: Required<RoundConfig> = ROUND_DEFAULTS;
 
 /** Reward-model epochs without a better held-out loss before fitting stops. */
 const RM_PATIENCE = 2;

@@ -77,17 +77,8 @@ export const PHASES: readonly { key: string; label: string; short: string }[] = 
   { key: 'comparisons', label: 'Publish', short: 'Publish' },
 ];
 
-/** The server's defaults (trainer/jobs/training-round.ts), shown as the form's starting values. */
-export const ROUND_DEFAULTS = {
-  iterations: 30,
-  learningRate: 1e-4,
-  beta: 0.1,
-  samplesPerPrompt: 4,
-  promptsPerIteration: 16,
-  rewardModelEpochs: 2,
-  generateComparisons: true,
-  comparisonPrompts: 60,
-} as const;
+/** The trainer's defaults, the form's starting values. */
+export { ROUND_DEFAULTS } from '$shared/round-defaults.js';
 
 /** The server's answer to a launch while another round is active (shown before trying). */
 export const ROUND_ACTIVE_MESSAGE = 'A round of this project is already queued or running.';
