@@ -5,7 +5,7 @@ import type { PgBoss } from 'pg-boss';
 import type { PrismaClient } from './db/client.js';
 import { enqueue } from './jobs.js';
 import { DEFAULT_STRENGTHS } from './schemas/projects.js';
-import { seededRandom } from './services/comparisons.js';
+import { seededRandom, shuffled } from './services/comparisons.js';
 
 export const DEMO_PROJECT_NAME = 'Practice problems with answer keys';
 
@@ -105,15 +105,6 @@ function wordTasks(word: string): DemoTask[] {
     { prompt: `upper: ${word}`, answer: word.toUpperCase() },
     { prompt: `length: ${word}`, answer: String(word.length) },
   ];
-}
-
-function shuffled<T>(items: T[], random: () => number): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
 }
 
 /**

@@ -21,6 +21,16 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/** A shuffled copy (Fisher-Yates) in the order a seeded random source gives. */
+export function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
 interface ResponseRow {
   id: string;
   promptId: string;
@@ -46,13 +56,7 @@ function pairsFor(
   for (let i = 0; i < responses.length; i++) {
     for (let j = i + 1; j < responses.length; j++) pairs.push([responses[i]!.id, responses[j]!.id]);
   }
-  if (body.strategy === 'random-pairs') {
-    for (let i = pairs.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [pairs[i], pairs[j]] = [pairs[j]!, pairs[i]!];
-    }
-    return pairs.slice(0, body.maxPerPrompt ?? 1);
-  }
+  if (body.strategy === 'random-pairs') return shuffled(pairs, random).slice(0, body.maxPerPrompt ?? 1);
   return pairs;
 }
 

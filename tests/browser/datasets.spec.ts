@@ -5,16 +5,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
-import type { Download, Page } from '@playwright/test';
-import { expect, test, type SeededUser } from './fixtures.js';
-
-async function uiSignIn(page: Page, user: SeededUser): Promise<void> {
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(user.email);
-  await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('user-name')).toHaveText(user.name);
-}
+import type { Download } from '@playwright/test';
+import { expect, test, uiSignIn } from './fixtures.js';
 
 async function downloaded(download: Download): Promise<Buffer> {
   const path = await download.path();

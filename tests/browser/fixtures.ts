@@ -1,7 +1,7 @@
 // Fixtures for browser tests: the running server's address and its one-time setup link
 // (see global-setup.ts), and `seed` to create accounts and read what the UI stored.
 import { randomUUID } from 'node:crypto';
-import { test as base, expect } from '@playwright/test';
+import { test as base, expect, type Page } from '@playwright/test';
 import { createPrisma, type PrismaClient } from '../../server/db/client.js';
 import type { Role } from '../../server/schemas/common.js';
 import { hashPassword } from '../../server/services/passwords.js';
@@ -53,3 +53,12 @@ export const test = base.extend<object, { setupUrl: string; databaseUrl: string;
 });
 
 export { expect };
+
+/** Signs in through the sign-in page, as a person would. */
+export async function uiSignIn(page: Page, user: SeededUser): Promise<void> {
+  await page.goto('/login');
+  await page.getByLabel('Email').fill(user.email);
+  await page.getByLabel('Password').fill(user.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('user-name')).toHaveText(user.name);
+}

@@ -1,18 +1,9 @@
 // Importing prompts and responses from the project page: a gzipped JSONL file with a bad line is
 // previewed with the line's number and reason and cannot be imported (nothing is stored); the
-// corrected file is previewed, imported, and its prompts and comparisons are in the database.
+// corrected file is previewed, imported, and its prompts and responses are in the database.
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import type { Page } from '@playwright/test';
-import { expect, test, type SeededUser } from './fixtures.js';
-
-async function uiSignIn(page: Page, user: SeededUser): Promise<void> {
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(user.email);
-  await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('user-name')).toHaveText(user.name);
-}
+import { expect, test, uiSignIn } from './fixtures.js';
 
 test('an admin previews a gzipped prompt file, sees its bad line, fixes it and imports', async ({
   page,

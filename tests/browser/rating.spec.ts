@@ -4,7 +4,7 @@
 // lost is retried with the same Idempotency-Key and stored once; undo brings the last
 // comparison back; nothing injected runs; the admin sees the quality numbers afterwards.
 import type { APIRequestContext, Page } from '@playwright/test';
-import { expect, test, type Seed, type SeededUser } from './fixtures.js';
+import { expect, test, type Seed, type SeededUser, uiSignIn } from './fixtures.js';
 
 const PAYLOADS = [
   '<img src=x onerror="window.__xss=1">',
@@ -70,14 +70,6 @@ async function apiSignIn(request: APIRequestContext, user: SeededUser): Promise<
   expect(response.status(), await response.text()).toBe(200);
   const { csrfToken } = (await response.json()) as { csrfToken: string };
   return { 'x-csrf-token': csrfToken };
-}
-
-async function uiSignIn(page: Page, user: SeededUser): Promise<void> {
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(user.email);
-  await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('user-name')).toHaveText(user.name);
 }
 
 async function shownAssignmentId(page: Page): Promise<string> {

@@ -3,9 +3,9 @@
 // and watches it live (the progress bar and the phase stepper move, loss points appear in the chart),
 // then sees its metrics and the new policy version, promotes it and sees it marked current; a
 // second, long round is cancelled from the UI mid-training and leaves no version behind.
-import type { Locator, Page } from '@playwright/test';
+import type { Locator } from '@playwright/test';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from '../../server/simulated-raters.js';
-import { expect, test, type SeededUser } from './fixtures.js';
+import { expect, test, uiSignIn } from './fixtures.js';
 
 const SMALL = {
   iterations: '4',
@@ -14,14 +14,6 @@ const SMALL = {
   rewardModelEpochs: '1',
   comparisonPrompts: '5',
 };
-
-async function uiSignIn(page: Page, user: SeededUser): Promise<void> {
-  await page.goto('/login');
-  await page.getByLabel('Email').fill(user.email);
-  await page.getByLabel('Password').fill(user.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('user-name')).toHaveText(user.name);
-}
 
 async function numberAttr(locator: Locator, name: string): Promise<number> {
   return Number((await locator.getAttribute(name)) ?? NaN);
