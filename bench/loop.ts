@@ -24,6 +24,8 @@ import { initBackend } from '../trainer/runtime.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const NOISE = Number(process.env.BENCH_NOISE ?? 0.1);
+/** Round settings over the defaults, as JSON (e.g. `{"beta":0.05}`), for trying settings. */
+const ROUND_CONFIG = JSON.parse(process.env.BENCH_ROUND ?? '{}') as Record<string, unknown>;
 const SAMPLES_PER_PROMPT = 4;
 
 export async function main(): Promise<void> {
@@ -79,7 +81,11 @@ export async function main(): Promise<void> {
       });
       log(`round ${round}: ${judged.judged} new judgments (noise ${NOISE})`);
       project = await prisma.project.findUniqueOrThrow({ where: { id: projectId } });
-      const launched = await app.services.rounds.launch(project, { algorithm: 'RLOO' }, { id: null });
+      const launched = await app.services.rounds.launch(
+        project,
+        { algorithm: 'RLOO', config: ROUND_CONFIG },
+        { id: null },
+      );
       const finished = await waitFor(async () => {
         const row = await prisma.trainingRound.findUniqueOrThrow({
           where: { id: launched.id },

@@ -85,6 +85,37 @@ interface SubmitState {
   replayAt: Date | null;
 }
 
+/** A judgment as stored: the shown sides turned into A/B, checked against the label schema. */
+interface Judgment {
+  choice: Choice;
+  strength: number | null;
+  criteria: Record<string, Choice>;
+}
+
+/** $1..$11 of the statements that store a judgment (storeCtes). */
+function judgmentValues(
+  principal: Principal,
+  assignmentId: string,
+  body: SubmitBody,
+  judgment: Judgment,
+  idempotencyKey: string,
+  hash: string,
+): unknown[] {
+  return [
+    assignmentId,
+    principal.user.id,
+    principal.user.simulated ? 'SIMULATED' : 'HUMAN',
+    judgment.choice,
+    judgment.strength,
+    JSON.stringify(judgment.criteria),
+    body.flags ?? [],
+    body.rationale?.trim() || null,
+    body.timeSpentMs,
+    idempotencyKey,
+    hash,
+  ];
+}
+
 /** A project's expired leases are swept (their slots freed) at most this often per process. */
 const SWEEP_INTERVAL_MS = 5_000;
 
@@ -92,6 +123,15 @@ const SWEEP_INTERVAL_MS = 5_000;
 const VIEW_COLUMNS = `p.messages,
   CASE WHEN a.swapped THEN rb.text ELSE ra.text END AS "left",
   CASE WHEN a.swapped THEN ra.text ELSE rb.text END AS "right"`;
+
+/** A lease `a` with its view and what checking a submission of it needs (kept by the server only). */
+const LEASE_COLUMNS = `a.id, c."projectId", a."expiresAt", a.swapped, pj."labelSchema", pj."goldRate",
+  pj."leaseSeconds", ${VIEW_COLUMNS}`;
+const LEASE_JOINS = `JOIN "Comparison" c ON c.id = a."comparisonId"
+  JOIN "Project" pj ON pj.id = c."projectId"
+  JOIN "Prompt" p ON p.id = c."promptId"
+  JOIN "Response" ra ON ra.id = c."responseAId"
+  JOIN "Response" rb ON rb.id = c."responseBId"`;
 
 interface ViewRow {
   id: string;
@@ -101,6 +141,132 @@ interface ViewRow {
   left: string;
   right: string;
 }
+
+/**
+ * What a lease handed out by this process needs for its submission to be checked and stored (with
+ * the next lease) in one statement: the statement re-checks the side order and label schema.
+ */
+interface LeaseMemo {
+  projectId: string;
+  swapped: boolean;
+  labelSchema: Prisma.JsonValue;
+  goldRate: number;
+  leaseSeconds: number;
+}
+
+type LeaseRow = ViewRow & LeaseMemo;
+
+type SubmitAndLeaseRow = { preferenceId: string; storedAt: Date; mayRate: boolean } & (
+  LeaseRow | { [K in keyof LeaseRow]: null }
+);
+
+/** Leases remembered per process (oldest forgotten first); a forgotten one is read back on submit. */
+const LEASE_MEMORY = 50_000;
+
+/**
+ * The CTEs that lease the rater's next comparison, ending in `next_lease` (id, comparisonId,
+ * expiresAt, swapped): a lease the rater holds and did not exclude (oldest first); else, while they
+ * hold fewer than `max` (the lease `submitted` in this same statement not counted), the first
+ * comparison in priority order with a free slot that they have not seen, locked (others skip it),
+ * its slot taken and the lease written; nothing unless `when` holds. Arguments are SQL expressions.
+ */
+function leaseCtes(p: {
+  project: string;
+  gold: string;
+  rater: string;
+  swapped: string;
+  seconds: string;
+  exclude: string;
+  max: string;
+  submitted?: string;
+  when?: string;
+}): string {
+  const open = p.submitted ? `AND a.id <> ${p.submitted}` : '';
+  const when = p.when ?? 'true';
+  return `held AS (
+      SELECT a.id, a."leasedAt" FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId"
+      WHERE a."raterId" = ${p.rater} AND a.status = 'LEASED' AND a."expiresAt" > now()
+        AND c."projectId" = ${p.project} ${open}
+    ), reuse AS (
+      SELECT id FROM held WHERE ${when} AND id <> ALL(${p.exclude}) ORDER BY "leasedAt" LIMIT 1
+    ), candidate AS (
+      SELECT c.id FROM "Comparison" c
+      WHERE ${when} AND NOT EXISTS (SELECT 1 FROM reuse) AND (SELECT count(*) FROM held) < ${p.max}
+        AND c."projectId" = ${p.project} AND c."open" AND c."free" AND c."isGold" = ${p.gold}
+        AND NOT EXISTS (SELECT 1 FROM "Assignment" x WHERE x."comparisonId" = c.id AND x."raterId" = ${p.rater})
+      ORDER BY c.priority DESC, c.id
+      LIMIT 1
+      FOR UPDATE OF c SKIP LOCKED
+    ), taken AS (
+      UPDATE "Comparison" c SET "leaseCount" = c."leaseCount" + 1
+      FROM candidate WHERE c.id = candidate.id
+      RETURNING c.id
+    ), leased AS (
+      -- Lease times come from the database's clock, the one every expiry check uses.
+      INSERT INTO "Assignment" ("comparisonId", "raterId", swapped, "expiresAt")
+      SELECT id, ${p.rater}, ${p.swapped}, now() + make_interval(secs => ${p.seconds}) FROM taken
+      RETURNING id, "comparisonId", "expiresAt", swapped
+    ), next_lease AS (
+      SELECT a.id, a."comparisonId", a."expiresAt", a.swapped FROM "Assignment" a JOIN reuse ON reuse.id = a.id
+      UNION ALL
+      SELECT id, "comparisonId", "expiresAt", swapped FROM leased
+    )`;
+}
+
+/**
+ * Stores a judgment: both rows locked, the lease still open and the comparison not full re-checked
+ * on their latest versions; then the vote is counted, the lease closed and the judgment stored
+ * (`stored`), or (a unique key taken) none of it. $1 assignment, $2 rater, $3..$11 the judgment;
+ * `guard` adds conditions on the lease (\`lease\`), comparison (\`c\`) and project (\`pj\`).
+ */
+function storeCtes(guard = ''): string {
+  return `lease AS MATERIALIZED (
+      -- By primary key alone, then checked: the planner has no other index to pick.
+      SELECT a.id, a."comparisonId", a.swapped, a."raterId", a.status FROM "Assignment" a
+      WHERE a.id = $1 FOR UPDATE
+    ), target AS (
+      SELECT lease.id, lease."comparisonId", lease.swapped, c."projectId"
+      FROM lease JOIN "Comparison" c ON c.id = lease."comparisonId" JOIN "Project" pj ON pj.id = c."projectId"
+      WHERE lease."raterId" = $2 AND lease.status = 'LEASED' AND c."voteCount" < c."requiredVotes" ${guard}
+      FOR UPDATE OF c
+    ), counted AS (
+      UPDATE "Comparison" c SET "voteCount" = c."voteCount" + 1, "leaseCount" = c."leaseCount" - 1
+      FROM target WHERE c.id = target."comparisonId"
+      RETURNING c.id
+    ), claimed AS (
+      UPDATE "Assignment" a SET status = 'SUBMITTED', "completedAt" = now()
+      FROM target WHERE a.id = target.id
+      RETURNING a.id
+    ), stored AS (
+      INSERT INTO "Preference" ("comparisonId", "raterId", "assignmentId", source, choice, strength,
+        criteria, flags, rationale, "shownSwapped", "timeSpentMs", "idempotencyKey", "requestHash")
+      SELECT target."comparisonId", $2, target.id, $3::"PreferenceSource", $4::"Choice", $5, $6::jsonb,
+        $7::text[], $8, target.swapped, $9, $10, $11
+      FROM target JOIN counted ON counted.id = target."comparisonId" JOIN claimed ON claimed.id = target.id
+      RETURNING id, "createdAt", "comparisonId"
+    )`;
+}
+
+/** The submitted judgment and, when the rater may go on here, their next lease, in one statement. */
+const SUBMIT_AND_LEASE = `WITH ${storeCtes(
+  `AND c."projectId" = $12 AND lease.swapped = $13 AND pj."labelSchema" = $14::jsonb`,
+)}, allowed AS (
+    SELECT pj.id, pj."leaseSeconds" FROM stored JOIN "Project" pj ON pj.id = $12
+    WHERE $20 AND pj."archivedAt" IS NULL
+      AND ($15 OR EXISTS (SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = pj.id AND m."userId" = $2))
+  ), ${leaseCtes({
+    project: '$12',
+    gold: '$16',
+    rater: '$2',
+    swapped: '$17',
+    seconds: '(SELECT "leaseSeconds" FROM allowed)',
+    exclude: '$18::uuid[]',
+    max: '$19',
+    submitted: '$1',
+    when: 'EXISTS (SELECT 1 FROM allowed)',
+  })}
+  SELECT s.id AS "preferenceId", s."createdAt" AS "storedAt", EXISTS (SELECT 1 FROM allowed) AS "mayRate", n.*
+  FROM stored s LEFT JOIN (SELECT ${LEASE_COLUMNS} FROM next_lease a ${LEASE_JOINS}) n ON true`;
 
 function viewOf(row: ViewRow): AssignmentViewData {
   return {
@@ -122,6 +288,7 @@ function viewOf(row: ViewRow): AssignmentViewData {
 export class QueueService {
   private readonly db: pg.Pool;
   private readonly sweptAt = new Map<string, number>();
+  private readonly leases = new Map<string, LeaseMemo>();
 
   constructor(private readonly prisma: PrismaClient) {
     this.db = poolOf(prisma);
@@ -140,18 +307,12 @@ export class QueueService {
   }
 
   private async view(assignmentId: string): Promise<AssignmentViewData> {
-    const [row] = await this.query<ViewRow>(
-      `SELECT a.id, c."projectId", a."expiresAt", ${VIEW_COLUMNS}
-       FROM "Assignment" a
-       JOIN "Comparison" c ON c.id = a."comparisonId"
-       JOIN "Prompt" p ON p.id = c."promptId"
-       JOIN "Response" ra ON ra.id = c."responseAId"
-       JOIN "Response" rb ON rb.id = c."responseBId"
-       WHERE a.id = $1`,
+    const [row] = await this.query<LeaseRow>(
+      `SELECT ${LEASE_COLUMNS} FROM "Assignment" a ${LEASE_JOINS} WHERE a.id = $1`,
       [assignmentId],
     );
     if (!row) throw notFound('No such assignment.');
-    return viewOf(row);
+    return this.remember(row);
   }
 
   /**
@@ -245,48 +406,31 @@ export class QueueService {
     exclude: string[],
   ): Promise<AssignmentViewData | null> {
     try {
-      const [row] = await this.query<ViewRow>(
-        `WITH held AS (
-           SELECT a.id, a."leasedAt" FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId"
-           WHERE a."raterId" = $3 AND a.status = 'LEASED' AND a."expiresAt" > now() AND c."projectId" = $1
-         ), reuse AS (
-           SELECT id FROM held WHERE id <> ALL($6::uuid[]) ORDER BY "leasedAt" LIMIT 1
-         ), candidate AS (
-           SELECT c.id FROM "Comparison" c
-           WHERE NOT EXISTS (SELECT 1 FROM reuse) AND (SELECT count(*) FROM held) < $7
-             AND c."projectId" = $1 AND c."open" AND c."free" AND c."isGold" = $2
-             AND NOT EXISTS (SELECT 1 FROM "Assignment" x WHERE x."comparisonId" = c.id AND x."raterId" = $3)
-           ORDER BY c.priority DESC, c.id
-           LIMIT 1
-           FOR UPDATE OF c SKIP LOCKED
-         ), taken AS (
-           UPDATE "Comparison" c SET "leaseCount" = c."leaseCount" + 1
-           FROM candidate WHERE c.id = candidate.id
-           RETURNING c.id
-         ), leased AS (
-           -- Lease times come from the database's clock, the one every expiry check uses.
-           INSERT INTO "Assignment" ("comparisonId", "raterId", swapped, "expiresAt")
-           SELECT id, $3, $4, now() + make_interval(secs => $5) FROM taken
-           RETURNING id, "comparisonId", "expiresAt", swapped
-         ), a AS (
-           SELECT a.id, a."comparisonId", a."expiresAt", a.swapped FROM "Assignment" a JOIN reuse ON reuse.id = a.id
-           UNION ALL
-           SELECT id, "comparisonId", "expiresAt", swapped FROM leased
-         )
-         SELECT a.id, c."projectId", a."expiresAt", ${VIEW_COLUMNS}
-         FROM a
-         JOIN "Comparison" c ON c.id = a."comparisonId"
-         JOIN "Prompt" p ON p.id = c."promptId"
-         JOIN "Response" ra ON ra.id = c."responseAId"
-         JOIN "Response" rb ON rb.id = c."responseBId"`,
+      const [row] = await this.query<LeaseRow>(
+        `WITH ${leaseCtes({ project: '$1', gold: '$2', rater: '$3', swapped: '$4', seconds: '$5', exclude: '$6::uuid[]', max: '$7' })}
+         SELECT ${LEASE_COLUMNS} FROM next_lease a ${LEASE_JOINS}`,
         [project.id, gold, raterId, randomInt(2) === 1, project.leaseSeconds, exclude, MAX_ACTIVE_LEASES],
       );
-      return row ? viewOf(row) : null;
+      return row ? this.remember(row) : null;
     } catch (error) {
       // The same rater leased this comparison in a concurrent request: look again.
       if (isRawUniqueViolation(error)) return null;
       throw error;
     }
+  }
+
+  /** Keeps what a submission of this lease needs to be checked without reading it back first. */
+  private remember(row: LeaseRow): AssignmentViewData {
+    this.leases.delete(row.id);
+    this.leases.set(row.id, {
+      projectId: row.projectId,
+      swapped: row.swapped,
+      labelSchema: row.labelSchema,
+      goldRate: row.goldRate,
+      leaseSeconds: row.leaseSeconds,
+    });
+    if (this.leases.size > LEASE_MEMORY) this.leases.delete(this.leases.keys().next().value!);
+    return viewOf(row);
   }
 
   /**
@@ -301,6 +445,11 @@ export class QueueService {
   ): Promise<{ preferenceId: string; undoUntil: string; next?: AssignmentViewData | null }> {
     const raterId = principal.user.id;
     const hash = requestHash(assignmentId, body);
+    const memo = this.leases.get(assignmentId);
+    if (memo) {
+      const done = await this.submitAndLease(principal, assignmentId, body, idempotencyKey, hash, memo);
+      if (done) return done;
+    }
     // The assignment, its project (label schema, lease settings, whether the rater may go on) and a
     // judgment stored with this key, at once.
     const [state] = await this.query<SubmitState>(
@@ -330,6 +479,59 @@ export class QueueService {
     return { ...stored, next };
   }
 
+  /**
+   * The common case in one statement: a lease this process handed out, judged as its label schema
+   * allows, stored together with the rater's next lease. Null when that statement wrote nothing
+   * (the lease changed, a key was taken, the schema was edited, ...): the caller then takes the
+   * general path, which reads the state and answers each case.
+   */
+  private async submitAndLease(
+    principal: Principal,
+    assignmentId: string,
+    body: SubmitBody,
+    idempotencyKey: string,
+    hash: string,
+    memo: LeaseMemo,
+  ): Promise<{ preferenceId: string; undoUntil: string; next?: AssignmentViewData | null } | null> {
+    let judgment: Judgment;
+    try {
+      judgment = this.validate(body, memo, memo.swapped);
+    } catch {
+      return null;
+    }
+    await this.sweepIfDue(memo.projectId);
+    const exclude = body.next?.exclude ?? [];
+    let row: SubmitAndLeaseRow | undefined;
+    try {
+      [row] = await this.query<SubmitAndLeaseRow>(SUBMIT_AND_LEASE, [
+        ...judgmentValues(principal, assignmentId, body, judgment, idempotencyKey, hash),
+        memo.projectId,
+        memo.swapped,
+        JSON.stringify(memo.labelSchema),
+        principal.user.role === 'ADMIN',
+        memo.goldRate > 0 && Math.random() < memo.goldRate,
+        randomInt(2) === 1,
+        exclude,
+        MAX_ACTIVE_LEASES,
+        Boolean(body.next),
+      ]);
+    } catch (error) {
+      if (isRawUniqueViolation(error)) return null;
+      throw error;
+    }
+    if (!row) return null;
+    this.leases.delete(assignmentId);
+    const stored = {
+      preferenceId: row.preferenceId,
+      undoUntil: new Date(row.storedAt.getTime() + UNDO_WINDOW_MS).toISOString(),
+    };
+    if (!body.next) return stored;
+    if (row.id !== null) return { ...stored, next: this.remember(row) };
+    // Nothing free in this draw (or only gold, or rows locked for a moment): the full search.
+    const next = row.mayRate ? await this.next(principal, { id: memo.projectId, ...memo }, exclude) : null;
+    return { ...stored, next };
+  }
+
   private async store(
     principal: Principal,
     assignmentId: string,
@@ -352,47 +554,9 @@ export class QueueService {
 
     let created: { id: string; createdAt: Date } | undefined;
     try {
-      // Both rows locked, the lease still open and the comparison not full re-checked on their
-      // latest versions; then the vote is counted, the lease closed and the judgment stored, or
-      // (a unique key taken) none of it.
       [created] = await this.query<{ id: string; createdAt: Date }>(
-        `WITH lease AS MATERIALIZED (
-           -- By primary key alone, then checked: the planner has no other index to pick.
-           SELECT a.id, a."comparisonId", a.swapped, a."raterId", a.status FROM "Assignment" a
-           WHERE a.id = $1 FOR UPDATE
-         ), target AS (
-           SELECT lease.id, lease."comparisonId", lease.swapped
-           FROM lease JOIN "Comparison" c ON c.id = lease."comparisonId"
-           WHERE lease."raterId" = $2 AND lease.status = 'LEASED' AND c."voteCount" < c."requiredVotes"
-           FOR UPDATE OF c
-         ), counted AS (
-           UPDATE "Comparison" c SET "voteCount" = c."voteCount" + 1, "leaseCount" = c."leaseCount" - 1
-           FROM target WHERE c.id = target."comparisonId"
-           RETURNING c.id
-         ), claimed AS (
-           UPDATE "Assignment" a SET status = 'SUBMITTED', "completedAt" = now()
-           FROM target WHERE a.id = target.id
-           RETURNING a.id
-         )
-         INSERT INTO "Preference" ("comparisonId", "raterId", "assignmentId", source, choice, strength,
-           criteria, flags, rationale, "shownSwapped", "timeSpentMs", "idempotencyKey", "requestHash")
-         SELECT target."comparisonId", $2, target.id, $3::"PreferenceSource", $4::"Choice", $5, $6::jsonb,
-           $7::text[], $8, target.swapped, $9, $10, $11
-         FROM target JOIN counted ON counted.id = target."comparisonId" JOIN claimed ON claimed.id = target.id
-         RETURNING id, "createdAt"`,
-        [
-          assignmentId,
-          raterId,
-          principal.user.simulated ? 'SIMULATED' : 'HUMAN',
-          stored.choice,
-          stored.strength,
-          JSON.stringify(stored.criteria),
-          body.flags ?? [],
-          body.rationale?.trim() || null,
-          body.timeSpentMs,
-          idempotencyKey,
-          hash,
-        ],
+        `WITH ${storeCtes()} SELECT id, "createdAt" FROM stored`,
+        judgmentValues(principal, assignmentId, body, stored, idempotencyKey, hash),
       );
     } catch (error) {
       if (!isRawUniqueViolation(error)) throw error;
@@ -402,6 +566,7 @@ export class QueueService {
       throw conflict('You have already judged this comparison.');
     }
     if (created) {
+      this.leases.delete(assignmentId);
       return {
         preferenceId: created.id,
         undoUntil: new Date(created.createdAt.getTime() + UNDO_WINDOW_MS).toISOString(),
@@ -451,7 +616,7 @@ export class QueueService {
   }
 
   /** Checks a judgment against the project's label schema and turns shown sides into A/B. */
-  private validate(body: SubmitBody, project: Pick<Project, 'labelSchema'>, swapped: boolean) {
+  private validate(body: SubmitBody, project: Pick<Project, 'labelSchema'>, swapped: boolean): Judgment {
     const schema = labelSchemaOf(project);
     const allowed = (choice: ShownChoice) =>
       (choice !== 'TIE' || schema.allowTie) && (choice !== 'BOTH_BAD' || schema.allowBothBad);
@@ -483,6 +648,7 @@ export class QueueService {
   }
 
   async skip(principal: Principal, assignmentId: string, reason: string): Promise<void> {
+    this.leases.delete(assignmentId);
     const [skipped] = await this.query<{ id: string }>(
       `WITH lease AS MATERIALIZED (
          SELECT id, "raterId", status FROM "Assignment" WHERE id = $1 FOR UPDATE

@@ -2,8 +2,17 @@
 // that expire, idempotent submissions, the shown order, skip and undo, label rules, gold, quality.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../server/app.js';
+import { createPrisma, poolOf } from '../../server/db/client.js';
 import { createAndSignIn, createTestApp, type TestApp } from '../support/app.js';
-import { addRaters, createProject, next, promptsJsonl, submit } from '../support/rating.js';
+import {
+  addRaters,
+  createProject,
+  next,
+  promptsJsonl,
+  submit,
+  type AssignmentJson,
+} from '../support/rating.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -185,47 +194,56 @@ describe('import', () => {
 });
 
 describe('the queue', () => {
-  it('lets 50 concurrent raters drain a project with overlap 3: exactly 3 distinct raters per comparison', async () => {
-    const setup = await createProject(t, { overlap: 3 }, { prompts: 10, responses: 3 });
-    const raters = await addRaters(t, setup, 50);
-    const comparisons = await t.prisma.comparison.count({ where: { projectId: setup.projectId } });
-    expect(comparisons).toBe(30);
+  it.each([
+    ['next, then submit', false],
+    ['each submission bringing the next, as the rating page does', true],
+  ])(
+    'lets 50 concurrent raters drain a project with overlap 3 (%s): exactly 3 distinct raters per comparison',
+    async (_, chained) => {
+      const setup = await createProject(t, { overlap: 3 }, { prompts: 10, responses: 3 });
+      const raters = await addRaters(t, setup, 50);
+      const comparisons = await t.prisma.comparison.count({ where: { projectId: setup.projectId } });
+      expect(comparisons).toBe(30);
 
-    const served = new Map<string, Set<string>>();
-    await Promise.all(
-      raters.map(async (rater) => {
-        const seen = new Set<string>();
-        served.set(rater.userId, seen);
-        for (;;) {
-          const assignment = await next(t, rater, setup.projectId);
-          if (!assignment) return;
-          const row = await t.prisma.assignment.findUniqueOrThrow({ where: { id: assignment.id } });
-          expect(seen.has(row.comparisonId), 'a rater was served the same comparison twice').toBe(false);
-          seen.add(row.comparisonId);
-          const response = await submit(t, rater, assignment.id, {
-            choice: Math.random() < 0.5 ? 'LEFT' : 'RIGHT',
-            strength: 2,
-            timeSpentMs: 10,
-          });
-          expect(response.statusCode, response.body).toBe(201);
-        }
-      }),
-    );
+      const served = new Map<string, Set<string>>();
+      await Promise.all(
+        raters.map(async (rater) => {
+          const seen = new Set<string>();
+          served.set(rater.userId, seen);
+          let assignment = await next(t, rater, setup.projectId);
+          while (assignment) {
+            const row = await t.prisma.assignment.findUniqueOrThrow({ where: { id: assignment.id } });
+            expect(seen.has(row.comparisonId), 'a rater was served the same comparison twice').toBe(false);
+            seen.add(row.comparisonId);
+            const response = await submit(t, rater, assignment.id, {
+              choice: Math.random() < 0.5 ? 'LEFT' : 'RIGHT',
+              strength: 2,
+              timeSpentMs: 10,
+              ...(chained ? { next: {} } : {}),
+            });
+            expect(response.statusCode, response.body).toBe(201);
+            assignment = chained
+              ? response.json<{ next: AssignmentJson | null }>().next
+              : await next(t, rater, setup.projectId);
+          }
+        }),
+      );
 
-    const rows = await t.prisma.comparison.findMany({
-      where: { projectId: setup.projectId },
-      include: { preferences: true },
-    });
-    for (const row of rows) {
-      expect(row.voteCount).toBe(3);
-      expect(row.preferences).toHaveLength(3);
-      expect(new Set(row.preferences.map((p) => p.raterId)).size).toBe(3);
-    }
-    expect([...served.values()].reduce((sum, set) => sum + set.size, 0)).toBe(90);
-    // Nothing is left for anyone, and no slot is held.
-    expect(await next(t, raters[0]!, setup.projectId)).toBeNull();
-    await expectLeaseCounts(setup.projectId);
-  });
+      const rows = await t.prisma.comparison.findMany({
+        where: { projectId: setup.projectId },
+        include: { preferences: true },
+      });
+      for (const row of rows) {
+        expect(row.voteCount).toBe(3);
+        expect(row.preferences).toHaveLength(3);
+        expect(new Set(row.preferences.map((p) => p.raterId)).size).toBe(3);
+      }
+      expect([...served.values()].reduce((sum, set) => sum + set.size, 0)).toBe(90);
+      // Nothing is left for anyone, and no slot is held.
+      expect(await next(t, raters[0]!, setup.projectId)).toBeNull();
+      await expectLeaseCounts(setup.projectId);
+    },
+  );
 
   it('returns an expired lease to the queue, and never gives out more leases than votes wanted', async () => {
     const setup = await createProject(t, { overlap: 1 }, { prompts: 1, responses: 2 });
@@ -598,6 +616,69 @@ describe('submissions', () => {
     expect(stored.rationale).toBe('Left is rude.');
     expect(stored.timeSpentMs).toBe(4200);
     expect(stored.strength).toBe(0);
+  });
+
+  it('checks a judgment against the project as it is when submitted, whichever server leased it', async () => {
+    const setup = await createProject(
+      t,
+      { labelSchema: { allowTie: true, allowBothBad: true, strengths: ['Better'], criteria: [], flags: [] } },
+      { prompts: 4, responses: 2 },
+    );
+    const [rater] = await addRaters(t, setup, 1);
+    const first = await next(t, rater!, setup.projectId);
+    // Ties were allowed when the comparison was leased, and are not any more.
+    const edited = await t.app.inject({
+      method: 'PATCH',
+      url: `/api/projects/${setup.projectId}`,
+      headers: setup.admin.headers,
+      payload: {
+        labelSchema: { allowTie: false, allowBothBad: true, strengths: ['Better'], criteria: [], flags: [] },
+      },
+    });
+    expect(edited.statusCode, edited.body).toBe(200);
+    const tie = await submit(t, rater!, first!.id, { choice: 'TIE', timeSpentMs: 5, next: {} });
+    expect(tie.statusCode, tie.body).toBe(400);
+    expect(tie.json().message).toMatch(/does not allow ties/);
+    expect(await t.prisma.preference.count({ where: { raterId: rater!.userId } })).toBe(0);
+
+    // A second server on the same database: leases handed out by one are judged through the other.
+    const peerPrisma = createPrisma(t.database.url);
+    const peer = await buildApp({ config: t.config, prisma: peerPrisma, logger: false });
+    try {
+      const other: TestApp = { ...t, app: peer };
+      const body = { choice: 'LEFT', strength: 0, timeSpentMs: 5, next: {} };
+      const key = randomUUID();
+      const viaPeer = await submit(other, rater!, first!.id, body, key);
+      expect(viaPeer.statusCode, viaPeer.body).toBe(201);
+      const second = viaPeer.json<{ next: AssignmentJson }>().next;
+      expect(second.id).not.toBe(first!.id);
+      // The retry reaches the first server: the same judgment, nothing new stored.
+      const retry = await submit(t, rater!, first!.id, body, key);
+      expect(retry.statusCode, retry.body).toBe(201);
+      expect(retry.json().preferenceId).toBe(viaPeer.json().preferenceId);
+      const back = await submit(t, rater!, second.id, { ...body, choice: 'RIGHT' });
+      expect(back.statusCode, back.body).toBe(201);
+      const stored = await t.prisma.preference.findMany({
+        where: { raterId: rater!.userId },
+        include: { assignment: true },
+        orderBy: { createdAt: 'asc' },
+      });
+      expect(stored.map((p) => [p.assignmentId, p.choice])).toEqual([
+        [first!.id, stored[0]!.assignment!.swapped ? 'B' : 'A'],
+        [second.id, stored[1]!.assignment!.swapped ? 'A' : 'B'],
+      ]);
+      // A server that did not hand out the lease refuses another rater's submission the same way.
+      const [stranger] = await addRaters(t, setup, 1);
+      const held = back.json<{ next: AssignmentJson }>().next;
+      for (const app of [t, other])
+        expect((await submit(app, stranger!, held.id, body)).statusCode).toBe(404);
+      await expectLeaseCounts(setup.projectId);
+    } finally {
+      await peer.close();
+      await peerPrisma.$disconnect();
+      // Prisma ends the pool only if it connected itself; this one served raw queries alone.
+      if (!poolOf(peerPrisma).ending) await poolOf(peerPrisma).end();
+    }
   });
 
   it('skips for good, and undoes within the window', async () => {
