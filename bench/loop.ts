@@ -133,9 +133,19 @@ export async function main(): Promise<void> {
     });
     const correct = (samples: { prompt: string; response: string }[]) =>
       samples.filter((s) => isCorrect(s.response, answers.get(s.prompt) ?? '')).length / samples.length;
+    // Per task (the word before the colon): which skill carries over to unseen words, and which not.
+    const byTask = (samples: { prompt: string; response: string }[]) => {
+      const tasks = new Map<string, { prompt: string; response: string }[]>();
+      for (const s of samples) {
+        const task = s.prompt.split(':')[0]!;
+        tasks.set(task, [...(tasks.get(task) ?? []), s]);
+      }
+      return [...tasks].map(([task, group]) => `${task} ${fmt(correct(group))}`).join(', ');
+    };
     log(
       `final vs SFT on ${heldOut.length} held-out prompts × ${SAMPLES_PER_PROMPT}: utility ${fmt(sftEval.meanReward)} → ${fmt(finalEval.meanReward)}, ` +
-        `correct ${fmt(correct(sftEval.samples))} → ${fmt(correct(finalEval.samples))}; ` +
+        `correct ${fmt(correct(sftEval.samples))} → ${fmt(correct(finalEval.samples))} ` +
+        `(${byTask(sftEval.samples)} → ${byTask(finalEval.samples)}); ` +
         `a policy always right and bare would win ${(bound / prompts.length).toFixed(3)} against the same SFT samples`,
     );
     console.log(
