@@ -1,5 +1,6 @@
 // A training round's default settings, chosen for the built-in model: the trainer runs with them
-// and the launch form starts from them (no schema library here: the web bundle imports this file).
+// and the launch form starts from them; and a round's phases, which the trainer reports and the
+// rounds page shows (no schema library here: the web bundle imports this file).
 
 export const ROUND_DEFAULTS = {
   iterations: 30, // RL iterations per round: minutes on two cores at the built-in size
@@ -12,3 +13,18 @@ export const ROUND_DEFAULTS = {
   comparisonPrompts: 60, // prompts whose new-vs-parent pairs go to raters
   seed: 1, // data order and sampling
 } as const;
+
+/**
+ * A round's phases in order: `key` as the trainer records it, `weight` the share of the round's
+ * progress bar it covers, `label` and `short` as the rounds page names it ('comparisons' publishes
+ * the new version and its comparisons).
+ */
+export const ROUND_PHASES = [
+  { key: 'snapshot', weight: 0.03, label: 'Snapshot', short: 'Data' },
+  { key: 'reward-model', weight: 0.2, label: 'Reward model', short: 'RM' },
+  { key: 'policy', weight: 0.6, label: 'Policy', short: 'Policy' },
+  { key: 'evaluation', weight: 0.1, label: 'Evaluation', short: 'Eval' },
+  { key: 'comparisons', weight: 0.07, label: 'Publish', short: 'Publish' },
+] as const;
+
+export type RoundPhase = (typeof ROUND_PHASES)[number];

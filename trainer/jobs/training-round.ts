@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Prisma, PrismaClient } from '../../server/db/client.js';
 import { demoUtility } from '../../server/demo.js';
-import { ROUND_DEFAULTS } from '../../server/schemas/round-defaults.js';
+import { ROUND_DEFAULTS, ROUND_PHASES, type RoundPhase } from '../../server/schemas/round-defaults.js';
 import type { RoundConfig } from '../../server/schemas/rounds.js';
 import { trainBestOfN } from '../best-of-n.js';
 import { saveArtifact } from '../checkpoint.js';
@@ -33,19 +33,6 @@ const DEFAULTS: Required<RoundConfig> = ROUND_DEFAULTS;
 const RM_PATIENCE = 2;
 
 const EVAL_SAMPLING: SamplingConfig = { temperature: 1, topK: 0, maxNewTokens: 24, batchSize: 64 };
-
-interface Phase {
-  name: string;
-  /** Share of the round's progress bar this phase covers. */
-  weight: number;
-}
-const PHASES: Phase[] = [
-  { name: 'snapshot', weight: 0.03 },
-  { name: 'reward-model', weight: 0.2 },
-  { name: 'policy', weight: 0.6 },
-  { name: 'evaluation', weight: 0.1 },
-  { name: 'comparisons', weight: 0.07 },
-];
 
 function hashIds(ids: string[]): string {
   return createHash('sha256').update(ids.join('\n')).digest('hex');
@@ -92,13 +79,13 @@ export async function runRound(
     prisma.roundEvent.create({
       data: { roundId, phase, step, data: data as Prisma.InputJsonObject, message },
     });
-  const enter = async (name: string, message: string) => {
-    await prisma.trainingRound.updateMany({ where: owned, data: { phase: name, progress: done } });
-    await event(name, {}, null, message);
+  const enter = async (phase: RoundPhase, message: string) => {
+    await prisma.trainingRound.updateMany({ where: owned, data: { phase: phase.key, progress: done } });
+    await event(phase.key, {}, null, message);
     log(`round ${round.number}: ${message}`);
   };
   /** Progress within the current phase; also where cancellation is noticed. */
-  const progress = async (phase: Phase, fraction: number) => {
+  const progress = async (phase: RoundPhase, fraction: number) => {
     const value = Math.min(1, done + phase.weight * fraction);
     const rows = await prisma.trainingRound.updateManyAndReturn({
       where: owned,
@@ -108,25 +95,19 @@ export async function runRound(
     if (rows.length === 0) throw new RoundCancelled('another attempt took over this round');
     if (rows[0]!.cancelRequestedAt) throw new RoundCancelled('cancelled');
   };
-  const finishPhase = (phase: Phase) => {
+  const finishPhase = (phase: RoundPhase) => {
     done += phase.weight;
   };
 
   try {
     await removeLeftovers(prisma, round);
-    const [snapshotPhase, rmPhase, policyPhase, evalPhase, comparisonPhase] = PHASES as [
-      Phase,
-      Phase,
-      Phase,
-      Phase,
-      Phase,
-    ];
+    const [snapshotPhase, rmPhase, policyPhase, evalPhase, comparisonPhase] = ROUND_PHASES;
     const project = await prisma.project.findUniqueOrThrow({ where: { id: round.projectId } });
     const parentId = round.inputPolicyVersionId ?? project.currentPolicyVersionId;
     if (!parentId) throw new Error('The project has no promoted policy version to train.');
 
     // 1. Snapshot: exactly the judgments this round learns from.
-    await enter('snapshot', 'Freezing the preferences this round learns from');
+    await enter(snapshotPhase, 'Freezing the preferences this round learns from');
     const preferences = await prisma.preference.findMany({
       where: { comparison: { projectId: project.id, isGold: false } },
       orderBy: { id: 'asc' },
@@ -151,7 +132,7 @@ export async function runRound(
     //    likelihood term then scores what that policy would say, the same in every round, rather
     //    than the parent's own habits (which would reward a parent's mistakes back to it).
     //    Held-out accuracy on a fifth of the prompts.
-    await enter('reward-model', `Fitting the reward model on ${preferences.length} judgments`);
+    await enter(rmPhase, `Fitting the reward model on ${preferences.length} judgments`);
     const examples: (ComparisonExample & { promptId: string })[] = preferences.map((p) => ({
       prompt: promptText(p.comparison.prompt.messages),
       responseA: p.comparison.responseA.text,
@@ -204,7 +185,7 @@ export async function runRound(
     finishPhase(rmPhase);
 
     // 3. Policy optimization from the parent, in small chunks so progress and cancellation show.
-    await enter('policy', `Optimizing the policy with ${round.algorithm}`);
+    await enter(policyPhase, `Optimizing the policy with ${round.algorithm}`);
     const policy = trainableCopy(parent);
     const prompts = await prisma.prompt.findMany({
       where: { projectId: project.id },
@@ -229,7 +210,7 @@ export async function runRound(
     finishPhase(policyPhase);
 
     // 4. Evaluation on held-out prompts: reward, KL to the SFT reference, length, win rate vs parent.
-    await enter('evaluation', 'Evaluating on held-out prompts');
+    await enter(evalPhase, 'Evaluating on held-out prompts');
     const evalTexts = (evalPrompts.length ? evalPrompts : prompts.slice(0, 40)).map((p) =>
       promptText(p.messages),
     );
@@ -274,7 +255,7 @@ export async function runRound(
     finishPhase(evalPhase);
 
     // 5. Publish: weights first (large), then the version and the round's end in one transaction.
-    await enter('comparisons', 'Publishing the new version');
+    await enter(comparisonPhase, 'Publishing the new version');
     const artifactId = await savePolicy(prisma, policy, project.id, { roundId, algorithm: round.algorithm });
     createdArtifacts.push(artifactId);
     await event('artifact', { artifactId, kind: 'policy' });

@@ -68,17 +68,8 @@ export function algorithmLabel(value: string): string {
   return ALGORITHMS.find((a) => a.value === value)?.label ?? value;
 }
 
-/** The round's phases in order, as the stepper shows them ('comparisons' is the publishing step). */
-export const PHASES: readonly { key: string; label: string; short: string }[] = [
-  { key: 'snapshot', label: 'Snapshot', short: 'Data' },
-  { key: 'reward-model', label: 'Reward model', short: 'RM' },
-  { key: 'policy', label: 'Policy', short: 'Policy' },
-  { key: 'evaluation', label: 'Evaluation', short: 'Eval' },
-  { key: 'comparisons', label: 'Publish', short: 'Publish' },
-];
-
-/** The trainer's defaults, the form's starting values. */
-export { ROUND_DEFAULTS } from '$shared/round-defaults.js';
+/** The trainer's defaults (the form's starting values) and the round's phases (the stepper's steps). */
+export { ROUND_DEFAULTS, ROUND_PHASES as PHASES } from '$shared/round-defaults.js';
 
 /** The server's answer to a launch while another round is active (shown before trying). */
 export const ROUND_ACTIVE_MESSAGE = 'A round of this project is already queued or running.';
