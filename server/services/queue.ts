@@ -161,7 +161,7 @@ type SubmitAndLeaseRow = { preferenceId: string; storedAt: Date; mayRate: boolea
 );
 
 /** Leases remembered per process (oldest forgotten first); a forgotten one is read back on submit. */
-const LEASE_MEMORY = 50_000;
+const LEASE_MEMORY = 10_000;
 
 /**
  * The CTEs that lease the rater's next comparison, ending in `next_lease` (id, comparisonId,
