@@ -9,7 +9,7 @@ import Fastify, {
 } from 'fastify';
 import type { Config } from './config.js';
 import type { PgBoss } from 'pg-boss';
-import type { PrismaClient } from './db/client.js';
+import { poolOf, type PrismaClient } from './db/client.js';
 import { HttpError } from './errors.js';
 import authPlugin from './plugins/auth.js';
 import docs from './plugins/docs.js';
@@ -26,7 +26,8 @@ import userRoutes from './routes/users.js';
 import projectRoutes from './routes/projects.js';
 import ratingRoutes from './routes/rating.js';
 import roundRoutes from './routes/rounds.js';
-import { AuthService } from './services/auth.js';
+import { AuthService, type CredentialRow } from './services/auth.js';
+import { CredentialCache } from './services/credential-cache.js';
 import { ProjectService } from './services/projects.js';
 import { QueueService } from './services/queue.js';
 import { RoundService } from './services/rounds.js';
@@ -89,9 +90,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.decorate('config', config);
   app.decorate('prisma', prisma);
   const queue = new QueueService(prisma);
+  // Who is calling, kept between requests and forgotten on every change (LISTEN/NOTIFY).
+  const credentials = new CredentialCache<CredentialRow>(poolOf(prisma).options.connectionString!);
+  app.addHook('onClose', () => credentials.stop());
+  await credentials.start();
   const services: Services = {
-    auth: new AuthService(prisma, config),
-    users: new UserService(prisma, config),
+    auth: new AuthService(prisma, config, credentials),
+    users: new UserService(prisma, config, credentials),
     projects: new ProjectService(prisma, queue),
     queue,
     rounds: new RoundService(prisma, () => {

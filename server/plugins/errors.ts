@@ -62,6 +62,8 @@ export default fp(async function errors(app: FastifyInstance) {
       message = 'The database is unavailable; try again shortly.';
       code = 'DATABASE_UNAVAILABLE';
     }
+    // Changes to credentials may go unheard while the database is away.
+    if (code === 'DATABASE_UNAVAILABLE') app.services.auth.databaseTrouble();
 
     if (status >= 500) {
       request.log.error({ err: error }, 'request failed');

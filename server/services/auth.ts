@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { poolOf, statementName, type PrismaClient, type User } from '../db/client.js';
 import { conflict, notFound, unauthorized } from '../errors.js';
 import { recordAudit } from './audit.js';
+import type { CredentialCache } from './credential-cache.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import { hashSecret, newSecret } from './secrets.js';
 import { normalizeEmail } from './users.js';
@@ -24,7 +25,7 @@ export interface Principal {
 const USER_COLUMNS = `u.id, u.email, u.name, u.role, u.simulated, u."disabledAt", u."lastLoginAt",
   u."createdAt", u."updatedAt"`;
 
-type CredentialRow = User & {
+export type CredentialRow = User & {
   credentialId: string;
   csrfToken: string | null;
   expiresAt: Date | null;
@@ -55,6 +56,8 @@ export class AuthService {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly config: Config,
+    /** Resolved credentials between requests; without one every request reads them. */
+    private readonly cache: CredentialCache<CredentialRow> | null = null,
   ) {}
 
   private hash(secret: string): string {
@@ -113,6 +116,10 @@ export class AuthService {
    * an ORM round trip per request is most of a cheap request's cost.
    */
   private async lookup(table: 'Session' | 'ApiToken', tokenHash: string): Promise<CredentialRow | null> {
+    const key = `${table}:${tokenHash}`;
+    const cached = this.cache?.get(key);
+    if (cached) return cached;
+    const mark = this.cache?.mark() ?? 0;
     const used = table === 'Session' ? 'k."lastSeenAt"' : 'k."lastUsedAt"';
     const csrf = table === 'Session' ? 'k."csrfToken"' : 'NULL';
     const text = `SELECT k.id AS "credentialId", ${csrf} AS "csrfToken", k."expiresAt", k."revokedAt", ${used} AS "usedAt",
@@ -124,7 +131,22 @@ export class AuthService {
       text,
       values: [tokenHash],
     });
-    return rows[0] ?? null;
+    const row = rows[0] ?? null;
+    if (row) this.cache?.set(key, row, mark);
+    return row;
+  }
+
+  /**
+   * Resolves once changes to sessions, tokens and users committed elsewhere (another process, SQL)
+   * before the call take effect here; without it they do within moments.
+   */
+  credentialsCurrent(): Promise<void> {
+    return this.cache?.sync() ?? Promise.resolve();
+  }
+
+  /** A request found the database unreachable: credentials are read again until it is back. */
+  databaseTrouble(): void {
+    this.cache?.suspect();
   }
 
   async resolveSession(token: string): Promise<Principal | null> {
@@ -139,6 +161,7 @@ export class AuthService {
         where: { id: session.credentialId },
         data: { lastSeenAt: new Date(now) },
       });
+      this.cache?.forgetUser(session.id);
     }
     return {
       user: userOf(session),
@@ -158,6 +181,7 @@ export class AuthService {
         where: { id: apiToken.credentialId },
         data: { lastUsedAt: new Date() },
       });
+      this.cache?.forgetUser(apiToken.id);
     }
     return { user: userOf(apiToken), sessionId: null, csrfToken: null, apiTokenId: apiToken.credentialId };
   }
@@ -167,6 +191,7 @@ export class AuthService {
       where: { id: sessionId, revokedAt: null },
       data: { revokedAt: new Date() },
     });
+    this.cache?.forgetAll();
   }
 
   listSessions(userId: string) {
@@ -187,6 +212,7 @@ export class AuthService {
       where: { id: sessionId, userId, revokedAt: null },
       data: { revokedAt: new Date() },
     });
+    this.cache?.forgetUser(userId);
     if (result.count === 0) throw notFound('No such session.');
     await recordAudit(this.prisma, {
       actorId: userId,
@@ -224,6 +250,7 @@ export class AuthService {
         data: { revokedAt: new Date() },
       }),
     ]);
+    this.cache?.forgetUser(principal.user.id);
     await recordAudit(this.prisma, {
       actorId: principal.user.id,
       action: 'auth.password-change',
@@ -265,6 +292,7 @@ export class AuthService {
       where: { id, userId, revokedAt: null },
       data: { revokedAt: new Date() },
     });
+    this.cache?.forgetUser(userId);
     if (result.count === 0) throw notFound('No such token.');
     await recordAudit(this.prisma, {
       actorId: userId,

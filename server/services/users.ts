@@ -4,6 +4,7 @@ import type { PrismaClient, User } from '../db/client.js';
 import { badRequest, conflict, notFound } from '../errors.js';
 import type { Role } from '../schemas/common.js';
 import { recordAudit } from './audit.js';
+import type { CredentialCache } from './credential-cache.js';
 import { hashPassword } from './passwords.js';
 import { hashSecret, newSecret } from './secrets.js';
 
@@ -56,6 +57,8 @@ export class UserService {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly config: Config,
+    /** The signed-in principals to forget when a user changes (role, disabled). */
+    private readonly credentials: Pick<CredentialCache<{ id: string }>, 'forgetUser'> | null = null,
   ) {}
 
   list() {
@@ -98,7 +101,7 @@ export class UserService {
     patch: { name?: string; role?: Role; disabled?: boolean },
     actor: Actor,
   ): Promise<User> {
-    return this.prisma.$transaction(async (tx) => {
+    const changed = await this.prisma.$transaction(async (tx) => {
       const user = await tx.user.findUnique({ where: { id } });
       if (!user) throw notFound('No such user.');
       const demoting = patch.role !== undefined && patch.role !== 'ADMIN' && user.role === 'ADMIN';
@@ -136,6 +139,8 @@ export class UserService {
       });
       return updated;
     });
+    this.credentials?.forgetUser(id);
+    return changed;
   }
 
   listInvites() {

@@ -223,6 +223,7 @@ describe('sign-in and sessions', () => {
       where: { userId: idle.userId },
       data: { lastSeenAt: new Date(Date.now() - t.config.sessionIdleMs - 1000) },
     });
+    await t.app.services.auth.credentialsCurrent();
     expect((await t.app.inject({ url: '/api/auth/me', headers: idle.headers })).statusCode).toBe(401);
 
     const old = await createAndSignIn(t, 'RATER');
@@ -230,6 +231,7 @@ describe('sign-in and sessions', () => {
       where: { userId: old.userId },
       data: { expiresAt: new Date(Date.now() - 1000) },
     });
+    await t.app.services.auth.credentialsCurrent();
     expect((await t.app.inject({ url: '/api/auth/me', headers: old.headers })).statusCode).toBe(401);
   });
 
@@ -426,9 +428,47 @@ describe('API tokens', () => {
       where: { id: apiToken.id },
       data: { expiresAt: new Date(Date.now() - 1000) },
     });
+    await t.app.services.auth.credentialsCurrent();
     expect(
       (await t.app.inject({ url: '/api/auth/me', headers: { authorization: `Bearer ${token}` } })).statusCode,
     ).toBe(401);
+  });
+});
+
+describe('credentials kept between requests', () => {
+  const me = (headers: Record<string, string>) => t.app.inject({ url: '/api/auth/me', headers });
+
+  it('are forgotten when another process revokes a session or disables a user', async () => {
+    const rater = await createAndSignIn(t, 'RATER');
+    const other = await createAndSignIn(t, 'RATER');
+    expect((await me(rater.headers)).statusCode).toBe(200);
+    expect((await me(other.headers)).statusCode).toBe(200);
+    // As the CLI or another server would: plain SQL on another connection.
+    await t.prisma
+      .$executeRaw`UPDATE "Session" SET "revokedAt" = now() WHERE "userId" = ${rater.userId}::uuid`;
+    await t.prisma.$executeRaw`UPDATE "User" SET "disabledAt" = now() WHERE id = ${other.userId}::uuid`;
+    await t.app.services.auth.credentialsCurrent();
+    expect((await me(rater.headers)).statusCode).toBe(401);
+    expect((await me(other.headers)).statusCode).toBe(401);
+  });
+
+  it('are not kept while the connection that hears of changes is down', async () => {
+    const rater = await createAndSignIn(t, 'RATER');
+    expect((await me(rater.headers)).statusCode).toBe(200);
+    const listeners = () => t.prisma.$queryRaw<{ pid: number }[]>`
+      SELECT pid FROM pg_stat_activity WHERE application_name = 'loom-credentials' AND datname = current_database()`;
+    const [listener] = await listeners();
+    expect(listener).toBeDefined();
+    await t.prisma.$queryRaw`SELECT pg_terminate_backend(${listener!.pid}::int)`;
+    // A change while nobody listens is never announced; the cache, emptied, reads it.
+    await expect.poll(listeners, { timeout: 2_000 }).toEqual([]);
+    await t.prisma
+      .$executeRaw`UPDATE "Session" SET "revokedAt" = now() WHERE "userId" = ${rater.userId}::uuid`;
+    expect((await me(rater.headers)).statusCode).toBe(401);
+    // The connection comes back by itself.
+    await expect.poll(async () => (await listeners()).length, { timeout: 10_000 }).toBe(1);
+    const again = await signIn(t, rater.email);
+    expect((await me(again.headers)).statusCode).toBe(200);
   });
 });
 

@@ -525,6 +525,7 @@ describe('submissions', () => {
 
       // Simulated accounts (the product's own CLI drives them) are not limited.
       await limited.prisma.user.update({ where: { id: rater!.userId }, data: { simulated: true } });
+      await limited.app.services.auth.credentialsCurrent();
       expect((await submit(limited, rater!, held!.id)).statusCode).toBe(201);
       for (let i = 0; i < 2; i++) {
         const assignment = await next(limited, rater!, setup.projectId);
