@@ -3,9 +3,9 @@
 // rounds page shows (no schema library here: the web bundle imports this file).
 
 export const ROUND_DEFAULTS = {
-  iterations: 30, // RL iterations per round: minutes on two cores at the built-in size
-  learningRate: 1e-4, // RL steps are noisy; faster rates let the policy hack a young reward model
-  beta: 0.1, // KL coefficient, above TRL's 0.05: reward models fit on a few hundred judgments are easy to exploit (DPO: β)
+  iterations: 90, // RL iterations per round: about a minute on two cores at the built-in size (30: win rate 0.74, 60: 0.77, 90: 0.78)
+  learningRate: 1.5e-4, // RL steps are noisy; 3e-4 let the policy hack a young reward model
+  beta: 0.05, // KL coefficient, TRL's; the reward model's likelihood term keeps the policy near its SFT start (DPO: β)
   samplesPerPrompt: 4, // RLOO's k: a lower-variance leave-one-out baseline than TRL's 2
   promptsPerIteration: 16, // prompts per rollout
   rewardModelEpochs: 2, // few comparisons per round: a second pass helps more than it overfits
