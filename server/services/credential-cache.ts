@@ -144,8 +144,7 @@ export class CredentialCache<T extends { id: string }> {
 
   private disable(): void {
     this.listening = false;
-    this.generation++;
-    this.entries.clear();
+    this.forgetAll();
   }
 
   private lost(client: pg.Client): void {

@@ -50,6 +50,11 @@ function requestHash(assignmentId: string, body: SubmitBody): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
+/** The answer to a stored submission: the judgment and until when U (undo) takes it back. */
+function storedAnswer(preferenceId: string, createdAt: Date) {
+  return { preferenceId, undoUntil: new Date(createdAt.getTime() + UNDO_WINDOW_MS).toISOString() };
+}
+
 /** The answer to a retried submission: the stored one, or a refusal when the body differs. */
 function replayOf(id: string, storedHash: string | null, createdAt: Date, hash: string) {
   if (storedHash !== hash) {
@@ -59,7 +64,7 @@ function replayOf(id: string, storedHash: string | null, createdAt: Date, hash: 
       'IDEMPOTENCY_MISMATCH',
     );
   }
-  return { preferenceId: id, undoUntil: new Date(createdAt.getTime() + UNDO_WINDOW_MS).toISOString() };
+  return storedAnswer(id, createdAt);
 }
 
 /** Deadlocks and serialization failures: PostgreSQL rolled the statement back; running it again is safe. */
@@ -521,10 +526,7 @@ export class QueueService {
     }
     if (!row) return null;
     this.leases.delete(assignmentId);
-    const stored = {
-      preferenceId: row.preferenceId,
-      undoUntil: new Date(row.storedAt.getTime() + UNDO_WINDOW_MS).toISOString(),
-    };
+    const stored = storedAnswer(row.preferenceId, row.storedAt);
     if (!body.next) return stored;
     if (row.id !== null) return { ...stored, next: this.remember(row) };
     // Nothing free in this draw (or only gold, or rows locked for a moment): the full search.
@@ -567,10 +569,7 @@ export class QueueService {
     }
     if (created) {
       this.leases.delete(assignmentId);
-      return {
-        preferenceId: created.id,
-        undoUntil: new Date(created.createdAt.getTime() + UNDO_WINDOW_MS).toISOString(),
-      };
+      return storedAnswer(created.id, created.createdAt);
     }
     // Nothing written: a concurrent request changed the lease, or the comparison is full.
     const again = await this.replay(raterId, idempotencyKey, hash);
