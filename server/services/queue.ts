@@ -15,6 +15,7 @@ import { badRequest, conflict, HttpError, notFound } from '../errors.js';
 import type { ShownChoice, SubmitBody } from '../schemas/rating.js';
 import type { Principal } from './auth.js';
 import { labelSchemaOf } from './projects.js';
+import { SubmitBatcher } from './submit-batch.js';
 
 /** How long after a submission U (undo) still works. */
 export const UNDO_WINDOW_MS = 60_000;
@@ -97,27 +98,44 @@ interface Judgment {
   criteria: Record<string, Choice>;
 }
 
-/** $1..$11 of the statements that store a judgment (storeCtes). */
-function judgmentValues(
+/** A judgment as it is written, with who wrote it and under which key. */
+function judgmentRow(
   principal: Principal,
   assignmentId: string,
   body: SubmitBody,
   judgment: Judgment,
   idempotencyKey: string,
-  hash: string,
-): unknown[] {
-  return [
+  requestHash: string,
+) {
+  return {
     assignmentId,
-    principal.user.id,
-    principal.user.simulated ? 'SIMULATED' : 'HUMAN',
-    judgment.choice,
-    judgment.strength,
-    JSON.stringify(judgment.criteria),
-    body.flags ?? [],
-    body.rationale?.trim() || null,
-    body.timeSpentMs,
+    raterId: principal.user.id,
+    source: principal.user.simulated ? ('SIMULATED' as const) : ('HUMAN' as const),
+    choice: judgment.choice,
+    strength: judgment.strength,
+    criteria: judgment.criteria,
+    flags: body.flags ?? [],
+    rationale: body.rationale?.trim() || null,
+    timeSpentMs: body.timeSpentMs,
     idempotencyKey,
-    hash,
+    requestHash,
+  };
+}
+
+/** $1..$11 of the statement that stores a judgment (storeCtes). */
+function judgmentValues(row: ReturnType<typeof judgmentRow>): unknown[] {
+  return [
+    row.assignmentId,
+    row.raterId,
+    row.source,
+    row.choice,
+    row.strength,
+    JSON.stringify(row.criteria),
+    row.flags,
+    row.rationale,
+    row.timeSpentMs,
+    row.idempotencyKey,
+    row.requestHash,
   ];
 }
 
@@ -161,19 +179,15 @@ interface LeaseMemo {
 
 type LeaseRow = ViewRow & LeaseMemo;
 
-type SubmitAndLeaseRow = { preferenceId: string; storedAt: Date; mayRate: boolean } & (
-  LeaseRow | { [K in keyof LeaseRow]: null }
-);
-
 /** Leases remembered per process (oldest forgotten first); a forgotten one is read back on submit. */
 const LEASE_MEMORY = 10_000;
 
 /**
  * The CTEs that lease the rater's next comparison, ending in `next_lease` (id, comparisonId,
  * expiresAt, swapped): a lease the rater holds and did not exclude (oldest first); else, while they
- * hold fewer than `max` (the lease `submitted` in this same statement not counted), the first
+ * hold fewer than `max`, the first
  * comparison in priority order with a free slot that they have not seen, locked (others skip it),
- * its slot taken and the lease written; nothing unless `when` holds. Arguments are SQL expressions.
+ * its slot taken and the lease written. Arguments are SQL expressions.
  */
 function leaseCtes(p: {
   project: string;
@@ -183,20 +197,16 @@ function leaseCtes(p: {
   seconds: string;
   exclude: string;
   max: string;
-  submitted?: string;
-  when?: string;
 }): string {
-  const open = p.submitted ? `AND a.id <> ${p.submitted}` : '';
-  const when = p.when ?? 'true';
   return `held AS (
       SELECT a.id, a."leasedAt" FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId"
       WHERE a."raterId" = ${p.rater} AND a.status = 'LEASED' AND a."expiresAt" > now()
-        AND c."projectId" = ${p.project} ${open}
+        AND c."projectId" = ${p.project}
     ), reuse AS (
-      SELECT id FROM held WHERE ${when} AND id <> ALL(${p.exclude}) ORDER BY "leasedAt" LIMIT 1
+      SELECT id FROM held WHERE id <> ALL(${p.exclude}) ORDER BY "leasedAt" LIMIT 1
     ), candidate AS (
       SELECT c.id FROM "Comparison" c
-      WHERE ${when} AND NOT EXISTS (SELECT 1 FROM reuse) AND (SELECT count(*) FROM held) < ${p.max}
+      WHERE NOT EXISTS (SELECT 1 FROM reuse) AND (SELECT count(*) FROM held) < ${p.max}
         AND c."projectId" = ${p.project} AND c."open" AND c."free" AND c."isGold" = ${p.gold}
         AND NOT EXISTS (SELECT 1 FROM "Assignment" x WHERE x."comparisonId" = c.id AND x."raterId" = ${p.rater})
       ORDER BY c.priority DESC, c.id
@@ -252,27 +262,6 @@ function storeCtes(guard = ''): string {
     )`;
 }
 
-/** The submitted judgment and, when the rater may go on here, their next lease, in one statement. */
-const SUBMIT_AND_LEASE = `WITH ${storeCtes(
-  `AND c."projectId" = $12 AND lease.swapped = $13 AND pj."labelSchema" = $14::jsonb`,
-)}, allowed AS (
-    SELECT pj.id, pj."leaseSeconds" FROM stored JOIN "Project" pj ON pj.id = $12
-    WHERE $20 AND pj."archivedAt" IS NULL
-      AND ($15 OR EXISTS (SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = pj.id AND m."userId" = $2))
-  ), ${leaseCtes({
-    project: '$12',
-    gold: '$16',
-    rater: '$2',
-    swapped: '$17',
-    seconds: '(SELECT "leaseSeconds" FROM allowed)',
-    exclude: '$18::uuid[]',
-    max: '$19',
-    submitted: '$1',
-    when: 'EXISTS (SELECT 1 FROM allowed)',
-  })}
-  SELECT s.id AS "preferenceId", s."createdAt" AS "storedAt", EXISTS (SELECT 1 FROM allowed) AS "mayRate", n.*
-  FROM stored s LEFT JOIN (SELECT ${LEASE_COLUMNS} FROM next_lease a ${LEASE_JOINS}) n ON true`;
-
 function viewOf(row: ViewRow): AssignmentViewData {
   return {
     id: row.id,
@@ -294,9 +283,11 @@ export class QueueService {
   private readonly db: pg.Pool;
   private readonly sweptAt = new Map<string, number>();
   private readonly leases = new Map<string, LeaseMemo>();
+  private readonly batcher: SubmitBatcher;
 
   constructor(private readonly prisma: PrismaClient) {
     this.db = poolOf(prisma);
+    this.batcher = new SubmitBatcher(this.db, LEASE_COLUMNS, LEASE_JOINS, MAX_ACTIVE_LEASES);
   }
 
   /** Runs one statement, again after a deadlock or serialization failure (both roll it back). */
@@ -485,8 +476,9 @@ export class QueueService {
   }
 
   /**
-   * The common case in one statement: a lease this process handed out, judged as its label schema
-   * allows, stored together with the rater's next lease. Null when that statement wrote nothing
+   * The common case, batched with the judgments that arrive meanwhile: a lease this process handed
+   * out, judged as its label schema allows, stored together with the rater's next lease. Null when
+   * nothing was written
    * (the lease changed, a key was taken, the schema was edited, ...): the caller then takes the
    * general path, which reads the state and answers each case.
    */
@@ -506,32 +498,27 @@ export class QueueService {
     }
     await this.sweepIfDue(memo.projectId);
     const exclude = body.next?.exclude ?? [];
-    let row: SubmitAndLeaseRow | undefined;
-    try {
-      [row] = await this.query<SubmitAndLeaseRow>(SUBMIT_AND_LEASE, [
-        ...judgmentValues(principal, assignmentId, body, judgment, idempotencyKey, hash),
-        memo.projectId,
-        memo.swapped,
-        JSON.stringify(memo.labelSchema),
-        principal.user.role === 'ADMIN',
-        memo.goldRate > 0 && Math.random() < memo.goldRate,
-        randomInt(2) === 1,
-        exclude,
-        MAX_ACTIVE_LEASES,
-        Boolean(body.next),
-      ]);
-    } catch (error) {
-      if (isRawUniqueViolation(error)) return null;
-      throw error;
-    }
-    if (!row) return null;
+    const result = await this.batcher.submit({
+      ...judgmentRow(principal, assignmentId, body, judgment, idempotencyKey, hash),
+      projectId: memo.projectId,
+      swapped: memo.swapped,
+      labelSchema: memo.labelSchema,
+      leaseSeconds: memo.leaseSeconds,
+      admin: principal.user.role === 'ADMIN',
+      next: Boolean(body.next),
+      exclude,
+      gold: memo.goldRate > 0 && Math.random() < memo.goldRate,
+      nextSwapped: randomInt(2) === 1,
+    });
+    if (!result) return null;
     this.leases.delete(assignmentId);
-    const stored = storedAnswer(row.preferenceId, row.storedAt);
+    const stored = storedAnswer(result.preferenceId, result.storedAt);
     if (!body.next) return stored;
-    if (row.id !== null) return { ...stored, next: this.remember(row) };
-    // Nothing free in this draw (or only gold, or rows locked for a moment): the full search.
-    const next = row.mayRate ? await this.next(principal, { id: memo.projectId, ...memo }, exclude) : null;
-    return { ...stored, next };
+    if (result.lease === 'search') {
+      // Nothing free in this batch's draw (or only gold, or rows locked for a moment): the full search.
+      return { ...stored, next: await this.next(principal, { id: memo.projectId, ...memo }, exclude) };
+    }
+    return { ...stored, next: result.lease ? this.remember(result.lease as LeaseRow) : null };
   }
 
   private async store(
@@ -558,7 +545,7 @@ export class QueueService {
     try {
       [created] = await this.query<{ id: string; createdAt: Date }>(
         `WITH ${storeCtes()} SELECT id, "createdAt" FROM stored`,
-        judgmentValues(principal, assignmentId, body, stored, idempotencyKey, hash),
+        judgmentValues(judgmentRow(principal, assignmentId, body, stored, idempotencyKey, hash)),
       );
     } catch (error) {
       if (!isRawUniqueViolation(error)) throw error;

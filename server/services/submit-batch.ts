@@ -1,0 +1,375 @@
+// Group commit for the rating hot path: the judgments that arrive while a batch is in the database
+// are stored, and their raters' next comparisons leased, together in the next batch: one
+// transaction of a few set-based statements for all of them, instead of one transaction and one
+// twenty-node statement each. Under load this divides what PostgreSQL spends per judgment (executor
+// set-up, commit, round trips, lock waits among a comparison's raters); a lone judgment is a batch
+// of one.
+import type pg from 'pg';
+import { statementName } from '../db/client.js';
+
+/** One judgment for the batch, checked and turned into A/B terms by the caller. */
+export interface BatchItem {
+  assignmentId: string;
+  raterId: string;
+  source: 'HUMAN' | 'SIMULATED';
+  choice: string;
+  strength: number | null;
+  criteria: Record<string, string>;
+  flags: string[];
+  rationale: string | null;
+  timeSpentMs: number;
+  idempotencyKey: string;
+  requestHash: string;
+  /** What the server handed out with the lease; the batch re-checks them on the locked rows. */
+  projectId: string;
+  swapped: boolean;
+  labelSchema: unknown;
+  leaseSeconds: number;
+  admin: boolean;
+  /** Whether the rater wants their next comparison, and which of their leases not to hand back. */
+  next: boolean;
+  exclude: string[];
+  /** Gold drawn for the next comparison; the side order of a new lease. */
+  gold: boolean;
+  nextSwapped: boolean;
+}
+
+/**
+ * What became of an item: not stored (`null`: the lease changed, the schema was edited, a key was
+ * taken, ...; the caller answers it on the general path), or stored with the rater's next lease
+ * (`lease`, a row of the caller's lease columns), `'search'` when this batch found none for them
+ * (the caller searches further) and `null` when they may not go on or did not ask.
+ */
+export type BatchResult = {
+  preferenceId: string;
+  storedAt: Date;
+  mayRate: boolean;
+  lease: pg.QueryResultRow | 'search' | null;
+} | null;
+
+interface Pending {
+  item: BatchItem;
+  resolve(result: BatchResult): void;
+  reject(error: unknown): void;
+}
+
+/** Judgments in one batch at most; more wait for the next. */
+const MAX_BATCH = 128;
+/** Batches in the database at once (each is one connection's transaction). */
+const MAX_IN_FLIGHT = 2;
+
+const ITEM_COLUMNS = `idx int, "assignmentId" uuid, "raterId" uuid, source "PreferenceSource", choice "Choice",
+  strength int, criteria jsonb, flags jsonb, rationale text, "timeSpentMs" int, "idempotencyKey" text,
+  "requestHash" text, "projectId" uuid, swapped boolean, "labelSchema" jsonb, admin boolean`;
+
+/**
+ * Stores every judgment whose lease is still open, of the project, side order and label schema it
+ * was handed out with, on a comparison not yet full: leases locked first, then comparisons, each
+ * in id order (so that concurrent batches cannot deadlock on them); a comparison judged by several
+ * raters of the batch takes as many votes as it has room for, in arrival order.
+ */
+const STORE = `WITH i AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(${ITEM_COLUMNS})
+  ), lease AS MATERIALIZED (
+    SELECT a.id, a."comparisonId", a.swapped, a."raterId", a.status FROM "Assignment" a
+    WHERE a.id IN (SELECT "assignmentId" FROM i) ORDER BY a.id FOR UPDATE
+  ), target AS MATERIALIZED (
+    SELECT i.*, lease."comparisonId", c."voteCount", c."requiredVotes",
+      pj."archivedAt" IS NULL AND (i.admin OR EXISTS (
+        SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = pj.id AND m."userId" = i."raterId")) AS "mayRate"
+    FROM i JOIN lease ON lease.id = i."assignmentId"
+    JOIN "Comparison" c ON c.id = lease."comparisonId" JOIN "Project" pj ON pj.id = c."projectId"
+    WHERE lease."raterId" = i."raterId" AND lease.status = 'LEASED' AND lease.swapped = i.swapped
+      AND c."projectId" = i."projectId" AND pj."labelSchema" = i."labelSchema"
+    ORDER BY c.id FOR UPDATE OF c
+  ), eligible AS MATERIALIZED (
+    SELECT * FROM (
+      SELECT target.*, row_number() OVER (PARTITION BY "comparisonId" ORDER BY idx) AS rank FROM target
+    ) ranked WHERE "voteCount" + rank <= "requiredVotes"
+  ), counted AS (
+    UPDATE "Comparison" c SET "voteCount" = c."voteCount" + g.n, "leaseCount" = c."leaseCount" - g.n
+    FROM (SELECT "comparisonId", count(*)::int AS n FROM eligible GROUP BY 1) g
+    WHERE c.id = g."comparisonId"
+    RETURNING c.id
+  ), claimed AS (
+    UPDATE "Assignment" a SET status = 'SUBMITTED', "completedAt" = now()
+    FROM eligible e WHERE a.id = e."assignmentId"
+    RETURNING a.id
+  ), stored AS (
+    INSERT INTO "Preference" ("comparisonId", "raterId", "assignmentId", source, choice, strength,
+      criteria, flags, rationale, "shownSwapped", "timeSpentMs", "idempotencyKey", "requestHash")
+    SELECT e."comparisonId", e."raterId", e."assignmentId", e.source, e.choice, e.strength, e.criteria,
+      ARRAY(SELECT jsonb_array_elements_text(e.flags)), e.rationale, e.swapped, e."timeSpentMs",
+      e."idempotencyKey", e."requestHash"
+    FROM eligible e JOIN counted ON counted.id = e."comparisonId" JOIN claimed ON claimed.id = e."assignmentId"
+    RETURNING id, "createdAt", "assignmentId"
+  )
+  SELECT e.idx, s.id AS "preferenceId", s."createdAt" AS "storedAt", e."mayRate"
+  FROM stored s JOIN eligible e ON e."assignmentId" = s."assignmentId"`;
+
+/** The open leases in their project of the raters who go on, oldest first. */
+const HELD = `SELECT i.idx, a.id FROM jsonb_to_recordset($1::jsonb) AS i(idx int, "raterId" uuid, "projectId" uuid)
+  JOIN "Assignment" a ON a."raterId" = i."raterId" AND a.status = 'LEASED' AND a."expiresAt" > now()
+  JOIN "Comparison" c ON c.id = a."comparisonId" AND c."projectId" = i."projectId"
+  ORDER BY a."leasedAt"`;
+
+/**
+ * The first comparisons in priority order with a free slot, locked (other batches and requests
+ * skip them), with how many slots each has and who has ever been handed it.
+ */
+const CANDIDATES = `SELECT c.id, c."requiredVotes" - c."voteCount" - c."leaseCount" AS slots,
+    ARRAY(SELECT x."raterId" FROM "Assignment" x WHERE x."comparisonId" = c.id) AS seen
+  FROM "Comparison" c
+  WHERE c."projectId" = $1 AND c."open" AND c."free" AND c."isGold" = $2
+  ORDER BY c.priority DESC, c.id
+  LIMIT $3
+  FOR UPDATE OF c SKIP LOCKED`;
+
+/**
+ * The new leases written and their comparisons' slots taken; answers every lease handed back
+ * (new and reused, `$2`) with `columns` of the lease `a`, joined by `joins`.
+ */
+function leaseStatement(columns: string, joins: string): string {
+  return `WITH n AS (
+      SELECT * FROM jsonb_to_recordset($1::jsonb) AS n("comparisonId" uuid, "raterId" uuid, swapped boolean, seconds int)
+    ), leased AS (
+      -- Lease times come from the database's clock, the one every expiry check uses.
+      INSERT INTO "Assignment" ("comparisonId", "raterId", swapped, "expiresAt")
+      SELECT "comparisonId", "raterId", swapped, now() + make_interval(secs => seconds) FROM n
+      RETURNING id, "comparisonId", "raterId", swapped, "expiresAt"
+    ), taken AS (
+      UPDATE "Comparison" c SET "leaseCount" = c."leaseCount" + g.k
+      FROM (SELECT "comparisonId", count(*)::int AS k FROM n GROUP BY 1) g WHERE c.id = g."comparisonId"
+      RETURNING c.id
+    )
+    SELECT a."raterId", a."comparisonId", ${columns} FROM (
+      SELECT id, "comparisonId", "raterId", swapped, "expiresAt" FROM leased
+      UNION ALL
+      SELECT id, "comparisonId", "raterId", swapped, "expiresAt" FROM "Assignment" WHERE id = ANY($2::uuid[])
+    ) a ${joins}`;
+}
+
+function isDeadlock(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
+export class SubmitBatcher {
+  private pending: Pending[] = [];
+  private inFlight = 0;
+  private readonly leaseSql: string;
+
+  /**
+   * `leaseColumns` and `leaseJoins` give the rows handed back for leases (the caller's view of a
+   * lease `a`); `maxLeases` is how many open leases a rater may hold in a project.
+   */
+  constructor(
+    private readonly db: pg.Pool,
+    leaseColumns: string,
+    leaseJoins: string,
+    private readonly maxLeases: number,
+  ) {
+    this.leaseSql = leaseStatement(leaseColumns, leaseJoins);
+  }
+
+  submit(item: BatchItem): Promise<BatchResult> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ item, resolve, reject });
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    while (this.inFlight < MAX_IN_FLIGHT && this.pending.length > 0) {
+      // One lease per batch: a repeated one (a retry racing its original) waits for the next.
+      const batch: Pending[] = [];
+      const rest: Pending[] = [];
+      const leases = new Set<string>();
+      for (const entry of this.pending) {
+        if (batch.length < MAX_BATCH && !leases.has(entry.item.assignmentId)) {
+          leases.add(entry.item.assignmentId);
+          batch.push(entry);
+        } else rest.push(entry);
+      }
+      this.pending = rest;
+      this.inFlight++;
+      void this.run(batch).finally(() => {
+        this.inFlight--;
+        this.flush();
+      });
+    }
+  }
+
+  private async run(batch: Pending[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.db.connect().catch((error: unknown) => {
+        for (const entry of batch) entry.reject(error);
+        return null;
+      });
+      if (!client) return;
+      let results: BatchResult[];
+      try {
+        results = await this.transaction(
+          client,
+          batch.map((entry) => entry.item),
+        );
+        client.release();
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        client.release();
+        if (isDeadlock(error) && attempt < 5) continue;
+        // Nothing of the batch was stored: each judgment is answered on the general path.
+        for (const entry of batch) entry.resolve(null);
+        return;
+      }
+      batch.forEach((entry, index) => entry.resolve(results[index] ?? null));
+      return;
+    }
+  }
+
+  private async query<T extends pg.QueryResultRow>(client: pg.PoolClient, text: string, values: unknown[]) {
+    return (await client.query<T>({ name: statementName(text), text, values })).rows;
+  }
+
+  private async transaction(client: pg.PoolClient, items: BatchItem[]): Promise<BatchResult[]> {
+    await client.query('BEGIN');
+    const stored = await this.query<{ idx: number; preferenceId: string; storedAt: Date; mayRate: boolean }>(
+      client,
+      STORE,
+      [
+        JSON.stringify(
+          items.map((item, idx) => ({
+            idx,
+            assignmentId: item.assignmentId,
+            raterId: item.raterId,
+            source: item.source,
+            choice: item.choice,
+            strength: item.strength,
+            criteria: item.criteria,
+            flags: item.flags,
+            rationale: item.rationale,
+            timeSpentMs: item.timeSpentMs,
+            idempotencyKey: item.idempotencyKey,
+            requestHash: item.requestHash,
+            projectId: item.projectId,
+            swapped: item.swapped,
+            labelSchema: item.labelSchema,
+            admin: item.admin,
+          })),
+        ),
+      ],
+    );
+    const results: BatchResult[] = items.map(() => null);
+    for (const row of stored) {
+      results[row.idx] = {
+        preferenceId: row.preferenceId,
+        storedAt: row.storedAt,
+        mayRate: row.mayRate,
+        lease: null,
+      };
+    }
+    const going = stored.filter((row) => row.mayRate && items[row.idx]!.next).map((row) => row.idx);
+    if (going.length > 0) {
+      // The judgments stand whatever happens to the leases: a failure there rolls back only them,
+      // and their raters search on their own.
+      await client.query('SAVEPOINT leases');
+      try {
+        await this.lease(client, items, going, results);
+        await client.query('RELEASE SAVEPOINT leases');
+      } catch (error) {
+        if (isDeadlock(error)) throw error;
+        await client.query('ROLLBACK TO SAVEPOINT leases');
+        for (const idx of going) results[idx]!.lease = 'search';
+      }
+    }
+    await client.query('COMMIT');
+    return results;
+  }
+
+  /** Hands each rater who goes on a lease they hold (not excluded) or a new one, greedily in order. */
+  private async lease(
+    client: pg.PoolClient,
+    items: BatchItem[],
+    going: number[],
+    results: BatchResult[],
+  ): Promise<void> {
+    const held = new Map<number, string[]>();
+    for (const row of await this.query<{ idx: number; id: string }>(client, HELD, [
+      JSON.stringify(
+        going.map((idx) => ({ idx, raterId: items[idx]!.raterId, projectId: items[idx]!.projectId })),
+      ),
+    ])) {
+      const list = held.get(row.idx) ?? [];
+      list.push(row.id);
+      held.set(row.idx, list);
+    }
+    const reused = new Map<string, number[]>();
+    // Raters needing a new lease, per project: gold first for those who drew it.
+    const wanting = new Map<string, { gold: number[]; plain: number[] }>();
+    for (const idx of going) {
+      const item = items[idx]!;
+      const mine = held.get(idx) ?? [];
+      const reuse = mine.find((id) => !item.exclude.includes(id));
+      results[idx]!.lease = 'search';
+      if (reuse) {
+        reused.set(reuse, [...(reused.get(reuse) ?? []), idx]);
+        continue;
+      }
+      if (mine.length >= this.maxLeases) {
+        results[idx]!.lease = null;
+        continue;
+      }
+      const group = wanting.get(item.projectId) ?? { gold: [], plain: [] };
+      (item.gold ? group.gold : group.plain).push(idx);
+      wanting.set(item.projectId, group);
+    }
+    const fresh: { comparisonId: string; raterId: string; swapped: boolean; seconds: number }[] = [];
+    const freshOf = new Map<string, number>();
+    for (const [projectId, group] of wanting) {
+      const draw = async (gold: boolean, raters: number[]): Promise<number[]> => {
+        if (raters.length === 0) return [];
+        const candidates = await this.query<{ id: string; slots: number; seen: string[] }>(
+          client,
+          CANDIDATES,
+          [projectId, gold, 2 * raters.length + 8],
+        );
+        const left: number[] = [];
+        for (const idx of raters) {
+          const item = items[idx]!;
+          const pick = candidates.find((c) => c.slots > 0 && !c.seen.includes(item.raterId));
+          if (!pick) {
+            left.push(idx);
+            continue;
+          }
+          pick.slots--;
+          pick.seen.push(item.raterId);
+          freshOf.set(`${pick.id}/${item.raterId}`, idx);
+          fresh.push({
+            comparisonId: pick.id,
+            raterId: item.raterId,
+            swapped: item.nextSwapped,
+            seconds: item.leaseSeconds,
+          });
+        }
+        return left;
+      };
+      // Gold is mixed in at the project's rate: tried first when drawn, else after the rest (the
+      // caller's search tries gold for those this batch leaves without a lease).
+      const noGold = await draw(true, group.gold);
+      await draw(
+        false,
+        [...noGold, ...group.plain].sort((a, b) => a - b),
+      );
+    }
+    if (fresh.length === 0 && reused.size === 0) return;
+    const rows = await this.query<pg.QueryResultRow & { raterId: string; id: string; comparisonId: string }>(
+      client,
+      this.leaseSql,
+      [JSON.stringify(fresh), [...reused.keys()]],
+    );
+    for (const row of rows) {
+      const fresh = freshOf.get(`${row.comparisonId}/${row.raterId}`);
+      for (const idx of fresh !== undefined ? [fresh] : (reused.get(row.id) ?? [])) results[idx]!.lease = row;
+    }
+  }
+}
