@@ -15,7 +15,7 @@ import { badRequest, conflict, HttpError, notFound } from '../errors.js';
 import type { ShownChoice, SubmitBody } from '../schemas/rating.js';
 import type { Principal } from './auth.js';
 import { labelSchemaOf } from './projects.js';
-import { SubmitBatcher } from './submit-batch.js';
+import { SubmitBatcher, type BatchItem, type BatchResult, type StoredJudgment } from './submit-batch.js';
 
 /** How long after a submission U (undo) still works. */
 export const UNDO_WINDOW_MS = 60_000;
@@ -106,11 +106,11 @@ function judgmentRow(
   judgment: Judgment,
   idempotencyKey: string,
   requestHash: string,
-) {
+): StoredJudgment {
   return {
     assignmentId,
     raterId: principal.user.id,
-    source: principal.user.simulated ? ('SIMULATED' as const) : ('HUMAN' as const),
+    source: principal.user.simulated ? 'SIMULATED' : 'HUMAN',
     choice: judgment.choice,
     strength: judgment.strength,
     criteria: judgment.criteria,
@@ -123,7 +123,7 @@ function judgmentRow(
 }
 
 /** $1..$11 of the statement that stores a judgment (storeCtes). */
-function judgmentValues(row: ReturnType<typeof judgmentRow>): unknown[] {
+function judgmentValues(row: StoredJudgment): unknown[] {
   return [
     row.assignmentId,
     row.raterId,
@@ -179,15 +179,19 @@ interface LeaseMemo {
 
 type LeaseRow = ViewRow & LeaseMemo;
 
+type SubmitAndLeaseRow = { preferenceId: string; storedAt: Date; mayRate: boolean } & (
+  LeaseRow | { [K in keyof LeaseRow]: null }
+);
+
 /** Leases remembered per process (oldest forgotten first); a forgotten one is read back on submit. */
 const LEASE_MEMORY = 10_000;
 
 /**
  * The CTEs that lease the rater's next comparison, ending in `next_lease` (id, comparisonId,
  * expiresAt, swapped): a lease the rater holds and did not exclude (oldest first); else, while they
- * hold fewer than `max`, the first
+ * hold fewer than `max` (the lease `submitted` in this same statement not counted), the first
  * comparison in priority order with a free slot that they have not seen, locked (others skip it),
- * its slot taken and the lease written. Arguments are SQL expressions.
+ * its slot taken and the lease written; nothing unless `when` holds. Arguments are SQL expressions.
  */
 function leaseCtes(p: {
   project: string;
@@ -197,16 +201,20 @@ function leaseCtes(p: {
   seconds: string;
   exclude: string;
   max: string;
+  submitted?: string;
+  when?: string;
 }): string {
+  const open = p.submitted ? `AND a.id <> ${p.submitted}` : '';
+  const when = p.when ?? 'true';
   return `held AS (
       SELECT a.id, a."leasedAt" FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId"
       WHERE a."raterId" = ${p.rater} AND a.status = 'LEASED' AND a."expiresAt" > now()
-        AND c."projectId" = ${p.project}
+        AND c."projectId" = ${p.project} ${open}
     ), reuse AS (
-      SELECT id FROM held WHERE id <> ALL(${p.exclude}) ORDER BY "leasedAt" LIMIT 1
+      SELECT id FROM held WHERE ${when} AND id <> ALL(${p.exclude}) ORDER BY "leasedAt" LIMIT 1
     ), candidate AS (
       SELECT c.id FROM "Comparison" c
-      WHERE NOT EXISTS (SELECT 1 FROM reuse) AND (SELECT count(*) FROM held) < ${p.max}
+      WHERE ${when} AND NOT EXISTS (SELECT 1 FROM reuse) AND (SELECT count(*) FROM held) < ${p.max}
         AND c."projectId" = ${p.project} AND c."open" AND c."free" AND c."isGold" = ${p.gold}
         AND NOT EXISTS (SELECT 1 FROM "Assignment" x WHERE x."comparisonId" = c.id AND x."raterId" = ${p.rater})
       ORDER BY c.priority DESC, c.id
@@ -262,6 +270,27 @@ function storeCtes(guard = ''): string {
     )`;
 }
 
+/** The submitted judgment and, when the rater may go on here, their next lease, in one statement. */
+const SUBMIT_AND_LEASE = `WITH ${storeCtes(
+  `AND c."projectId" = $12 AND lease.swapped = $13 AND pj."labelSchema" = $14::jsonb`,
+)}, allowed AS (
+    SELECT pj.id, pj."leaseSeconds" FROM stored JOIN "Project" pj ON pj.id = $12
+    WHERE $20 AND pj."archivedAt" IS NULL
+      AND ($15 OR EXISTS (SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = pj.id AND m."userId" = $2))
+  ), ${leaseCtes({
+    project: '$12',
+    gold: '$16',
+    rater: '$2',
+    swapped: '$17',
+    seconds: '(SELECT "leaseSeconds" FROM allowed)',
+    exclude: '$18::uuid[]',
+    max: '$19',
+    submitted: '$1',
+    when: 'EXISTS (SELECT 1 FROM allowed)',
+  })}
+  SELECT s.id AS "preferenceId", s."createdAt" AS "storedAt", EXISTS (SELECT 1 FROM allowed) AS "mayRate", n.*
+  FROM stored s LEFT JOIN (SELECT ${LEASE_COLUMNS} FROM next_lease a ${LEASE_JOINS}) n ON true`;
+
 function viewOf(row: ViewRow): AssignmentViewData {
   return {
     id: row.id,
@@ -287,7 +316,35 @@ export class QueueService {
 
   constructor(private readonly prisma: PrismaClient) {
     this.db = poolOf(prisma);
-    this.batcher = new SubmitBatcher(this.db, LEASE_COLUMNS, LEASE_JOINS, MAX_ACTIVE_LEASES);
+    this.batcher = new SubmitBatcher(this.db, LEASE_COLUMNS, LEASE_JOINS, MAX_ACTIVE_LEASES, (item) =>
+      this.submitOne(item),
+    );
+  }
+
+  /** A lone judgment and, when the rater may go on here, their next lease, in one statement. */
+  private async submitOne(item: BatchItem): Promise<BatchResult> {
+    let row: SubmitAndLeaseRow | undefined;
+    try {
+      [row] = await this.query<SubmitAndLeaseRow>(SUBMIT_AND_LEASE, [
+        ...judgmentValues(item),
+        item.projectId,
+        item.swapped,
+        JSON.stringify(item.labelSchema),
+        item.admin,
+        item.gold,
+        item.nextSwapped,
+        item.exclude,
+        MAX_ACTIVE_LEASES,
+        item.next,
+      ]);
+    } catch (error) {
+      if (isRawUniqueViolation(error)) return null;
+      throw error;
+    }
+    if (!row) return null;
+    const { preferenceId, storedAt, mayRate } = row;
+    const lease = row.id !== null ? row : mayRate ? 'search' : null;
+    return { preferenceId, storedAt, mayRate, lease };
   }
 
   /** Runs one statement, again after a deadlock or serialization failure (both roll it back). */
