@@ -321,6 +321,14 @@ export class QueueService {
     );
   }
 
+  /**
+   * The batches of judgments this process has run (more than one judgment each), the judgments in
+   * them, the batches that failed (and went one by one), and how many wait for a batch now.
+   */
+  batchStats(): { batches: number; judgments: number; failed: number; queued: number } {
+    return { ...this.batcher.stats, queued: this.batcher.queued };
+  }
+
   /** A lone judgment and, when the rater may go on here, their next lease, in one statement. */
   private async submitOne(item: BatchItem): Promise<BatchResult> {
     let row: SubmitAndLeaseRow | undefined;

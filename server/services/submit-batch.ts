@@ -96,18 +96,16 @@ const STORE = `WITH i AS MATERIALIZED (
     UPDATE "Comparison" c SET "voteCount" = c."voteCount" + g.n, "leaseCount" = c."leaseCount" - g.n
     FROM (SELECT "comparisonId", count(*)::int AS n FROM eligible GROUP BY 1) g
     WHERE c.id = g."comparisonId"
-    RETURNING c.id
   ), claimed AS (
     UPDATE "Assignment" a SET status = 'SUBMITTED', "completedAt" = now()
     FROM eligible e WHERE a.id = e."assignmentId"
-    RETURNING a.id
   ), stored AS (
     INSERT INTO "Preference" ("comparisonId", "raterId", "assignmentId", source, choice, strength,
       criteria, flags, rationale, "shownSwapped", "timeSpentMs", "idempotencyKey", "requestHash")
     SELECT e."comparisonId", e."raterId", e."assignmentId", e.source, e.choice, e.strength, e.criteria,
       ARRAY(SELECT jsonb_array_elements_text(e.flags)), e.rationale, e.swapped, e."timeSpentMs",
       e."idempotencyKey", e."requestHash"
-    FROM eligible e JOIN counted ON counted.id = e."comparisonId" JOIN claimed ON claimed.id = e."assignmentId"
+    FROM eligible e
     RETURNING id, "createdAt", "assignmentId"
   ), held AS (
     SELECT e.idx, array_agg(a.id ORDER BY a."leasedAt") AS ids
@@ -162,8 +160,18 @@ function isDeadlock(error: unknown): boolean {
 }
 
 export class SubmitBatcher {
+  /**
+   * Batches of more than one judgment run so far, the judgments they held, and the batches that
+   * stored nothing because one of their statements failed (their judgments went one by one).
+   */
+  readonly stats = { batches: 0, judgments: 0, failed: 0 };
   private pending: Pending[] = [];
   private inFlight = 0;
+
+  /** Judgments waiting for a place in a batch. */
+  get queued(): number {
+    return this.pending.length;
+  }
   private readonly leaseSql: string;
 
   /**
@@ -214,6 +222,8 @@ export class SubmitBatcher {
       const [{ item, resolve, reject }] = batch as [Pending];
       return this.one(item).then(resolve, reject);
     }
+    this.stats.batches++;
+    this.stats.judgments += batch.length;
     for (let attempt = 1; ; attempt++) {
       const client = await this.db.connect().catch((error: unknown) => {
         for (const entry of batch) entry.reject(error);
@@ -232,6 +242,7 @@ export class SubmitBatcher {
         client.release();
         if (isDeadlock(error) && attempt < 5) continue;
         // Nothing of the batch was stored: each judgment is answered on the general path.
+        this.stats.failed++;
         for (const entry of batch) entry.resolve(null);
         return;
       }
