@@ -237,20 +237,20 @@ export async function main(): Promise<void> {
     await analyze.query('ANALYZE');
     await analyze.end();
 
-    // Throughput: every rater takes and submits as fast as the server answers (no thinking).
-    console.log(`rating: throughput, ${RATERS} raters without pauses for ${SECONDS} s...`);
-    const busy = await ratePhase(origin, project.id, sessions, 0);
-    console.log(
-      `rating: ${busy.submitted} submissions in ${busy.seconds.toFixed(1)} s = ${busy.rate.toFixed(0)}/s; ` +
-        `next p50 ${busy.p50.toFixed(1)} ms, p99 ${busy.p99.toFixed(1)} ms; errors ${busy.errors}`,
-    );
-    // Latency: the same raters pausing between judgments as raters do (people take seconds to
+    // Latency: the raters pausing between judgments as raters do (people take seconds to
     // minutes per comparison; THINK_MS is far quicker, to keep the load high).
     console.log(`rating: latency, ${RATERS} raters pausing ~${THINK_MS} ms per judgment for ${SECONDS} s...`);
     const paced = await ratePhase(origin, project.id, sessions, THINK_MS);
     console.log(
       `rating: ${paced.submitted} submissions = ${paced.rate.toFixed(0)}/s; next p50 ${paced.p50.toFixed(1)} ms, ` +
         `p99 ${paced.p99.toFixed(1)} ms; errors ${paced.errors}`,
+    );
+    // Throughput: the same raters taking and submitting as fast as the server answers (no thinking).
+    console.log(`rating: throughput, ${RATERS} raters without pauses for ${SECONDS} s...`);
+    const busy = await ratePhase(origin, project.id, sessions, 0);
+    console.log(
+      `rating: ${busy.submitted} submissions in ${busy.seconds.toFixed(1)} s = ${busy.rate.toFixed(0)}/s; ` +
+        `next p50 ${busy.p50.toFixed(1)} ms, p99 ${busy.p99.toFixed(1)} ms; errors ${busy.errors}`,
     );
     console.log(
       `rating: submit_vs_raw_insert=${(busy.rate / raw).toFixed(3)} next_p99_ms=${paced.p99.toFixed(1)} ` +

@@ -491,3 +491,31 @@ describe('sign-in rate limit', () => {
     }
   });
 });
+
+describe('security headers', () => {
+  it('come with every response: answers, errors and signed-in requests alike', async () => {
+    const rater = await createAndSignIn(t, 'RATER');
+    const responses = [
+      await t.app.inject({ method: 'GET', url: '/api/health' }),
+      await t.app.inject({ method: 'GET', url: '/api/no-such-route' }),
+      await t.app.inject({ method: 'GET', url: '/api/auth/me', headers: rater.headers }),
+    ];
+    expect(responses.map((response) => response.statusCode)).toEqual([200, 404, 200]);
+    for (const response of responses) {
+      const csp = String(response.headers['content-security-policy']);
+      expect(csp).toContain("default-src 'self'");
+      expect(csp).toMatch(/script-src 'self'( 'sha256-[^']+')*;/);
+      expect(csp).toContain("object-src 'none'");
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(csp).not.toContain('unsafe-eval');
+      expect(response.headers).toMatchObject({
+        'x-content-type-options': 'nosniff',
+        'x-frame-options': 'SAMEORIGIN',
+        'referrer-policy': 'no-referrer',
+        'cross-origin-opener-policy': 'same-origin',
+        'strict-transport-security': expect.stringContaining('max-age='),
+      });
+      expect(response.headers['cross-origin-embedder-policy']).toBeUndefined();
+    }
+  });
+});
