@@ -1,9 +1,9 @@
-// Group commit for the rating hot path: the judgments that arrive while a batch is in the database
-// are stored, and their raters' next comparisons leased, together in the next batch: one
-// transaction of a few set-based statements for all of them, instead of one transaction and one
-// twenty-node statement each. Under load this divides what PostgreSQL spends per judgment (executor
-// set-up, commit, round trips, lock waits among a comparison's raters); a lone judgment is a batch
-// of one.
+// Group commit for the rating hot path: the judgments that arrive while batches are in the
+// database are stored, and their raters' next comparisons leased, together in the next batch: one
+// transaction of three set-based statements for all of them (store, candidates, leases), instead of
+// one transaction and one twenty-node statement each. Under load this divides what PostgreSQL
+// spends per judgment (executor set-up, commit, round trips, lock waits among a comparison's
+// raters); a lone judgment still takes the single statement, the quickest way when nothing waits.
 import type pg from 'pg';
 import { statementName } from '../db/client.js';
 
@@ -59,8 +59,12 @@ interface Pending {
 
 /** Judgments in one batch at most; more wait for the next. */
 const MAX_BATCH = 128;
-/** Batches in the database at once (each is one connection's transaction). */
-const MAX_IN_FLIGHT = Number(process.env.LOOM_BATCHES ?? 2);
+/**
+ * Batches in the database at once (each is one connection's transaction). Two keep PostgreSQL busy
+ * while the server reads a batch's answers and writes the next; more only wait on each other's
+ * row locks (three gave the same throughput, one a worse latency).
+ */
+const MAX_IN_FLIGHT = 2;
 
 const ITEM_COLUMNS = `idx int, "assignmentId" uuid, "raterId" uuid, source "PreferenceSource", choice "Choice",
   strength int, criteria jsonb, flags jsonb, rationale text, "timeSpentMs" int, "idempotencyKey" text,
