@@ -9,7 +9,7 @@
 // Ends with `rating: submit_vs_raw_insert=<ratio> next_p99_ms=<ms> errors=<count>` (errors of both).
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
+import net from 'node:net';
 import pg from 'pg';
 import { benchDatabase, seedComparisons } from './database.js';
 import { startProductionServer, type ServerProcess } from './server.js';
@@ -23,32 +23,91 @@ const PROMPTS = Number(process.env.BENCH_PROMPTS ?? 40_000);
 const THINK_MS = Number(process.env.BENCH_THINK_MS ?? 1000);
 const RAW_CLIENTS = 16;
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: RATERS + 10 });
+interface Answer {
+  status: number;
+  body: string;
+  setCookie: string[];
+}
 
-function request(
-  origin: string,
-  method: string,
-  url: string,
-  headers: Record<string, string>,
-  body?: unknown,
-) {
-  return new Promise<{ status: number; body: string; setCookie: string[] }>((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      `${origin}${url}`,
-      { method, agent, headers: { ...headers, ...(payload ? { 'content-type': 'application/json' } : {}) } },
-      (res) => {
-        let data = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (data += chunk));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: data, setCookie: res.headers['set-cookie'] ?? [] }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
+/**
+ * A simulated rater's keep-alive HTTP/1.1 connection, one request at a time (as a browser tab
+ * rates). The load generator shares the machine's two cores with the server and PostgreSQL, where
+ * node:http's client would cost about half of what the server spends per request: this one writes
+ * a request as one string and reads the answer by its content-length (the server always sends one).
+ */
+class RaterConnection {
+  private socket: net.Socket | null = null;
+  private received: Buffer = Buffer.alloc(0);
+  private waiting: { resolve(answer: Answer): void; reject(error: Error): void } | null = null;
+
+  constructor(private readonly origin: URL) {}
+
+  request(method: string, url: string, headers: Record<string, string>, body?: unknown): Promise<Answer> {
+    if (this.waiting) return Promise.reject(new Error('one request at a time'));
+    const socket = (this.socket ??= this.connect());
+    const payload = body === undefined ? '' : JSON.stringify(body);
+    let head = `${method} ${url} HTTP/1.1\r\nhost: ${this.origin.host}\r\n`;
+    for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
+    if (payload) head += 'content-type: application/json\r\n';
+    head += `content-length: ${Buffer.byteLength(payload)}\r\n\r\n`;
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+      socket.write(head + payload);
+    });
+  }
+
+  close(): void {
+    this.socket?.destroy();
+  }
+
+  private connect(): net.Socket {
+    const socket = net.connect(Number(this.origin.port), this.origin.hostname);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.read(chunk));
+    socket.on('error', (error) => this.fail(error));
+    socket.on('close', () => {
+      if (this.socket === socket) this.socket = null;
+      this.fail(new Error('the server closed the connection'));
+    });
+    return socket;
+  }
+
+  private read(chunk: Buffer): void {
+    this.received = this.received.length > 0 ? Buffer.concat([this.received, chunk]) : chunk;
+    const headEnd = this.received.indexOf('\r\n\r\n');
+    if (headEnd < 0) return;
+    const head = this.received.subarray(0, headEnd).toString('latin1');
+    const length = /\r\ncontent-length: *(\d+)/i.exec(head)?.[1];
+    if (length === undefined) {
+      this.fail(new Error(`an answer without content-length: ${head.split('\r\n')[0]}`));
+      this.socket?.destroy();
+      return;
+    }
+    const end = headEnd + 4 + Number(length);
+    if (this.received.length < end) return;
+    const answer = {
+      status: Number(head.slice(9, 12)),
+      body: this.received.subarray(headEnd + 4, end).toString('utf8'),
+      setCookie: [...head.matchAll(/\r\nset-cookie: *([^\r]*)/gi)].map((match) => match[1]!),
+    };
+    this.received = this.received.subarray(end);
+    const waiting = this.waiting;
+    this.waiting = null;
+    waiting?.resolve(answer);
+  }
+
+  private fail(error: Error): void {
+    this.received = Buffer.alloc(0);
+    const waiting = this.waiting;
+    this.waiting = null;
+    waiting?.reject(error);
+  }
+}
+
+/** A signed-in simulated rater: their connection and the headers that carry their session. */
+interface Rater {
+  connection: RaterConnection;
+  headers: Record<string, string>;
 }
 
 function percentile(values: number[], p: number): number {
@@ -94,9 +153,8 @@ interface Phase {
  * paced raters start at random moments within the first pause.
  */
 async function ratePhase(
-  origin: string,
   projectId: string,
-  sessions: Record<string, string>[],
+  raters: Rater[],
   thinkMs: number,
   duration = SECONDS,
 ): Promise<Phase> {
@@ -106,7 +164,7 @@ async function ratePhase(
   const started = Date.now();
   const end = started + duration * 1000;
   await Promise.all(
-    sessions.map(async (headers) => {
+    raters.map(async ({ connection, headers }) => {
       // Paced raters arrive spread over one pause, not all in the same millisecond.
       if (thinkMs > 0) await new Promise((resolve) => setTimeout(resolve, thinkMs * 1.5 * Math.random()));
       // As the rating page does: the first comparison, then each submission asks for the next one.
@@ -115,8 +173,7 @@ async function ratePhase(
         try {
           if (!assignment) {
             const t0 = performance.now();
-            const next = await request(
-              origin,
+            const next = await connection.request(
               'POST',
               `/api/projects/${projectId}/assignments/next`,
               headers,
@@ -133,8 +190,7 @@ async function ratePhase(
           if (thinkMs > 0)
             await new Promise((resolve) => setTimeout(resolve, thinkMs * (0.5 + Math.random())));
           const t0 = performance.now();
-          const submit = await request(
-            origin,
+          const submit = await connection.request(
             'POST',
             `/api/assignments/${assignment.id}/submit`,
             { ...headers, 'idempotency-key': randomUUID() },
@@ -173,6 +229,7 @@ export async function main(): Promise<void> {
   const database = await benchDatabase('rating');
   const databaseUrl = database.url;
   let server: ServerProcess | null = null;
+  const raters: Rater[] = [];
   try {
     console.log(`rating: raw INSERT baseline (${RAW_CLIENTS} clients, 5 s)...`);
     const rawBefore = await rawInsertRate(databaseUrl);
@@ -211,12 +268,11 @@ export async function main(): Promise<void> {
       ...(process.env.BENCH_POOL ? { DB_POOL_MAX: process.env.BENCH_POOL } : {}),
     });
     const origin = server.origin;
-    const sessions: Record<string, string>[] = [];
     for (let i = 0; i < RATERS; i += 10) {
       const batch = await Promise.all(
         raterIds.slice(i, i + 10).map(async (_, j) => {
-          const login = await request(
-            origin,
+          const connection = new RaterConnection(new URL(origin));
+          const login = await connection.request(
             'POST',
             '/api/auth/login',
             {},
@@ -224,17 +280,18 @@ export async function main(): Promise<void> {
           );
           if (login.status !== 200) throw new Error(`login ${login.status} ${login.body}`);
           const cookie = login.setCookie.map((c) => c.split(';')[0]).join('; ');
-          return { cookie, 'x-csrf-token': (JSON.parse(login.body) as { csrfToken: string }).csrfToken };
+          const csrfToken = (JSON.parse(login.body) as { csrfToken: string }).csrfToken;
+          return { connection, headers: { cookie, 'x-csrf-token': csrfToken } };
         }),
       );
-      sessions.push(...batch);
+      raters.push(...batch);
     }
 
     // A few seconds of rating fill the tables that start empty (leases, judgments); ANALYZE then
     // gives the planner their statistics, as autovacuum does on a running database within a minute
     // (with a fresh table's statistics it plans sequential scans of the leases and judgments).
     console.log('rating: warming up for 5 s, then ANALYZE...');
-    await ratePhase(origin, project.id, sessions, 0, 5);
+    await ratePhase(project.id, raters, 0, 5);
     const analyze = new pg.Client({ connectionString: databaseUrl });
     await analyze.connect();
     await analyze.query('ANALYZE');
@@ -247,14 +304,14 @@ export async function main(): Promise<void> {
     // Latency: the raters pausing between judgments as raters do (people take seconds to
     // minutes per comparison; THINK_MS is far quicker, to keep the load high).
     console.log(`rating: latency, ${RATERS} raters pausing ~${THINK_MS} ms per judgment for ${SECONDS} s...`);
-    const paced = await ratePhase(origin, project.id, sessions, THINK_MS);
+    const paced = await ratePhase(project.id, raters, THINK_MS);
     console.log(
       `rating: ${paced.submitted} submissions = ${paced.rate.toFixed(0)}/s; next p50 ${paced.p50.toFixed(1)} ms, ` +
         `p99 ${paced.p99.toFixed(1)} ms; errors ${paced.errors}`,
     );
     // Throughput: the same raters taking and submitting as fast as the server answers (no thinking).
     console.log(`rating: throughput, ${RATERS} raters without pauses for ${SECONDS} s...`);
-    const busy = await ratePhase(origin, project.id, sessions, 0);
+    const busy = await ratePhase(project.id, raters, 0);
     console.log(
       `rating: ${busy.submitted} submissions in ${busy.seconds.toFixed(1)} s = ${busy.rate.toFixed(0)}/s; ` +
         `next p50 ${busy.p50.toFixed(1)} ms, p99 ${busy.p99.toFixed(1)} ms; errors ${busy.errors}`,
@@ -272,7 +329,7 @@ export async function main(): Promise<void> {
     );
   } finally {
     await server?.stop();
-    agent.destroy();
+    for (const rater of raters) rater.connection.close();
     await database.drop();
   }
 }
