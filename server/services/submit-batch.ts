@@ -123,16 +123,25 @@ const STORE = `WITH i AS MATERIALIZED (
   FROM stored s JOIN eligible e ON e."assignmentId" = s."assignmentId" LEFT JOIN held h ON h.idx = e.idx`;
 
 /**
- * The first comparisons in priority order with a free slot, locked (other batches and requests
- * skip them), with how many slots each has and who has ever been handed it.
+ * The first `limit` comparisons in priority order with a free slot, locked (other batches and
+ * requests skip them), with how many slots each has and who has ever been handed it. The limit is
+ * part of the text (a few sizes, each its own prepared statement): with a parameter there,
+ * PostgreSQL would plan the statement anew on every run.
  */
-const CANDIDATES = `SELECT c.id, c."requiredVotes" - c."voteCount" - c."leaseCount" AS slots,
+const candidatesSql = (
+  limit: number,
+) => `SELECT c.id, c."requiredVotes" - c."voteCount" - c."leaseCount" AS slots,
     ARRAY(SELECT x."raterId" FROM "Assignment" x WHERE x."comparisonId" = c.id) AS seen
   FROM "Comparison" c
   WHERE c."projectId" = $1 AND c."open" AND c."free" AND c."isGold" = $2
   ORDER BY c.priority DESC, c.id
-  LIMIT $3
+  LIMIT ${limit}
   FOR UPDATE OF c SKIP LOCKED`;
+
+/** Candidates for `raters` new leases: twice as many and a few more, rounded up to a power of two. */
+function candidateLimit(raters: number): number {
+  return 2 ** Math.ceil(Math.log2(2 * raters + 8));
+}
 
 /**
  * The new leases written and their comparisons' slots taken; answers every lease handed back
@@ -338,8 +347,8 @@ export class SubmitBatcher {
         if (raters.length === 0) return [];
         const candidates = await this.query<{ id: string; slots: number; seen: string[] }>(
           client,
-          CANDIDATES,
-          [projectId, gold, 2 * raters.length + 8],
+          candidatesSql(candidateLimit(raters.length)),
+          [projectId, gold],
         );
         const left: number[] = [];
         for (const idx of raters) {
