@@ -148,7 +148,7 @@ const VIEW_COLUMNS = `p.messages,
   CASE WHEN a.swapped THEN ra.text ELSE rb.text END AS "right"`;
 
 /** A lease `a` with its view and what checking a submission of it needs (kept by the server only). */
-const LEASE_COLUMNS = `a.id, c."projectId", a."expiresAt", a.swapped, pj."labelSchema", pj."goldRate",
+const LEASE_COLUMNS = `a.id, c.id AS "comparisonId", c."projectId", a."expiresAt", a.swapped, pj."labelSchema", pj."goldRate",
   pj."leaseSeconds", ${VIEW_COLUMNS}`;
 const LEASE_JOINS = `JOIN "Comparison" c ON c.id = a."comparisonId"
   JOIN "Project" pj ON pj.id = c."projectId"
@@ -170,6 +170,7 @@ interface ViewRow {
  * the next lease) in one statement: the statement re-checks the side order and label schema.
  */
 interface LeaseMemo {
+  comparisonId: string;
   projectId: string;
   swapped: boolean;
   labelSchema: Prisma.JsonValue;
@@ -484,6 +485,7 @@ export class QueueService {
   private remember(row: LeaseRow): AssignmentViewData {
     this.leases.delete(row.id);
     this.leases.set(row.id, {
+      comparisonId: row.comparisonId,
       projectId: row.projectId,
       swapped: row.swapped,
       labelSchema: row.labelSchema,
@@ -565,6 +567,7 @@ export class QueueService {
     const exclude = body.next?.exclude ?? [];
     const result = await this.batcher.submit({
       ...judgmentRow(principal, assignmentId, body, judgment, idempotencyKey, hash),
+      comparisonId: memo.comparisonId,
       projectId: memo.projectId,
       swapped: memo.swapped,
       labelSchema: memo.labelSchema,

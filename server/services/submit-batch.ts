@@ -25,6 +25,7 @@ export interface StoredJudgment {
 /** One judgment for the batch, with what its lease was handed out with and what comes next. */
 export interface BatchItem extends StoredJudgment {
   /** What the server handed out with the lease; the batch re-checks them on the locked rows. */
+  comparisonId: string;
   projectId: string;
   swapped: boolean;
   labelSchema: unknown;
@@ -160,7 +161,7 @@ function leaseStatement(columns: string, joins: string): string {
       FROM (SELECT "comparisonId", count(*)::int AS k FROM n GROUP BY 1) g WHERE c.id = g."comparisonId"
       RETURNING c.id
     )
-    SELECT a."raterId", a."comparisonId", ${columns} FROM (
+    SELECT a."raterId", ${columns} FROM (
       SELECT id, "comparisonId", "raterId", swapped, "expiresAt" FROM leased
       UNION ALL
       SELECT id, "comparisonId", "raterId", swapped, "expiresAt" FROM "Assignment" WHERE id = ANY($2::uuid[])
@@ -180,6 +181,8 @@ export class SubmitBatcher {
   readonly stats = { batches: 0, judgments: 0, failed: 0 };
   private pending: Pending[] = [];
   private inFlight = 0;
+  /** The comparisons judged in the batches in the database. */
+  private readonly judging = new Set<string>();
 
   /** Judgments waiting for a place in a batch. */
   get queued(): number {
@@ -211,19 +214,26 @@ export class SubmitBatcher {
 
   private flush(): void {
     while (this.inFlight < MAX_IN_FLIGHT && this.pending.length > 0) {
-      // One lease per batch: a repeated one (a retry racing its original) waits for the next.
+      // A comparison whose judgment is in a batch in the database now waits for that batch: its
+      // row is locked there until commit (its raters tend to judge together). One lease per batch
+      // too: a repeated one (a retry racing its original) waits for the next.
       const batch: Pending[] = [];
       const rest: Pending[] = [];
       const leases = new Set<string>();
       for (const entry of this.pending) {
-        if (batch.length < MAX_BATCH && !leases.has(entry.item.assignmentId)) {
-          leases.add(entry.item.assignmentId);
+        const { assignmentId, comparisonId } = entry.item;
+        if (batch.length < MAX_BATCH && !leases.has(assignmentId) && !this.judging.has(comparisonId)) {
+          leases.add(assignmentId);
           batch.push(entry);
         } else rest.push(entry);
       }
+      if (batch.length === 0) return;
       this.pending = rest;
       this.inFlight++;
+      const comparisons = [...new Set(batch.map((entry) => entry.item.comparisonId))];
+      for (const id of comparisons) this.judging.add(id);
       void this.run(batch).finally(() => {
+        for (const id of comparisons) this.judging.delete(id);
         this.inFlight--;
         this.flush();
       });

@@ -48,7 +48,8 @@ async function expectCounters(projectId: string) {
  * (and then each goes on its own).
  */
 async function asOneBatch<T>(submissions: () => Promise<T>[], fails = false): Promise<T[]> {
-  const filler = await createProject(t, {}, { prompts: 2, responses: 2 });
+  // One judgment wanted per comparison: the two in front are on different ones.
+  const filler = await createProject(t, { overlap: 1 }, { prompts: 2, responses: 2 });
   const fillers = await addRaters(t, filler, 2);
   const leases = await Promise.all(fillers.map((rater) => next(t, rater, filler.projectId)));
   const blocker = await poolOf(t.prisma).connect();
