@@ -34,6 +34,12 @@ export function createPrisma(databaseUrl: string, options: DatabaseOptions = {})
     idle_in_transaction_session_timeout: 60_000,
     application_name: 'loom',
   });
+  // A link that breaks while a client is out of the pool (a transaction, an export's cursor, a batch
+  // of judgments) is reported to the client as an event, which unheard would end the process, and
+  // to the statement in progress, which is where its caller answers it.
+  const checkedOut = () => undefined;
+  pool.on('acquire', (client) => client.on('error', checkedOut));
+  pool.on('release', (_error, client) => client.off('error', checkedOut));
   const adapter = new PrismaPg(pool, { disposeExternalPool: true });
   // Waiting for a pooled connection under load is normal; failing after Prisma's default 2 s is not.
   const prisma = new PrismaClient({ adapter, transactionOptions: { maxWait: 15_000, timeout: 30_000 } });

@@ -4,7 +4,7 @@
 // one transaction and one twenty-node statement each. Under load this divides what PostgreSQL
 // spends per judgment (executor set-up, commit, round trips, lock waits among a comparison's
 // raters); a lone judgment still takes the single statement, the quickest way when nothing waits.
-import type pg from 'pg';
+import pg from 'pg';
 import { statementName } from '../db/client.js';
 
 /** A judgment as it is written (checked and turned into A/B terms), by whom, under which key. */
@@ -261,8 +261,16 @@ export class SubmitBatcher {
         );
         client.release();
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        client.release();
+        // An SQL error leaves the connection usable once rolled back; any other (a broken or
+        // hanging link) drops it, which ends the transaction in the database.
+        const sqlError = error instanceof pg.DatabaseError;
+        const rolledBack =
+          sqlError &&
+          (await client.query('ROLLBACK').then(
+            () => true,
+            () => false,
+          ));
+        client.release(rolledBack ? undefined : (error as Error));
         if (isDeadlock(error) && attempt < 5) continue;
         // Nothing of the batch was stored: each judgment is answered on the general path.
         this.stats.failed++;

@@ -44,10 +44,13 @@ async function expectCounters(projectId: string) {
 /**
  * Runs `submissions` as one batch: two judgments in another project take the two places for
  * batches in the database first and wait there on a row lock until all of `submissions` are
- * queued behind them; then the lock goes. The batch stores them all together unless it `fails`
- * (and then each goes on its own).
+ * queued behind them; then the lock goes (and `during` runs). The batch stores them all together
+ * unless it `fails` (and then each goes on its own).
  */
-async function asOneBatch<T>(submissions: () => Promise<T>[], fails = false): Promise<T[]> {
+async function asOneBatch<T>(
+  submissions: () => Promise<T>[],
+  { fails = false, during }: { fails?: boolean; during?: () => Promise<void> } = {},
+): Promise<T[]> {
   // One judgment wanted per comparison: the two in front are on different ones.
   const filler = await createProject(t, { overlap: 1 }, { prompts: 2, responses: 2 });
   const fillers = await addRaters(t, filler, 2);
@@ -63,7 +66,8 @@ async function asOneBatch<T>(submissions: () => Promise<T>[], fails = false): Pr
     await until(
       'the two judgments in front to wait on the lock',
       async () => {
-        const { rows } = await blocker.query<{ n: number }>(
+        // Not on the blocker: within its transaction the activity view would not change.
+        const { rows } = await poolOf(t.prisma).query<{ n: number }>(
           `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
         );
         return rows[0]!.n >= 2;
@@ -80,6 +84,7 @@ async function asOneBatch<T>(submissions: () => Promise<T>[], fails = false): Pr
       20,
     );
     await blocker.query('COMMIT');
+    await during?.();
     const answers = await Promise.all(batched);
     for (const answer of await Promise.all(waiting)) expect(answer.statusCode).toBe(201);
     const after = t.app.services.queue.batchStats();
@@ -193,7 +198,7 @@ describe('batched judgments', () => {
         submit(t, reuser, second!.id, body, key),
         ...raters.slice(1).map((rater, i) => submit(t, rater, leases[i + 1]!.id, body)),
       ],
-      true,
+      { fails: true },
     );
     expect([a!.statusCode, b!.statusCode].sort()).toEqual([201, 422]);
     for (const answer of rest) expect(answer.statusCode, answer.body).toBe(201);
@@ -202,5 +207,55 @@ describe('batched judgments', () => {
       20,
     );
     await expectCounters(setup.projectId);
+  });
+
+  it('answer each judgment on its own when the batch loses its connection, and drop that connection', async () => {
+    const setup = await createProject(t, { overlap: 1 }, { prompts: 12, responses: 2 });
+    const raters = await addRaters(t, setup, 12);
+    const leases = await Promise.all(raters.map((rater) => next(t, rater, setup.projectId)));
+    // The batch will wait on the first judgment's comparison, locked here, and lose its backend.
+    const holder = await poolOf(t.prisma).connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(
+        `SELECT 1 FROM "Comparison" WHERE id = (SELECT "comparisonId" FROM "Assignment" WHERE id = $1) FOR UPDATE`,
+        [leases[0]!.id],
+      );
+      const answers = await asOneBatch(
+        () => raters.map((rater, i) => submit(t, rater, leases[i]!.id, body)),
+        {
+          fails: true,
+          during: async () => {
+            const pid = await until(
+              'the batch to wait on the lock',
+              async () => {
+                const { rows } = await poolOf(t.prisma).query<{ pid: number }>(
+                  `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+                     AND wait_event_type = 'Lock' AND query LIKE '%jsonb_to_recordset%'`,
+                );
+                return rows[0]?.pid;
+              },
+              20_000,
+              20,
+            );
+            await holder.query('SELECT pg_terminate_backend($1)', [pid]);
+            await holder.query('COMMIT');
+          },
+        },
+      );
+      for (const answer of answers) expect(answer.statusCode, answer.body).toBe(201);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+    }
+    expect(await t.prisma.preference.count({ where: { comparison: { projectId: setup.projectId } } })).toBe(
+      12,
+    );
+    await expectCounters(setup.projectId);
+    // The pool gave up the dead connection: rating goes on.
+    const more = await createProject(t, {}, { prompts: 2, responses: 2 });
+    const [rater] = await addRaters(t, more, 1);
+    const lease = await next(t, rater!, more.projectId);
+    expect((await submit(t, rater!, lease!.id, { ...body, next: {} })).statusCode).toBe(201);
   });
 });
