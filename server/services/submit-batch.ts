@@ -295,27 +295,8 @@ export class SubmitBatcher {
       mayRate: boolean;
       held: string[];
     }>(client, STORE, [
-      JSON.stringify(
-        items.map((item, idx) => ({
-          idx,
-          assignmentId: item.assignmentId,
-          raterId: item.raterId,
-          source: item.source,
-          choice: item.choice,
-          strength: item.strength,
-          criteria: item.criteria,
-          flags: item.flags,
-          rationale: item.rationale,
-          timeSpentMs: item.timeSpentMs,
-          idempotencyKey: item.idempotencyKey,
-          requestHash: item.requestHash,
-          projectId: item.projectId,
-          swapped: item.swapped,
-          labelSchema: item.labelSchema,
-          admin: item.admin,
-          next: item.next,
-        })),
-      ),
+      // The statement reads the columns it names (ITEM_COLUMNS) and ignores the rest.
+      JSON.stringify(items.map((item, idx) => ({ ...item, idx }))),
     ]);
     const results: BatchResult[] = items.map(() => null);
     for (const row of stored) {
