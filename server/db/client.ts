@@ -59,6 +59,12 @@ export function poolOf(prisma: PrismaClient): pg.Pool {
 
 const statementNames = new Map<string, string>();
 
+/** Deadlocks and serialization failures: PostgreSQL rolled the statement back; running it again is safe. */
+export function isRetryable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
 /**
  * Hot statements are prepared once per connection (named by a hash of their text), so PostgreSQL
  * parses and plans them once rather than on every request.

@@ -4,6 +4,7 @@
 import { createHash, randomInt } from 'node:crypto';
 import type pg from 'pg';
 import {
+  isRetryable,
   poolOf,
   statementName,
   type Choice,
@@ -66,12 +67,6 @@ function replayOf(id: string, storedHash: string | null, createdAt: Date, hash: 
     );
   }
   return storedAnswer(id, createdAt);
-}
-
-/** Deadlocks and serialization failures: PostgreSQL rolled the statement back; running it again is safe. */
-function isRetryable(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === '40P01' || code === '40001';
 }
 
 function isRawUniqueViolation(error: unknown): boolean {
@@ -545,9 +540,8 @@ export class QueueService {
   /**
    * The common case, batched with the judgments that arrive meanwhile: a lease this process handed
    * out, judged as its label schema allows, stored together with the rater's next lease. Null when
-   * nothing was written
-   * (the lease changed, a key was taken, the schema was edited, ...): the caller then takes the
-   * general path, which reads the state and answers each case.
+   * nothing was written (the lease changed, a key was taken, the schema was edited, ...): the
+   * caller then takes the general path, which reads the state and answers each case.
    */
   private async submitAndLease(
     principal: Principal,

@@ -5,7 +5,7 @@
 // spends per judgment (executor set-up, commit, round trips, lock waits among a comparison's
 // raters); a lone judgment still takes the single statement, the quickest way when nothing waits.
 import pg from 'pg';
-import { statementName } from '../db/client.js';
+import { isRetryable, statementName } from '../db/client.js';
 
 /** A judgment as it is written (checked and turned into A/B terms), by whom, under which key. */
 export interface StoredJudgment {
@@ -168,11 +168,6 @@ function leaseStatement(columns: string, joins: string): string {
     ) a ${joins}`;
 }
 
-function isDeadlock(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === '40P01' || code === '40001';
-}
-
 export class SubmitBatcher {
   /**
    * Batches of more than one judgment run so far, the judgments they held, and the batches that
@@ -271,7 +266,7 @@ export class SubmitBatcher {
             () => false,
           ));
         client.release(rolledBack ? undefined : (error as Error));
-        if (isDeadlock(error) && attempt < 5) continue;
+        if (isRetryable(error) && attempt < 5) continue;
         // Nothing of the batch was stored: each judgment is answered on the general path.
         this.stats.failed++;
         for (const entry of batch) entry.resolve(null);
