@@ -82,8 +82,10 @@ const ITEM_COLUMNS = `idx int, "assignmentId" uuid, "raterId" uuid, source "Pref
 const STORE = `WITH i AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(${ITEM_COLUMNS})
   ), lease AS MATERIALIZED (
+    -- By primary key (the same leases as an array): a join with the items would be planned as a
+    -- scan of all leases whenever the table's statistics call it small, and stay so in the cached plan.
     SELECT a.id, a."comparisonId", a.swapped, a."raterId", a.status FROM "Assignment" a
-    WHERE a.id IN (SELECT "assignmentId" FROM i) ORDER BY a.id FOR UPDATE
+    WHERE a.id = ANY($2::uuid[]) ORDER BY a.id FOR UPDATE
   ), target AS MATERIALIZED (
     SELECT i.*, lease."comparisonId", c."voteCount", c."requiredVotes",
       pj."archivedAt" IS NULL AND (i.admin OR EXISTS (
@@ -115,7 +117,7 @@ const STORE = `WITH i AS MATERIALIZED (
   ), held AS (
     SELECT e.idx, array_agg(a.id ORDER BY a."leasedAt") AS ids
     FROM eligible e JOIN "Assignment" a ON a."raterId" = e."raterId" AND a.status = 'LEASED' AND a."expiresAt" > now()
-      AND a.id NOT IN (SELECT "assignmentId" FROM i)
+      AND a.id <> ALL($2::uuid[])
     JOIN "Comparison" c ON c.id = a."comparisonId" AND c."projectId" = e."projectId"
     WHERE e.next AND e."mayRate"
     GROUP BY e.idx
@@ -292,6 +294,7 @@ export class SubmitBatcher {
     }>(client, STORE, [
       // The statement reads the columns it names (ITEM_COLUMNS) and ignores the rest.
       JSON.stringify(items.map((item, idx) => ({ ...item, idx }))),
+      items.map((item) => item.assignmentId),
     ]);
     const results: BatchResult[] = items.map(() => null);
     for (const row of stored) {
