@@ -18,7 +18,9 @@ import { hashPassword } from '../server/services/passwords.js';
 
 const RATERS = Number(process.env.BENCH_RATERS ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
-const PROMPTS = Number(process.env.BENCH_PROMPTS ?? 40_000);
+// Comparisons to rate: enough for the three phases at 6,000 judgments/s and more (40,000 ran dry
+// on a quick machine).
+const PROMPTS = Number(process.env.BENCH_PROMPTS ?? 100_000);
 /** Mean pause per judgment in the latency phase, in ms. */
 const THINK_MS = Number(process.env.BENCH_THINK_MS ?? 1000);
 const RAW_CLIENTS = 16;
