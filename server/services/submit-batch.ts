@@ -391,10 +391,14 @@ export class SubmitBatcher {
       );
     }
     if (fresh.length === 0 && reused.size === 0) return;
+    const [sql, values] =
+      reused.size > 0
+        ? [this.leaseSql.reused, [JSON.stringify(fresh), [...reused.keys()]]]
+        : [this.leaseSql.fresh, [JSON.stringify(fresh)]];
     const rows = await this.query<pg.QueryResultRow & { raterId: string; id: string; comparisonId: string }>(
       client,
-      reused.size > 0 ? this.leaseSql.reused : this.leaseSql.fresh,
-      reused.size > 0 ? [JSON.stringify(fresh), [...reused.keys()]] : [JSON.stringify(fresh)],
+      sql,
+      values,
     );
     for (const row of rows) {
       const fresh = freshOf.get(`${row.comparisonId}/${row.raterId}`);
