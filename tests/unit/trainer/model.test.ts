@@ -235,8 +235,8 @@ describe('checkpoints', () => {
     expect(decodeCheckpoint(text.encode()).header.kind).toBe('text-reward-model');
   });
 
-  // Only against a server named by TEST_DATABASE_URL: a fresh migrated database of this file's own.
-  it.skipIf(!process.env.TEST_DATABASE_URL)('round-trips through the ModelArtifact table', async () => {
+  // On a fresh migrated database of this file's own, on the server the test run uses.
+  it('round-trips through the ModelArtifact table', async () => {
     const { createTestDatabase } = await import('../../support/database.js');
     const { createPrisma } = await import('../../../server/db/client.js');
     const { saveArtifact, loadArtifact } = await import('../../../trainer/checkpoint.js');
