@@ -33,6 +33,9 @@ export function createPrisma(databaseUrl: string, options: DatabaseOptions = {})
     query_timeout: statementTimeout + READ_TIMEOUT_MARGIN_MS,
     idle_in_transaction_session_timeout: 60_000,
     application_name: 'loom',
+    // Short statements only: JIT compilation (PostgreSQL's default above a plan cost) would take
+    // longer than running them, and a statement with many steps is costed high enough to get it.
+    options: '-c jit=off',
   });
   // A link that breaks while a client is out of the pool (a transaction, an export's cursor, a batch
   // of judgments) is reported to the client as an event, which unheard would end the process, and
