@@ -52,6 +52,9 @@ export interface ClientInfo {
   userAgent: string | null;
 }
 
+/** Secrets whose hashes are remembered (oldest forgotten first). */
+const HASHES_REMEMBERED = 10_000;
+
 export class AuthService {
   constructor(
     private readonly prisma: PrismaClient,
@@ -60,8 +63,21 @@ export class AuthService {
     private readonly cache: CredentialCache<CredentialRow> | null = null,
   ) {}
 
+  /**
+   * Keyed hashes of the secrets seen lately: every signed-in request hashes its cookie or token to
+   * look it up, and the HMAC was a twentieth of a cheap request's cost. A hash is a pure function
+   * of the secret, so a remembered one is never stale; the credential it names is checked anew.
+   */
+  private readonly hashes = new Map<string, string>();
+
   private hash(secret: string): string {
-    return hashSecret(this.config.sessionSecret, secret);
+    let hashed = this.hashes.get(secret);
+    if (hashed === undefined) {
+      hashed = hashSecret(this.config.sessionSecret, secret);
+      this.hashes.set(secret, hashed);
+      if (this.hashes.size > HASHES_REMEMBERED) this.hashes.delete(this.hashes.keys().next().value!);
+    }
+    return hashed;
   }
 
   async login(emailInput: string, password: string, client: ClientInfo) {

@@ -208,7 +208,7 @@ test('a rater judges 10 comparisons with the keyboard; stored rows match; undo w
       })
       .not.toBe(assignmentId);
 
-    const stored = await seed.prisma.preference.findUnique({ where: { assignmentId } });
+    const stored = await seed.prisma.preference.findFirst({ where: { assignmentId } });
     const assignment = await seed.prisma.assignment.findUniqueOrThrow({ where: { id: assignmentId } });
     expect(stored, `no preference stored for ${assignmentId}`).not.toBeNull();
     expect(stored!.raterId).toBe(rater.id);

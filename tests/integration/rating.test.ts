@@ -606,11 +606,8 @@ describe('submissions', () => {
       timeSpentMs: 4200,
     });
     expect(ok.statusCode, ok.body).toBe(201);
-    const stored = await t.prisma.preference.findUniqueOrThrow({
-      where: { id: ok.json().preferenceId },
-      include: { assignment: true },
-    });
-    const swapped = stored.assignment!.swapped;
+    const stored = await t.prisma.preference.findUniqueOrThrow({ where: { id: ok.json().preferenceId } });
+    const { swapped } = await t.prisma.assignment.findUniqueOrThrow({ where: { id: stored.assignmentId! } });
     expect(stored.choice).toBe(swapped ? 'A' : 'B');
     expect(stored.criteria).toEqual({ harmless: swapped ? 'B' : 'A' });
     expect(stored.flags).toEqual(['unsafe']);
@@ -661,12 +658,13 @@ describe('submissions', () => {
       expect(back.statusCode, back.body).toBe(201);
       const stored = await t.prisma.preference.findMany({
         where: { raterId: rater!.userId },
-        include: { assignment: true },
         orderBy: { createdAt: 'asc' },
       });
+      const swapped = async (id: string) =>
+        (await t.prisma.assignment.findUniqueOrThrow({ where: { id } })).swapped;
       expect(stored.map((p) => [p.assignmentId, p.choice])).toEqual([
-        [first!.id, stored[0]!.assignment!.swapped ? 'B' : 'A'],
-        [second.id, stored[1]!.assignment!.swapped ? 'A' : 'B'],
+        [first!.id, (await swapped(first!.id)) ? 'B' : 'A'],
+        [second.id, (await swapped(second.id)) ? 'A' : 'B'],
       ]);
       // A server that did not hand out the lease refuses another rater's submission the same way.
       const [stranger] = await addRaters(t, setup, 1);
