@@ -84,34 +84,71 @@ const ITEM_COLUMNS = `idx int, "assignmentId" uuid, "raterId" uuid, source "Pref
 
 /**
  * The first comparisons in priority order with a free slot, gold or not, locked (other batches and
- * requests skip them), for the raters of `want` (numbered `n`): each comparison's free slots are
- * numbered in queue order and rater n takes slot n unless they have been handed that comparison
- * before (they then search on their own). Most comparisons at the head of the queue have all their
- * slots free, so about a third as many comparisons as raters are read and locked.
+ * requests skip them), as many as `limit` (SQL, at most `most`) says, with their free slots and who has ever been
+ * handed each. The outer limit only tells the planner how few rows to expect: it would guess a
+ * tenth of the table for the inner one, and then scan the whole table rather than look rows up.
  */
-function matchCtes(kind: 'gold' | 'plain', isGold: string, want: string): string {
-  return `${kind}_cand AS MATERIALIZED (
-    -- The outer limit only tells the planner how few rows to expect (it would guess a tenth of the
-    -- table for the inner one, and then scan the whole table rather than look the rows up).
+function candidatesCte(name: string, isGold: boolean, limit: string, most: number): string {
+  return `${name} AS MATERIALIZED (
     SELECT * FROM (
       SELECT c.id, c.priority, c."requiredVotes" - c."voteCount" - c."leaseCount" AS slots,
         ARRAY(SELECT x."raterId" FROM "Assignment" x WHERE x."comparisonId" = c.id) AS seen
       FROM "Comparison" c
       WHERE c."projectId" = $3 AND c."open" AND c."free" AND c."isGold" = ${isGold}
       ORDER BY c.priority DESC, c.id
-      LIMIT (SELECT CASE WHEN count(*) = 0 THEN 0 ELSE count(*) / 2 + 8 END FROM ${want})
+      LIMIT ${limit}
       FOR UPDATE OF c SKIP LOCKED
-    ) locked LIMIT ${MAX_BATCH / 2 + 8}
-  ), ${kind}_slots AS MATERIALIZED (
-    -- Slots up to and including each comparison's, in queue order.
-    SELECT c.id, c.seen, c.slots, sum(c.slots) OVER (ORDER BY c.priority DESC, c.id) AS upto
-    FROM ${kind}_cand c
-  ), ${kind}_match AS MATERIALIZED (
-    SELECT w.idx, w."raterId", w."nextSwapped", w."leaseSeconds", s.id AS "comparisonId"
-    FROM ${want} w JOIN ${kind}_slots s ON w.n > s.upto - s.slots AND w.n <= s.upto
-    WHERE w."raterId" <> ALL(s.seen)
+    ) locked LIMIT ${most}
   )`;
 }
+
+/**
+ * New leases for the raters of \`gold_want\` and \`plain_want\` (numbered \`n\` in arrival order),
+ * ending in \`matched\`. Gold comparisons want a judgment from every rater: each rater takes the
+ * first they have not been handed before (those left go on with the plain ones). Plain comparisons
+ * have a few slots each: their free slots are numbered in queue order and rater n takes slot n;
+ * a rater who was handed that comparison before takes one of the slots after everyone's, in turn.
+ * Most comparisons at the head of the queue have all their slots free, so about a third as many
+ * comparisons as raters are read and locked. Raters left over search on their own.
+ */
+const MATCH_CTES = `${candidatesCte('gold_cand', true, '(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE count(*) + 8 END FROM gold_want)', MAX_BATCH + 8)},
+  gold_pick AS MATERIALIZED (
+    SELECT w.idx, w."raterId", w."nextSwapped", w."leaseSeconds", p.id AS "comparisonId", p.slots
+    FROM gold_want w CROSS JOIN LATERAL (
+      SELECT c.id, c.slots FROM gold_cand c WHERE w."raterId" <> ALL(c.seen) ORDER BY c.priority DESC, c.id LIMIT 1
+    ) p
+  ), gold_match AS MATERIALIZED (
+    SELECT idx, "raterId", "nextSwapped", "leaseSeconds", "comparisonId" FROM (
+      SELECT g.*, row_number() OVER (PARTITION BY "comparisonId" ORDER BY idx) AS taken FROM gold_pick g
+    ) ranked WHERE taken <= slots
+  ), plain_want AS MATERIALIZED (
+    -- Gold is mixed in at the project's rate: tried first when drawn, else after the rest.
+    SELECT w.*, row_number() OVER (ORDER BY w.idx) AS n FROM want w
+    WHERE NOT EXISTS (SELECT 1 FROM gold_match g WHERE g.idx = w.idx)
+  ), ${candidatesCte('plain_cand', false, '(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE count(*) / 2 + 8 END FROM plain_want)', MAX_BATCH / 2 + 8)},
+  plain_slots AS MATERIALIZED (
+    -- Slots up to and including each comparison's, in queue order.
+    SELECT c.id, c.seen, c.slots, sum(c.slots) OVER (ORDER BY c.priority DESC, c.id) AS upto FROM plain_cand c
+  ), plain_first AS MATERIALIZED (
+    SELECT w.idx, w."raterId", w."nextSwapped", w."leaseSeconds", s.id AS "comparisonId"
+    FROM plain_want w JOIN plain_slots s ON w.n > s.upto - s.slots AND w.n <= s.upto
+    WHERE w."raterId" <> ALL(s.seen)
+  ), plain_again AS MATERIALIZED (
+    SELECT w.*, (SELECT count(*) FROM plain_want) + row_number() OVER (ORDER BY w.idx) AS slot FROM plain_want w
+    WHERE NOT EXISTS (SELECT 1 FROM plain_first f WHERE f.idx = w.idx)
+  ), matched AS MATERIALIZED (
+    -- Lease times come from the database's clock, the one every expiry check uses.
+    SELECT m.*, gen_random_uuid() AS id, now() + make_interval(secs => m."leaseSeconds") AS "expiresAt"
+    FROM (
+      SELECT * FROM gold_match
+      UNION ALL
+      SELECT * FROM plain_first
+      UNION ALL
+      SELECT w.idx, w."raterId", w."nextSwapped", w."leaseSeconds", s.id
+      FROM plain_again w JOIN plain_slots s ON w.slot > s.upto - s.slots AND w.slot <= s.upto
+      WHERE w."raterId" <> ALL(s.seen)
+    ) m
+  )`;
 
 /**
  * A batch in one statement (its own transaction): every judgment whose lease is still open, of the
@@ -175,15 +212,7 @@ function batchStatement(leaseColumns: string, leaseJoins: string): string {
     SELECT * FROM (SELECT DISTINCT ON ("raterId") * FROM room ORDER BY "raterId", idx) first
   ), gold_want AS MATERIALIZED (
     SELECT w.*, row_number() OVER (ORDER BY w.idx) AS n FROM want w WHERE w.gold
-  ), ${matchCtes('gold', 'true', 'gold_want')}, plain_want AS MATERIALIZED (
-    -- Gold is mixed in at the project's rate: tried first when drawn, else after the rest.
-    SELECT w.*, row_number() OVER (ORDER BY w.idx) AS n FROM want w
-    WHERE NOT EXISTS (SELECT 1 FROM gold_match g WHERE g.idx = w.idx)
-  ), ${matchCtes('plain', 'false', 'plain_want')}, matched AS MATERIALIZED (
-    -- Lease times come from the database's clock, the one every expiry check uses.
-    SELECT m.*, gen_random_uuid() AS id, now() + make_interval(secs => m."leaseSeconds") AS "expiresAt"
-    FROM (SELECT * FROM gold_match UNION ALL SELECT * FROM plain_match) m
-  ), leased AS (
+  ), ${MATCH_CTES}, leased AS (
     INSERT INTO "Assignment" (id, "comparisonId", "raterId", swapped, "expiresAt")
     SELECT id, "comparisonId", "raterId", "nextSwapped", "expiresAt" FROM matched
   ), counted AS (
@@ -216,10 +245,11 @@ function batchStatement(leaseColumns: string, leaseJoins: string): string {
 
 export class SubmitBatcher {
   /**
-   * Batches of more than one judgment run so far, the judgments they held, and the batches that
-   * stored nothing because their statement failed (their judgments went one by one).
+   * Batches of more than one judgment run so far, the judgments they held, the batches that stored
+   * nothing because their statement failed (their judgments went one by one), and the raters the
+   * batches left to search for their next comparison on their own.
    */
-  readonly stats = { batches: 0, judgments: 0, failed: 0 };
+  readonly stats = { batches: 0, judgments: 0, failed: 0, searches: 0 };
   private pending: Pending[] = [];
   private inFlight = 0;
   /** The comparisons judged in the batches in the database. */
@@ -308,7 +338,8 @@ export class SubmitBatcher {
       try {
         // One statement, so one transaction and one round trip; a connection that fails meanwhile
         // is dropped by the pool, which ends the transaction in the database.
-        rows = (await this.db.query<BatchRow>({ name: statementName(this.sql), text: this.sql, values })).rows;
+        rows = (await this.db.query<BatchRow>({ name: statementName(this.sql), text: this.sql, values }))
+          .rows;
       } catch (error) {
         if (isRetryable(error) && attempt < 5) continue;
         // Nothing of the batch was stored: each judgment is answered on the general path.
@@ -318,6 +349,7 @@ export class SubmitBatcher {
       }
       const results: BatchResult[] = batch.map(() => null);
       for (const row of rows) {
+        if (row.search) this.stats.searches++;
         results[row.idx] = {
           preferenceId: row.preferenceId,
           storedAt: row.storedAt,

@@ -110,6 +110,7 @@ describe('batched judgments', () => {
     const leases = await Promise.all(raters.map((rater) => next(t, rater, setup.projectId)));
     const seen = await Promise.all(leases.map((lease) => comparisonOf(lease!.id)));
 
+    const before = t.app.services.queue.batchStats();
     const answers = await asOneBatch(() =>
       raters.map((rater, i) => submit(t, rater, leases[i]!.id, { ...body, next: {} })),
     );
@@ -123,6 +124,8 @@ describe('batched judgments', () => {
       fresh.push(following!.id);
     }
     expect(new Set(fresh).size).toBe(40);
+    // The batch handed out all of them itself: nobody was left to search on their own.
+    expect(t.app.services.queue.batchStats().searches - before.searches).toBe(0);
     await expectCounters(setup.projectId, 40);
   });
 
@@ -157,6 +160,51 @@ describe('batched judgments', () => {
       ).toBe(1);
     }
     await expectCounters(setup.projectId);
+  });
+
+  it('hand out gold first to the raters who drew it, each a gold comparison they have not judged', async () => {
+    const setup = await createProject(t, { overlap: 3, goldRate: 1 }, { prompts: 20, responses: 2 });
+    const raters = await addRaters(t, setup, 9);
+    // No gold yet: each rater leases a plain comparison; then two others become gold (gold wants a
+    // judgment from every rater).
+    const leases = await Promise.all(raters.map((rater) => next(t, rater, setup.projectId)));
+    const leased = new Set(await Promise.all(leases.map((lease) => comparisonOf(lease!.id))));
+    const gold = (
+      await t.prisma.comparison.findMany({ where: { projectId: setup.projectId }, orderBy: { id: 'asc' } })
+    )
+      .filter((comparison) => !leased.has(comparison.id))
+      .slice(0, 2);
+    for (const comparison of gold) {
+      const marked = await t.app.inject({
+        method: 'PATCH',
+        url: `/api/comparisons/${comparison.id}`,
+        headers: setup.admin.headers,
+        payload: { goldChoice: 'A' },
+      });
+      expect(marked.statusCode, marked.body).toBe(200);
+    }
+    const goldIds = gold.map((comparison) => comparison.id).sort();
+    const before = t.app.services.queue.batchStats();
+
+    // Twice in a batch: every rater gets both gold comparisons, one each time, and never one twice.
+    let shown = leases.map((lease) => lease!.id);
+    const handed: string[][] = raters.map(() => []);
+    for (let round = 0; round < 2; round++) {
+      const answers = await asOneBatch(() =>
+        raters.map((rater, i) => submit(t, rater, shown[i]!, { ...body, next: {} })),
+      );
+      shown = await Promise.all(
+        answers.map(async (answer, i) => {
+          expect(answer.statusCode, answer.body).toBe(201);
+          const following = answer.json<{ next: AssignmentJson }>().next;
+          handed[i]!.push(await comparisonOf(following.id));
+          return following.id;
+        }),
+      );
+    }
+    for (const comparisons of handed) expect([...comparisons].sort()).toEqual(goldIds);
+    expect(t.app.services.queue.batchStats().searches - before.searches).toBe(0);
+    await expectCounters(setup.projectId, 18);
   });
 
   it('give a comparison no more votes than it has room for when its raters judge together', async () => {
