@@ -321,7 +321,7 @@ export class QueueService {
    * The batches of judgments this process has run (more than one judgment each), the judgments in
    * them, the batches that failed (and went one by one), and how many wait for a batch now.
    */
-  batchStats(): { batches: number; judgments: number; failed: number; searches: number; queued: number } {
+  batchStats(): SubmitBatcher['stats'] & { queued: number } {
     return { ...this.batcher.stats, queued: this.batcher.queued };
   }
 

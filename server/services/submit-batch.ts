@@ -215,18 +215,18 @@ function batchStatement(leaseColumns: string, leaseJoins: string): string {
   ), ${MATCH_CTES}, leased AS (
     INSERT INTO "Assignment" (id, "comparisonId", "raterId", swapped, "expiresAt")
     SELECT id, "comparisonId", "raterId", "nextSwapped", "expiresAt" FROM matched
+  ), deltas AS MATERIALIZED (
+    SELECT "comparisonId", sum(votes)::int AS votes, sum(leases)::int AS leases FROM (
+      SELECT "comparisonId", 1 AS votes, 0 AS leases FROM eligible
+      UNION ALL
+      SELECT "comparisonId", 0, 1 FROM matched
+    ) d GROUP BY 1
   ), counted AS (
     UPDATE "Comparison" c
     SET "voteCount" = c."voteCount" + g.votes, "leaseCount" = c."leaseCount" - g.votes + g.leases
-    FROM (
-      SELECT "comparisonId", sum(votes)::int AS votes, sum(leases)::int AS leases FROM (
-        SELECT "comparisonId", 1 AS votes, 0 AS leases FROM eligible
-        UNION ALL
-        SELECT "comparisonId", 0, 1 FROM matched
-      ) d GROUP BY 1
-    ) g
+    FROM deltas g
     -- Looked up by primary key, however many rows the planner expects.
-    WHERE c.id = g."comparisonId" AND c.id = ANY(ARRAY(SELECT "comparisonId" FROM eligible UNION SELECT "comparisonId" FROM matched))
+    WHERE c.id = g."comparisonId" AND c.id = ANY(ARRAY(SELECT "comparisonId" FROM deltas))
   ), handed AS (
     SELECT r.idx, a.id, a."comparisonId", a.swapped, a."expiresAt" FROM reuse r JOIN "Assignment" a ON a.id = r.id
     UNION ALL
@@ -237,8 +237,7 @@ function batchStatement(leaseColumns: string, leaseJoins: string): string {
     WHERE c.id = ANY(ARRAY(SELECT "comparisonId" FROM handed))
   )
   SELECT e.idx, e."preferenceId", now()::timestamptz(3) AS "storedAt", e."mayRate",
-    e.next AND e."mayRate" AND n."handedTo" IS NULL AND (SELECT count(*) FROM held h WHERE h.idx = e.idx) < $4
-      AS search,
+    n."handedTo" IS NULL AND EXISTS (SELECT 1 FROM room r WHERE r.idx = e.idx) AS search,
     n.*
   FROM eligible e LEFT JOIN shown n ON n."handedTo" = e.idx`;
 }
