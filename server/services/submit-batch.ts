@@ -52,14 +52,17 @@ export type BatchResult = {
   lease: pg.QueryResultRow | 'search' | null;
 } | null;
 
-/** A row of the batch statement: a stored judgment and the lease handed back (all null if none). */
+/**
+ * A row of the batch statement: a stored judgment (whether its rater had room for a new lease), or
+ * a lease handed back (no \`preferenceId\`; \`handedTo\` the item, the caller's lease columns).
+ */
 type BatchRow = pg.QueryResultRow & {
   idx: number;
-  preferenceId: string;
+  preferenceId: string | null;
   storedAt: Date;
   mayRate: boolean;
-  search: boolean;
-  id: string | null;
+  room: boolean;
+  handedTo: number | null;
 };
 
 interface Pending {
@@ -84,15 +87,19 @@ const ITEM_COLUMNS = `idx int, "assignmentId" uuid, "raterId" uuid, source "Pref
 
 /**
  * The first comparisons in priority order with a free slot, gold or not, locked (other batches and
- * requests skip them), as many as `limit` (SQL, at most `most`) says, with their free slots and who has ever been
- * handed each. The outer limit only tells the planner how few rows to expect: it would guess a
- * tenth of the table for the inner one, and then scan the whole table rather than look rows up.
+ * requests skip them), as many as `limit` (SQL, at most `most`) says, with their free slots (and,
+ * with `seen`, who has ever been handed each). The outer limit only tells the planner how few rows
+ * to expect: it would guess a tenth of the table for the inner one, and then scan the whole table
+ * rather than look rows up.
  */
-function candidatesCte(name: string, isGold: boolean, limit: string, most: number): string {
+function candidatesCte(name: string, isGold: boolean, limit: string, most: number, seen: boolean): string {
+  const seenColumn = seen
+    ? `,
+        ARRAY(SELECT x."raterId" FROM "Assignment" x WHERE x."comparisonId" = c.id) AS seen`
+    : '';
   return `${name} AS MATERIALIZED (
     SELECT * FROM (
-      SELECT c.id, c.priority, c."requiredVotes" - c."voteCount" - c."leaseCount" AS slots,
-        ARRAY(SELECT x."raterId" FROM "Assignment" x WHERE x."comparisonId" = c.id) AS seen
+      SELECT c.id, c.priority, c."requiredVotes" - c."voteCount" - c."leaseCount" AS slots${seenColumn}
       FROM "Comparison" c
       WHERE c."projectId" = $3 AND c."open" AND c."free" AND c."isGold" = ${isGold}
       ORDER BY c.priority DESC, c.id
@@ -102,16 +109,25 @@ function candidatesCte(name: string, isGold: boolean, limit: string, most: numbe
   )`;
 }
 
+/** True when the rater (SQL) was never handed the comparison (SQL): one lookup in a unique index. */
+function neverHanded(comparison: string, rater: string): string {
+  return `(SELECT true FROM "Assignment" x WHERE x."comparisonId" = ${comparison} AND x."raterId" = ${rater}) IS NULL`;
+}
+
 /**
  * New leases for the raters of \`gold_want\` and \`plain_want\` (numbered \`n\` in arrival order),
  * ending in \`matched\`. Gold comparisons want a judgment from every rater: each rater takes the
  * first they have not been handed before (those left go on with the plain ones). Plain comparisons
- * have a few slots each: their free slots are numbered in queue order and rater n takes slot n;
- * a rater who was handed that comparison before takes one of the slots after everyone's, in turn.
+ * have a few slots each: their free slots are listed in queue order and rater n takes slot n; a
+ * rater who was handed that comparison before takes one of the slots after everyone's, in turn.
  * Most comparisons at the head of the queue have all their slots free, so about a third as many
  * comparisons as raters are read and locked. Raters left over search on their own.
+ *
+ * Every step is linear in the batch: the planner expects a row or two from each of these CTEs, and
+ * would join two of them in a nested loop (each row of one against every row of the other), so
+ * slots are taken by position in an array, and the anti-joins are hashed \`NOT IN\` filters.
  */
-const MATCH_CTES = `${candidatesCte('gold_cand', true, '(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE count(*) + 8 END FROM gold_want)', MAX_BATCH + 8)},
+const MATCH_CTES = `${candidatesCte('gold_cand', true, '(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE count(*) + 8 END FROM gold_want)', MAX_BATCH + 8, true)},
   gold_pick AS MATERIALIZED (
     SELECT w.idx, w."raterId", w."nextSwapped", w."leaseSeconds", p.id AS "comparisonId", p.slots
     FROM gold_want w CROSS JOIN LATERAL (
@@ -124,29 +140,31 @@ const MATCH_CTES = `${candidatesCte('gold_cand', true, '(SELECT CASE WHEN count(
   ), plain_want AS MATERIALIZED (
     -- Gold is mixed in at the project's rate: tried first when drawn, else after the rest.
     SELECT w.*, row_number() OVER (ORDER BY w.idx) AS n FROM want w
-    WHERE NOT EXISTS (SELECT 1 FROM gold_match g WHERE g.idx = w.idx)
-  ), ${candidatesCte('plain_cand', false, '(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE count(*) / 2 + 8 END FROM plain_want)', MAX_BATCH / 2 + 8)},
+    WHERE w.idx NOT IN (SELECT idx FROM gold_match)
+  ), ${candidatesCte('plain_cand', false, '(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE count(*) / 2 + 8 END FROM plain_want)', MAX_BATCH / 2 + 8, false)},
   plain_slots AS MATERIALIZED (
-    -- Slots up to and including each comparison's, in queue order.
-    SELECT c.id, c.seen, c.slots, sum(c.slots) OVER (ORDER BY c.priority DESC, c.id) AS upto FROM plain_cand c
-  ), plain_first AS MATERIALIZED (
-    SELECT w.idx, w."raterId", w."nextSwapped", w."leaseSeconds", s.id AS "comparisonId"
-    FROM plain_want w JOIN plain_slots s ON w.n > s.upto - s.slots AND w.n <= s.upto
-    WHERE w."raterId" <> ALL(s.seen)
+    -- One entry per free slot, in queue order (a comparison's slots side by side).
+    SELECT coalesce(array_agg(c.id ORDER BY c.priority DESC, c.id), '{}') AS ids
+    FROM plain_cand c CROSS JOIN generate_series(1, c.slots)
+  ), plain_try AS MATERIALIZED (
+    SELECT w.idx, w."raterId", w."nextSwapped", w."leaseSeconds", s.ids[w.n] AS "comparisonId",
+      s.ids[w.n] IS NOT NULL AND ${neverHanded('s.ids[w.n]', 'w."raterId"')} AS fresh
+    FROM plain_want w CROSS JOIN plain_slots s
   ), plain_again AS MATERIALIZED (
-    SELECT w.*, (SELECT count(*) FROM plain_want) + row_number() OVER (ORDER BY w.idx) AS slot FROM plain_want w
-    WHERE NOT EXISTS (SELECT 1 FROM plain_first f WHERE f.idx = w.idx)
+    SELECT t.idx, t."raterId", t."nextSwapped", t."leaseSeconds",
+      (SELECT count(*) FROM plain_want) + row_number() OVER (ORDER BY t.idx) AS slot
+    FROM plain_try t WHERE NOT t.fresh
   ), matched AS MATERIALIZED (
     -- Lease times come from the database's clock, the one every expiry check uses.
     SELECT m.*, gen_random_uuid() AS id, now() + make_interval(secs => m."leaseSeconds") AS "expiresAt"
     FROM (
       SELECT * FROM gold_match
       UNION ALL
-      SELECT * FROM plain_first
+      SELECT idx, "raterId", "nextSwapped", "leaseSeconds", "comparisonId" FROM plain_try WHERE fresh
       UNION ALL
-      SELECT w.idx, w."raterId", w."nextSwapped", w."leaseSeconds", s.id
-      FROM plain_again w JOIN plain_slots s ON w.slot > s.upto - s.slots AND w.slot <= s.upto
-      WHERE w."raterId" <> ALL(s.seen)
+      SELECT a.idx, a."raterId", a."nextSwapped", a."leaseSeconds", s.ids[a.slot]
+      FROM plain_again a CROSS JOIN plain_slots s
+      WHERE s.ids[a.slot] IS NOT NULL AND ${neverHanded('s.ids[a.slot]', 'a."raterId"')}
     ) m
   )`;
 
@@ -157,27 +175,31 @@ const MATCH_CTES = `${candidatesCte('gold_cand', true, '(SELECT CASE WHEN count(
  * cannot deadlock on them); a comparison judged by several raters of the batch takes as many votes
  * as it has room for, in arrival order. Then each rater who goes on gets a lease they hold and did
  * not exclude (oldest first), or, holding fewer than $4, a new one (gold first for those who drew
- * it); a comparison's counts take its votes and new leases in one update. One row per stored
- * judgment, with the lease handed back (\`LEASE_COLUMNS\` of \`a\`) or \`search\` when the rater
- * should look further on their own. $1 items, $2 their leases, $3 the project, $4 leases a rater
- * may hold.
+ * it); a comparison's counts take its votes and new leases in one update. Rows of three kinds: a
+ * stored judgment whose rater has no room for a new lease (\`room\` false) or has (\`room\` true),
+ * and a lease handed back (\`preferenceId\` null, \`handedTo\` the item, \`LEASE_COLUMNS\` of \`a\`);
+ * a rater with room and no lease should look further on their own. $1 items (all of project $3),
+ * $2 their leases, $3 the project, $4 leases a rater may hold.
  */
 function batchStatement(leaseColumns: string, leaseJoins: string): string {
   return `WITH i AS MATERIALIZED (
-    SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(${ITEM_COLUMNS})
+    -- In lease order: each item's lease is locked in turn below (every writer locks them in id order).
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(${ITEM_COLUMNS}) ORDER BY "assignmentId"
   ), lease AS MATERIALIZED (
-    -- By primary key (the same leases as an array): a join with the items would be planned as a
-    -- scan of all leases whenever the table's statistics call it small, and stay so in the cached plan.
-    SELECT a.id, a."comparisonId", a.swapped, a."raterId", a.status FROM "Assignment" a
-    WHERE a.id = ANY($2::uuid[]) ORDER BY a.id FOR UPDATE
+    -- By primary key, item by item (a join of leases and items would be planned as a nested loop of
+    -- every item against every lease, or as a scan of all leases).
+    SELECT i.*, a."comparisonId", a.status, a."raterId" AS "leaseRater", a.swapped AS "leaseSwapped"
+    FROM i CROSS JOIN LATERAL (
+      SELECT x."comparisonId", x.status, x."raterId", x.swapped FROM "Assignment" x
+      WHERE x.id = i."assignmentId" FOR UPDATE
+    ) a
   ), target AS MATERIALIZED (
-    SELECT i.*, lease."comparisonId", c."voteCount", c."requiredVotes",
-      pj."archivedAt" IS NULL AND (i.admin OR EXISTS (
-        SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = pj.id AND m."userId" = i."raterId")) AS "mayRate"
-    FROM i JOIN lease ON lease.id = i."assignmentId"
-    JOIN "Comparison" c ON c.id = lease."comparisonId" JOIN "Project" pj ON pj.id = c."projectId"
-    WHERE lease."raterId" = i."raterId" AND lease.status = 'LEASED' AND lease.swapped = i.swapped
-      AND c."projectId" = i."projectId" AND c."projectId" = $3 AND pj."labelSchema" = i."labelSchema"
+    SELECT lease.*, c."voteCount", c."requiredVotes",
+      pj."archivedAt" IS NULL AND (lease.admin OR EXISTS (
+        SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = pj.id AND m."userId" = lease."raterId")) AS "mayRate"
+    FROM lease JOIN "Comparison" c ON c.id = lease."comparisonId" JOIN "Project" pj ON pj.id = c."projectId"
+    WHERE lease."leaseRater" = lease."raterId" AND lease.status = 'LEASED' AND lease."leaseSwapped" = lease.swapped
+      AND c."projectId" = $3 AND pj."labelSchema" = lease."labelSchema"
     ORDER BY c.id FOR UPDATE OF c
   ), eligible AS MATERIALIZED (
     SELECT ranked.*, gen_random_uuid() AS "preferenceId" FROM (
@@ -204,9 +226,9 @@ function batchStatement(leaseColumns: string, leaseJoins: string): string {
     SELECT DISTINCT ON (idx) idx, id FROM held WHERE NOT excluded ORDER BY idx, "leasedAt"
   ), room AS MATERIALIZED (
     -- Who goes on and may take a new lease (none to hand back, fewer than the most they may hold).
-    SELECT e.idx, e."raterId", e.gold, e."nextSwapped", e."leaseSeconds" FROM eligible e
-    WHERE e.next AND e."mayRate" AND NOT EXISTS (SELECT 1 FROM reuse r WHERE r.idx = e.idx)
-      AND (SELECT count(*) FROM held h WHERE h.idx = e.idx) < $4
+    SELECT e.idx, e."preferenceId", e."raterId", e.gold, e."nextSwapped", e."leaseSeconds" FROM eligible e
+    WHERE e.next AND e."mayRate" AND e.idx NOT IN (SELECT idx FROM reuse)
+      AND e.idx NOT IN (SELECT idx FROM held GROUP BY idx HAVING count(*) >= $4)
   ), want AS MATERIALIZED (
     -- One new lease per rater in a batch (their first judgment in it; any other searches).
     SELECT * FROM (SELECT DISTINCT ON ("raterId") * FROM room ORDER BY "raterId", idx) first
@@ -232,14 +254,17 @@ function batchStatement(leaseColumns: string, leaseJoins: string): string {
     UNION ALL
     SELECT idx, id, "comparisonId", "nextSwapped", "expiresAt" FROM matched
   ), shown AS MATERIALIZED (
-    -- Materialized: joined to each judgment below, it would otherwise be run once per judgment.
     SELECT a.idx AS "handedTo", ${leaseColumns} FROM handed a ${leaseJoins}
     WHERE c.id = ANY(ARRAY(SELECT "comparisonId" FROM handed))
   )
-  SELECT e.idx, e."preferenceId", now()::timestamptz(3) AS "storedAt", e."mayRate",
-    n."handedTo" IS NULL AND EXISTS (SELECT 1 FROM room r WHERE r.idx = e.idx) AS search,
-    n.*
-  FROM eligible e LEFT JOIN shown n ON n."handedTo" = e.idx`;
+  -- Three kinds of rows rather than judgments joined to their leases (a nested loop again); the
+  -- join with nothing gives the first two the leases' columns, null.
+  SELECT e.idx, e."preferenceId", now()::timestamptz(3) AS "storedAt", e."mayRate", false AS room, n.*
+  FROM eligible e LEFT JOIN shown n ON false WHERE e.idx NOT IN (SELECT idx FROM room)
+  UNION ALL
+  SELECT r.idx, r."preferenceId", now()::timestamptz(3), true, true, n.* FROM room r LEFT JOIN shown n ON false
+  UNION ALL
+  SELECT n."handedTo", NULL, NULL, NULL, NULL, n.* FROM shown n`;
 }
 
 export class SubmitBatcher {
@@ -347,13 +372,20 @@ export class SubmitBatcher {
         return;
       }
       const results: BatchResult[] = batch.map(() => null);
+      const stored: BatchRow[] = [];
+      const handed = new Map<number, BatchRow>();
       for (const row of rows) {
-        if (row.search) this.stats.searches++;
+        if (row.preferenceId === null) handed.set(row.handedTo!, row);
+        else stored.push(row);
+      }
+      for (const row of stored) {
+        const lease = handed.get(row.idx) ?? (row.room ? 'search' : null);
+        if (lease === 'search') this.stats.searches++;
         results[row.idx] = {
-          preferenceId: row.preferenceId,
+          preferenceId: row.preferenceId!,
           storedAt: row.storedAt,
           mayRate: row.mayRate,
-          lease: row.id !== null ? row : row.search ? 'search' : null,
+          lease,
         };
       }
       batch.forEach((entry, index) => entry.resolve(results[index] ?? null));
