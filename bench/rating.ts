@@ -10,6 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pg from 'pg';
 import { benchDatabase, seedComparisons } from './database.js';
 import { startProductionServer, type ServerProcess } from './server.js';
@@ -150,6 +151,9 @@ interface Phase {
   rate: number;
   p50: number;
   p99: number;
+  /** The load generator's own event-loop delay (ms): a stall here delays every answer it reads. */
+  loopP99: number;
+  loopMax: number;
 }
 
 /**
@@ -165,6 +169,8 @@ async function ratePhase(
   const nextLatencies: number[] = [];
   let submitted = 0;
   let errors = 0;
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const started = Date.now();
   const end = started + duration * 1000;
   await Promise.all(
@@ -219,6 +225,7 @@ async function ratePhase(
     }),
   );
   const seconds = (Date.now() - started) / 1000;
+  loop.disable();
   return {
     submitted,
     errors,
@@ -226,6 +233,8 @@ async function ratePhase(
     rate: submitted / seconds,
     p50: percentile(nextLatencies, 50),
     p99: percentile(nextLatencies, 99),
+    loopP99: loop.percentile(99) / 1e6,
+    loopMax: loop.max / 1e6,
   };
 }
 
@@ -311,7 +320,8 @@ export async function main(): Promise<void> {
     const paced = await ratePhase(project.id, raters, THINK_MS);
     console.log(
       `rating: ${paced.submitted} submissions = ${paced.rate.toFixed(0)}/s; next p50 ${paced.p50.toFixed(1)} ms, ` +
-        `p99 ${paced.p99.toFixed(1)} ms; errors ${paced.errors}`,
+        `p99 ${paced.p99.toFixed(1)} ms; errors ${paced.errors} (load generator's event loop late by ` +
+        `${paced.loopP99.toFixed(1)} ms at p99, ${paced.loopMax.toFixed(1)} ms at most)`,
     );
     // Throughput: the same raters taking and submitting as fast as the server answers (no thinking).
     console.log(`rating: throughput, ${RATERS} raters without pauses for ${SECONDS} s...`);
