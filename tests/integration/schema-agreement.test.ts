@@ -103,6 +103,45 @@ const INDEX_METHODS: Record<string, string> = {
 /** A default that the test can only check for presence, not for its exact expression. */
 const ANY_DEFAULT = Symbol('any default');
 
+/**
+ * Foreign keys left without an index that starts with their columns on purpose (the rule below),
+ * and why.
+ */
+const UNCOVERED_BY_DESIGN: Record<string, string> = {
+  'Assignment.raterId':
+    'only open leases are looked up by rater (a partial index); users are disabled, never deleted',
+};
+
+/**
+ * Predicates of partial indexes (`where: raw("...")`), which the DMMF leaves out: by model and
+ * index fields (`Model:a,b`), read from the schema's text.
+ */
+function partialIndexPredicates(schema: string): Map<string, string> {
+  const predicates = new Map<string, string>();
+  for (const [, model, body] of schema.matchAll(/^model (\w+) \{([\s\S]*?)^\}/gm)) {
+    for (const [, fields, predicate] of body!.matchAll(
+      /@@(?:index|unique)\(\[([^\]]*)\][^\n]*?where:\s*raw\("((?:[^"\\]|\\.)*)"\)/g,
+    )) {
+      const names = fields!.split(',').map((field) => field.replace(/\(.*\)/, '').trim());
+      predicates.set(`${model}:${names.join(',')}`, predicate!.replaceAll('\\"', '"'));
+    }
+  }
+  return predicates;
+}
+
+/**
+ * An index predicate in a form both sides can be compared in: PostgreSQL prints it with casts,
+ * quoted names and parentheses (`(status = 'LEASED'::"AssignmentStatus")`), a schema as written.
+ */
+function normalizePredicate(predicate: string): string {
+  return predicate
+    .replace(/::(?:"[^"]+"|[a-z ]+)/g, '')
+    .replaceAll('"', '')
+    .replace(/[()]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
 interface Expected {
   tables: string[];
   columns: string[];
@@ -117,7 +156,7 @@ interface Expected {
   foreignKeys: { table: string; columns: string[]; label: string }[];
 }
 
-function deriveExpected(datamodel: Datamodel): Expected {
+function deriveExpected(datamodel: Datamodel, predicates: Map<string, string>): Expected {
   const models = new Map(datamodel.models.map((model) => [model.name, model]));
   const enums = new Map(datamodel.enums.map((en) => [en.name, en]));
   const tableOf = (model: Model): string => model.dbName ?? model.name;
@@ -265,10 +304,13 @@ function deriveExpected(datamodel: Datamodel): Expected {
     const kind = index.type === 'id' ? 'PRIMARY KEY' : index.type === 'unique' ? 'UNIQUE' : 'INDEX';
     const method = INDEX_METHODS[index.algorithm ?? 'BTree'] ?? index.algorithm ?? 'btree';
     const parts = index.fields.map((f, i) => `${columns[i]}${f.sortOrder === 'desc' ? ' DESC' : ''}`);
+    const predicate = predicates.get(`${index.model}:${index.fields.map((f) => f.name).join(',')}`);
+    const where = predicate === undefined ? '' : ` WHERE ${normalizePredicate(predicate)}`;
     expected.indexes.push(
-      `"${table}".${name} ${kind}${method === 'btree' ? '' : ` USING ${method}`} (${parts.join(', ')})`,
+      `"${table}".${name} ${kind}${method === 'btree' ? '' : ` USING ${method}`} (${parts.join(', ')})${where}`,
     );
-    expected.indexColumns.push({ table, columns });
+    // A partial index finds only some rows: it covers no foreign key.
+    if (predicate === undefined) expected.indexColumns.push({ table, columns });
     if (index.type === 'id') expected.constraints.push(`"${table}".${name} PRIMARY KEY`);
   }
   for (const fk of expected.foreignKeys) expected.constraints.push(fk.label);
@@ -345,14 +387,14 @@ async function readDatabase(client: pg.Client, anyDefault: ReadonlySet<string>):
     method: string;
     key_count: number;
     column_count: number;
-    partial: boolean;
+    predicate: string | null;
   }>(`
     SELECT ic.relname AS name, t.relname AS table, i.indisunique AS unique, i.indisprimary AS primary,
            array(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
                    LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                   ORDER BY k.ord) AS columns,
            i.indoption::int2[]::int[] AS options, am.amname::text AS method,
-           i.indnkeyatts::int AS key_count, i.indnatts::int AS column_count, i.indpred IS NOT NULL AS partial
+           i.indnkeyatts::int AS key_count, i.indnatts::int AS column_count, pg_get_expr(i.indpred, i.indrelid) AS predicate
       FROM pg_index i
       JOIN pg_class ic ON ic.oid = i.indexrelid
       JOIN pg_class t ON t.oid = i.indrelid
@@ -443,7 +485,7 @@ async function readDatabase(client: pg.Client, anyDefault: ReadonlySet<string>):
       return option === 0 ? name : option === 3 ? `${name} DESC` : `${name} (indoption ${option})`;
     });
     const include = index.column_count > index.key_count ? ' INCLUDE <columns>' : '';
-    const where = index.partial ? ' WHERE <predicate>' : '';
+    const where = index.predicate === null ? '' : ` WHERE ${normalizePredicate(index.predicate)}`;
     const using = index.method === 'btree' ? '' : ` USING ${index.method}`;
     actual.indexes.push(
       `"${index.table}".${index.name} ${kind}${using} (${parts.join(', ')})${include}${where}`,
@@ -495,8 +537,9 @@ describe('schema.prisma and the migrated database agree', () => {
   let actual: Actual;
 
   beforeAll(async () => {
-    const dmmf = await getDMMF({ datamodel: readFileSync(schemaPath, 'utf8') });
-    expected = deriveExpected(dmmf.datamodel);
+    const schema = readFileSync(schemaPath, 'utf8');
+    const dmmf = await getDMMF({ datamodel: schema });
+    expected = deriveExpected(dmmf.datamodel, partialIndexPredicates(schema));
     database = await createTestDatabase();
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
@@ -549,15 +592,22 @@ describe('schema.prisma and the migrated database agree', () => {
   });
 
   it('covers every foreign key by an index that starts with its columns (schema rule)', () => {
-    const uncovered = expected.foreignKeys
-      .filter(
-        (fk) =>
-          !expected.indexColumns.some(
-            (index) =>
-              index.table === fk.table && fk.columns.every((column, i) => index.columns[i] === column),
-          ),
-      )
-      .map((fk) => fk.label);
-    expect(uncovered).toEqual([]);
+    const uncovered = expected.foreignKeys.filter(
+      (fk) =>
+        !expected.indexColumns.some(
+          (index) => index.table === fk.table && fk.columns.every((column, i) => index.columns[i] === column),
+        ),
+    );
+    // The exceptions are exactly the ones listed, with their reasons.
+    expect(uncovered.map((fk) => `${fk.table}.${fk.columns.join(',')}`).sort()).toEqual(
+      Object.keys(UNCOVERED_BY_DESIGN).sort(),
+    );
+  });
+
+  it('gives partial indexes the predicates the schema states', () => {
+    const partial = expected.indexes.filter((index) => index.includes(' WHERE '));
+    expect(partial).toEqual([
+      '"Assignment".Assignment_raterId_expiresAt_idx INDEX (raterId, expiresAt) WHERE status = \'LEASED\'',
+    ]);
   });
 });
