@@ -82,24 +82,19 @@ const MAX_IN_FLIGHT = 2;
 
 const ITEM_COLUMNS = `idx int, "assignmentId" uuid, "raterId" uuid, source "PreferenceSource", choice "Choice",
   strength int, criteria jsonb, flags jsonb, rationale text, "timeSpentMs" int, "idempotencyKey" text,
-  "requestHash" text, "projectId" uuid, swapped boolean, "labelSchema" jsonb, admin boolean, next boolean,
+  "requestHash" text, swapped boolean, "labelSchema" jsonb, admin boolean, next boolean,
   exclude jsonb, gold boolean, "nextSwapped" boolean, "leaseSeconds" int`;
 
 /**
  * The first comparisons in priority order with a free slot, gold or not, locked (other batches and
- * requests skip them), as many as `limit` (SQL, at most `most`) says, with their free slots (and,
- * with `seen`, who has ever been handed each). The outer limit only tells the planner how few rows
- * to expect: it would guess a tenth of the table for the inner one, and then scan the whole table
- * rather than look rows up.
+ * requests skip them), as many as `limit` (SQL, at most `most`) says, with their free slots. The
+ * outer limit only tells the planner how few rows to expect: it would guess a tenth of the table
+ * for the inner one, and then scan the whole table rather than look rows up.
  */
-function candidatesCte(name: string, isGold: boolean, limit: string, most: number, seen: boolean): string {
-  const seenColumn = seen
-    ? `,
-        ARRAY(SELECT x."raterId" FROM "Assignment" x WHERE x."comparisonId" = c.id) AS seen`
-    : '';
+function candidatesCte(name: string, isGold: boolean, limit: string, most: number): string {
   return `${name} AS MATERIALIZED (
     SELECT * FROM (
-      SELECT c.id, c.priority, c."requiredVotes" - c."voteCount" - c."leaseCount" AS slots${seenColumn}
+      SELECT c.id, c.priority, c."requiredVotes" - c."voteCount" - c."leaseCount" AS slots
       FROM "Comparison" c
       WHERE c."projectId" = $3 AND c."open" AND c."free" AND c."isGold" = ${isGold}
       ORDER BY c.priority DESC, c.id
@@ -127,11 +122,12 @@ function neverHanded(comparison: string, rater: string): string {
  * would join two of them in a nested loop (each row of one against every row of the other), so
  * slots are taken by position in an array, and the anti-joins are hashed \`NOT IN\` filters.
  */
-const MATCH_CTES = `${candidatesCte('gold_cand', true, '(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE count(*) + 8 END FROM gold_want)', MAX_BATCH + 8, true)},
+const MATCH_CTES = `${candidatesCte('gold_cand', true, '(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE count(*) + 8 END FROM gold_want)', MAX_BATCH + 8)},
   gold_pick AS MATERIALIZED (
     SELECT w.idx, w."raterId", w."nextSwapped", w."leaseSeconds", p.id AS "comparisonId", p.slots
     FROM gold_want w CROSS JOIN LATERAL (
-      SELECT c.id, c.slots FROM gold_cand c WHERE w."raterId" <> ALL(c.seen) ORDER BY c.priority DESC, c.id LIMIT 1
+      SELECT c.id, c.slots FROM gold_cand c WHERE ${neverHanded('c.id', 'w."raterId"')}
+      ORDER BY c.priority DESC, c.id LIMIT 1
     ) p
   ), gold_match AS MATERIALIZED (
     SELECT idx, "raterId", "nextSwapped", "leaseSeconds", "comparisonId" FROM (
@@ -141,7 +137,7 @@ const MATCH_CTES = `${candidatesCte('gold_cand', true, '(SELECT CASE WHEN count(
     -- Gold is mixed in at the project's rate: tried first when drawn, else after the rest.
     SELECT w.*, row_number() OVER (ORDER BY w.idx) AS n FROM want w
     WHERE w.idx NOT IN (SELECT idx FROM gold_match)
-  ), ${candidatesCte('plain_cand', false, '(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE count(*) / 2 + 8 END FROM plain_want)', MAX_BATCH / 2 + 8, false)},
+  ), ${candidatesCte('plain_cand', false, '(SELECT CASE WHEN count(*) = 0 THEN 0 ELSE count(*) / 2 + 8 END FROM plain_want)', MAX_BATCH / 2 + 8)},
   plain_slots AS MATERIALIZED (
     -- One entry per free slot, in queue order (a comparison's slots side by side).
     SELECT coalesce(array_agg(c.id ORDER BY c.priority DESC, c.id), '{}') AS ids
