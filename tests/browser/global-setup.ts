@@ -21,7 +21,7 @@ async function waitForStart(server: ChildProcess): Promise<{ baseURL: string; se
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       baseURL ||= /Loom is running at (http:\/\/\S+)/.exec(output)?.[1] ?? '';
-      const setupUrl = /(http:\/\/\S+\/setup\?token=\S+)/.exec(output)?.[1];
+      const setupUrl = /(http:\/\/\S+\/setup[?#]token=\S+)/.exec(output)?.[1];
       if (baseURL && setupUrl) {
         clearTimeout(timer);
         resolve({ baseURL, setupUrl });

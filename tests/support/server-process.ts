@@ -35,7 +35,7 @@ export function startServerProcess(
       output += chunk.toString();
       const origin = /Loom is running at (http:\/\/\S+)/.exec(output)?.[1];
       // Ready once the sign-in instructions are complete (the setup link, or the sign-in line).
-      if (origin && /setup\?token=\S+\s|Sign in with your account/.test(output)) {
+      if (origin && /setup[?#]token=\S+\s|Sign in with your account/.test(output)) {
         clearTimeout(timer);
         child.off('exit', onEarlyExit);
         resolve({
