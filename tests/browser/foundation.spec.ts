@@ -46,7 +46,7 @@ test('first admin sets up Loom, invites a rater, the rater joins and sees only r
   await expect(page.getByTestId('user-name')).toHaveText(ADMIN.name);
   await expect
     .poll(() => navKeys(page))
-    .toEqual(['account', 'audit', 'data', 'projects', 'rounds', 'tokens', 'users']);
+    .toEqual(['account', 'audit', 'data', 'projects', 'rate', 'rounds', 'tokens', 'users']);
   await expect(page.getByTestId('users-table')).toContainText(ADMIN.email);
 
   // 2. Sign out, then sign in again with the new password; a wrong password is refused clearly.
