@@ -14,6 +14,7 @@ import { HttpError } from './errors.js';
 import authPlugin from './plugins/auth.js';
 import docs from './plugins/docs.js';
 import errors from './plugins/errors.js';
+import input from './plugins/input.js';
 import security from './plugins/security.js';
 import web from './plugins/web.js';
 import auditRoutes from './routes/audit.js';
@@ -107,6 +108,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.decorate('services', services);
 
   await app.register(errors);
+  await app.register(input);
   await app.register(security, { webDir: options.webDir });
   await app.register(rateLimit, {
     global: false,

@@ -10,6 +10,32 @@ const PRISMA_STATUS: Record<string, { status: number; message: string }> = {
   P2025: { status: 404, message: 'Not found.' },
 };
 
+/**
+ * PostgreSQL's "this value cannot be stored" errors: input the validation let through. A safety
+ * net (routes and importers check first, naming the field); answered 400, never 500.
+ */
+const POSTGRES_INVALID_INPUT: Record<string, string> = {
+  '22P02': 'A value has an invalid form for the database.',
+  '22021': 'A text contains a character the database cannot store (such as NUL, \\u0000).',
+  '22P05': 'A text contains a character the database cannot store (such as NUL, \\u0000).',
+  '22008': 'A date or time is out of the range the database can store.',
+  '22007': 'A date or time has an invalid form.',
+  '22003': 'A number is out of the range the database can store.',
+  '54001': 'A value is nested too deeply to be stored.',
+};
+
+/** The SQLSTATE of a database error, from the pg driver or from Prisma's driver adapter. */
+export function postgresCode(error: unknown): string | undefined {
+  const e = error as {
+    code?: unknown;
+    meta?: { driverAdapterError?: { cause?: { originalCode?: string; code?: string } } };
+    cause?: { originalCode?: string; code?: string };
+  };
+  const cause = e?.meta?.driverAdapterError?.cause ?? e?.cause;
+  const code = cause?.originalCode ?? cause?.code ?? e?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
 /** Errors that mean the database cannot be reached: answer 503 so clients retry. */
 function isDatabaseUnavailable(error: unknown): boolean {
   const text = `${(error as Error)?.name ?? ''} ${(error as Error)?.message ?? ''} ${(error as { code?: string })?.code ?? ''}`;
@@ -57,6 +83,11 @@ export default fp(async function errors(app: FastifyInstance) {
       const mapped = PRISMA_STATUS[code]!;
       status = mapped.status;
       message = mapped.message;
+    } else if (postgresCode(error) && postgresCode(error)! in POSTGRES_INVALID_INPUT) {
+      request.log.warn({ err: error }, 'the database refused a value the validation let through');
+      status = 400;
+      message = POSTGRES_INVALID_INPUT[postgresCode(error)!]!;
+      code = 'INVALID_VALUE';
     } else if (isDatabaseUnavailable(error)) {
       status = 503;
       message = 'The database is unavailable; try again shortly.';

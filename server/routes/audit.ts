@@ -1,7 +1,10 @@
 // The audit log, newest first (admins only).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { HttpError } from '../errors.js';
 import { AuditPage, AuditQuery } from '../schemas/audit.js';
 import { listAudit } from '../services/audit.js';
+
+const MAX_BIGINT = 9_223_372_036_854_775_807n;
 
 const audit: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -15,12 +18,17 @@ const audit: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: AuditPage },
       },
     },
-    async (request) =>
-      listAudit(
-        app.prisma,
-        request.query.before === undefined ? undefined : BigInt(request.query.before),
-        request.query.limit ?? 50,
-      ),
+    async (request) => {
+      const before = request.query.before === undefined ? undefined : BigInt(request.query.before);
+      // Ids are 64-bit: a larger cursor (19 digits fit the pattern) names no entry.
+      if (before !== undefined && before > MAX_BIGINT)
+        throw new HttpError(
+          400,
+          `Invalid request: querystring.before: must be at most ${MAX_BIGINT} (a 64-bit id)`,
+          'VALIDATION',
+        );
+      return listAudit(app.prisma, before, request.query.limit ?? 50);
+    },
   );
 };
 export default audit;

@@ -26,6 +26,15 @@ export type IdParams = Static<typeof IdParams>;
 /** ISO-8601 timestamp as sent over JSON. */
 export const Timestamp = Type.String({ format: 'date-time' });
 export const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
+/**
+ * A timestamp a client sends: ISO-8601 with a four-digit year from 0001 to 9999, so it fits
+ * PostgreSQL's timestamps and JavaScript's dates (year 0000 or 10000 would fail in the database).
+ */
+export const InputTimestamp = Type.String({
+  format: 'date-time',
+  pattern: '^(?!0000)[0-9]{4}-',
+  description: 'ISO-8601 date-time, years 0001 to 9999.',
+});
 
 export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 });
 /** Length bounds follow OWASP: at least 12 characters, at most 256 (argon2 input stays bounded). */

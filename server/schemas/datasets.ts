@@ -2,7 +2,7 @@
 // imports of existing preference data sets. Every object refuses unknown fields.
 import { Type, type Static } from 'typebox';
 import { ImportLineError } from './projects.js';
-import { Timestamp } from './common.js';
+import { InputTimestamp, Timestamp } from './common.js';
 
 export const EXPORT_FORMATS = ['trl', 'trl-conversational', 'hh', 'openrlhf', 'csv', 'parquet'] as const;
 export const ExportFormat = Type.Union(
@@ -30,9 +30,9 @@ const KeyName = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$' });
 export const ExportFilters = Type.Object(
   {
     /** Judgments made at or after this time. */
-    from: Type.Optional(Timestamp),
+    from: Type.Optional(InputTimestamp),
     /** Judgments made before this time. */
-    to: Type.Optional(Timestamp),
+    to: Type.Optional(InputTimestamp),
     /** Comparisons where either response came from one of these policy versions. */
     policyVersionIds: Type.Optional(Uuids),
     /** Comparisons created for one of these training rounds. */
