@@ -17,7 +17,7 @@ import {
   SubmitResult,
   UndoResult,
 } from '../schemas/rating.js';
-import { labelSchemaOf } from '../services/projects.js';
+import { labelSchemaOf, preparingOf } from '../services/projects.js';
 
 const rating: FastifyPluginAsyncTypebox = async (app) => {
   /**
@@ -66,7 +66,9 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
           id: project.id,
           name: project.name,
           description: project.description,
+          isDemo: project.isDemo,
           progress: await app.services.queue.progress(principal, project.id),
+          preparing: preparingOf(project),
         })),
       );
     },

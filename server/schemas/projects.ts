@@ -87,6 +87,46 @@ export function defaultLabelSchema(): LabelSchema {
   return { allowTie: true, allowBothBad: true, strengths: [...DEFAULT_STRENGTHS], criteria: [], flags: [] };
 }
 
+/** Phases of a project's preparation (the demo's first model), in the order they come. */
+export const PREPARING_PHASES = [
+  'waiting',
+  'loading',
+  'fine-tuning',
+  'sampling',
+  'saving',
+  'failed',
+] as const;
+export type PreparingPhase = (typeof PREPARING_PHASES)[number];
+
+export const PreparingSchema = Type.Union(
+  [
+    Type.Object({
+      phase: Type.Union(
+        [
+          Type.Literal('waiting'),
+          Type.Literal('loading'),
+          Type.Literal('fine-tuning'),
+          Type.Literal('sampling'),
+          Type.Literal('saving'),
+          Type.Literal('failed'),
+        ],
+        {
+          description:
+            'waiting: for a trainer worker; loading: the shipped first model; fine-tuning: training it here; ' +
+            'sampling: its first responses; saving: the first comparisons; failed: the last attempt failed (the job is retried).',
+        },
+      ),
+      progress: Type.Number({ minimum: 0, maximum: 1, description: 'Share of the whole preparation done.' }),
+    }),
+    Type.Null(),
+  ],
+  {
+    description:
+      "Set while the project is being prepared and has no comparisons yet (the demo's first model); null otherwise.",
+  },
+);
+export type Preparing = Static<typeof PreparingSchema>;
+
 export const ProjectSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   name: Type.String(),
@@ -100,6 +140,7 @@ export const ProjectSchema = Type.Object({
   currentPolicyVersionId: Type.Union([Type.String(), Type.Null()]),
   isDemo: Type.Boolean(),
   archived: Type.Boolean(),
+  preparing: PreparingSchema,
   createdAt: Timestamp,
   counts: Type.Object({
     prompts: Type.Integer(),

@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { Timestamp } from './common.js';
-import { LabelSchema } from './projects.js';
+import { LabelSchema, PreparingSchema } from './projects.js';
 
 export const MessageSchema = Type.Object({ role: Type.String(), content: Type.String() });
 
@@ -108,7 +108,9 @@ export const RaterProjectList = Type.Array(
     id: Type.String({ format: 'uuid' }),
     name: Type.String(),
     description: Type.String(),
+    isDemo: Type.Boolean(),
     progress: RaterProgress,
+    preparing: PreparingSchema,
   }),
 );
 export type RaterProjectList = Static<typeof RaterProjectList>;

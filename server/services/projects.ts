@@ -8,8 +8,10 @@ import {
   defaultLabelSchema,
   defaultSchedule,
   LabelSchema,
+  PREPARING_PHASES,
   ScheduleSchema,
   type CreateProjectBody,
+  type Preparing,
   type Schedule,
   type UpdateProjectBody,
 } from '../schemas/projects.js';
@@ -31,6 +33,13 @@ export function labelSchemaOf(project: Pick<Project, 'labelSchema'>): LabelSchem
 export function scheduleOf(project: Pick<Project, 'schedule'>): Schedule {
   const merged = { ...defaultSchedule(), ...((project.schedule ?? {}) as object) };
   return Value.Check(ScheduleSchema, merged) ? merged : defaultSchedule();
+}
+
+/** The project's preparation as the API shows it (null when nothing is being prepared). */
+export function preparingOf(project: Pick<Project, 'preparingPhase' | 'preparingProgress'>): Preparing {
+  const phase = PREPARING_PHASES.find((known) => known === project.preparingPhase);
+  if (!phase) return null;
+  return { phase, progress: Math.min(1, Math.max(0, project.preparingProgress)) };
 }
 
 export function toProjectDto(
@@ -57,6 +66,7 @@ export function toProjectDto(
     currentPolicyVersionId: project.currentPolicyVersionId,
     isDemo: project.isDemo,
     archived: project.archivedAt !== null,
+    preparing: preparingOf(project),
     createdAt: project.createdAt.toISOString(),
     counts,
   };
