@@ -7,7 +7,7 @@ import { openDatabase } from './db/open.js';
 import { HttpError } from './errors.js';
 import { CreateUserBody } from './schemas/users.js';
 import { dataExitCode, exportCommand, importCommand, snapshotCommand } from './cli-datasets.js';
-import { UserService } from './services/users.js';
+import { oneTimeLink, publicOrigin, UserService } from './services/users.js';
 import { ProjectService } from './services/projects.js';
 import { QueueService } from './services/queue.js';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from './simulated-raters.js';
@@ -119,7 +119,7 @@ async function setupLink(args: string[]): Promise<void> {
   try {
     const token = await new UserService(db.prisma, config).issueSetupToken();
     if (!token) throw new UsageError('An admin already exists; sign in, or ask an admin to invite you.');
-    console.log(`${config.publicUrl ?? `http://localhost:${config.port}`}/setup?token=${token}`);
+    console.log(oneTimeLink(publicOrigin(config.publicUrl, config.port), 'setup', token));
   } finally {
     await db.close();
   }

@@ -7,7 +7,7 @@ import { openDatabase } from './db/open.js';
 import { ensureDemoProject } from './demo.js';
 import { startBoss } from './jobs.js';
 import { startTrainerProcess, type TrainerProcess } from './trainer-process.js';
-import { publicOrigin } from './routes/invites.js';
+import { oneTimeLink, publicOrigin } from './services/users.js';
 
 async function main(): Promise<void> {
   let config;
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const origin = publicOrigin(config.publicUrl, { protocol: 'http', host: `localhost:${port}` });
+  const origin = publicOrigin(config.publicUrl, port);
   say(`Loom is running at ${origin}  (API docs: ${origin}/api/docs)`);
   const setupToken = await app.services.users.issueSetupToken();
   if (setupToken) {
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     say(
       [
         'No admin exists yet. Create the first admin with this one-time link (valid 24 h, replaced at every start):',
-        `  ${origin}/setup?token=${setupToken}`,
+        `  ${oneTimeLink(origin, 'setup', setupToken)}`,
         'or from a terminal: npm run cli -- create-user --email you@example.com --role admin',
       ].join('\n[loom] '),
     );

@@ -12,7 +12,7 @@ export default defineConfig({
   plugins: [
     sveltekit({
       adapter: adapter({ pages: 'build', assets: 'build', fallback: 'index.html' }),
-      // The fallback page is served for every deep link (/admin/users, /invite?token=...), so asset
+      // The fallback page is served for every deep link (/admin/users, /invite, ...), so asset
       // URLs must be absolute.
       paths: { relative: false },
     }),

@@ -6,22 +6,15 @@ import { clientInfo, principalOf, setSessionCookie } from '../plugins/auth.js';
 import {
   AcceptInviteBody,
   InviteLookup,
-  InviteLookupQuery,
+  InviteLookupBody,
   MeResponse,
   SetupStatus,
 } from '../schemas/auth.js';
 import { ErrorSchema, IdParams } from '../schemas/common.js';
 import { CreatedInvite, CreateInviteBody, InviteList } from '../schemas/users.js';
-import { toInviteDto, toUserDto } from '../services/users.js';
+import { oneTimeLink, publicOrigin, toInviteDto, toUserDto } from '../services/users.js';
 
 const ADMIN = ['ADMIN'] as const;
-
-export function publicOrigin(
-  configured: string | undefined,
-  request: { protocol: string; host: string },
-): string {
-  return configured ?? `${request.protocol}://${request.host}`;
-}
 
 const invites: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -37,19 +30,20 @@ const invites: FastifyPluginAsyncTypebox = async (app) => {
     async () => ({ needsSetup: await app.services.users.needsSetup() }),
   );
 
-  app.get(
+  // A POST with the token in its body: a secret in a URL ends up in request logs and histories.
+  app.post(
     '/api/invites/lookup',
     {
-      config: { access: 'public', rateLimit: { max: 30, timeWindow: '1 minute' } },
+      config: { access: 'public', csrf: false, rateLimit: { max: 30, timeWindow: '1 minute' } },
       schema: {
         tags: ['invites'],
         summary: 'What a setup or invitation link grants',
-        querystring: InviteLookupQuery,
+        body: InviteLookupBody,
         response: { 200: InviteLookup, 404: ErrorSchema },
       },
     },
     async (request) => {
-      const invite = await app.services.users.findOpenInvite(request.query.token);
+      const invite = await app.services.users.findOpenInvite(request.body.token);
       if (!invite) throw notFound('This link is invalid, expired or already used.');
       return {
         kind: invite.email === null ? ('setup' as const) : ('invite' as const),
@@ -109,7 +103,9 @@ const invites: FastifyPluginAsyncTypebox = async (app) => {
         id: actor.id,
         ip: request.ip,
       });
-      const url = `${publicOrigin(app.config.publicUrl, request)}/invite?token=${encodeURIComponent(token)}`;
+      const address = app.server.address();
+      const port = typeof address === 'object' && address ? address.port : app.config.port;
+      const url = oneTimeLink(publicOrigin(app.config.publicUrl, port), 'invite', token);
       return reply.status(201).send({ invite: toInviteDto(invite), url, token });
     },
   );

@@ -1,4 +1,5 @@
-// API tokens for scripts (researchers and admins): each user sees and revokes only their own.
+// API tokens for scripts: researchers and admins create them; every user sees and revokes their own
+// (a role change revokes a user's tokens, and a demoted user can still see and clean up the list).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { principalOf } from '../plugins/auth.js';
@@ -6,13 +7,13 @@ import { ErrorSchema, IdParams } from '../schemas/common.js';
 import { ApiTokenList, CreatedToken, CreateTokenBody } from '../schemas/tokens.js';
 import { toApiTokenDto } from '../services/auth.js';
 
-const ACCESS = ['ADMIN', 'RESEARCHER'] as const;
+const CREATE = ['ADMIN', 'RESEARCHER'] as const;
 
 const tokens: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/api/tokens',
     {
-      config: { access: ACCESS },
+      config: { access: 'authenticated' },
       schema: { tags: ['tokens'], summary: 'My API tokens', response: { 200: ApiTokenList } },
     },
     async (request) =>
@@ -22,7 +23,7 @@ const tokens: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/api/tokens',
     {
-      config: { access: ACCESS },
+      config: { access: CREATE },
       schema: {
         tags: ['tokens'],
         summary: 'Create an API token; it is shown once',
@@ -44,7 +45,7 @@ const tokens: FastifyPluginAsyncTypebox = async (app) => {
   app.delete(
     '/api/tokens/:id',
     {
-      config: { access: ACCESS },
+      config: { access: 'authenticated' },
       schema: {
         tags: ['tokens'],
         summary: 'Revoke one of my API tokens',

@@ -61,7 +61,7 @@ export const InviteLookup = Type.Object({
 });
 export type InviteLookup = Static<typeof InviteLookup>;
 
-export const InviteLookupQuery = Type.Object(
+export const InviteLookupBody = Type.Object(
   { token: Type.String({ minLength: 16, maxLength: 200 }) },
   { additionalProperties: false },
 );

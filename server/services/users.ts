@@ -1,7 +1,7 @@
 // Accounts: users, roles, disabling, invitations and the first admin's one-time setup link.
 import type { Config } from '../config.js';
 import type { PrismaClient, User } from '../db/client.js';
-import { badRequest, conflict, notFound } from '../errors.js';
+import { badRequest, conflict, forbidden, notFound } from '../errors.js';
 import type { Role } from '../schemas/common.js';
 import { recordAudit } from './audit.js';
 import type { CredentialCache } from './credential-cache.js';
@@ -14,6 +14,22 @@ const SETUP_LINK_HOURS = 24;
 export interface Actor {
   id: string | null;
   ip?: string | null;
+}
+
+/**
+ * The origin of the links Loom hands out: PUBLIC_URL, else this server on localhost and the port it
+ * listens on. Never the request's Host header, which the caller chooses.
+ */
+export function publicOrigin(configured: string | undefined, port: number): string {
+  return configured ?? `http://localhost:${port}`;
+}
+
+/**
+ * A one-time link: the token rides in the fragment, which browsers never send to a server, so it
+ * reaches no request log (the page reads it and posts it in a body).
+ */
+export function oneTimeLink(origin: string, page: 'setup' | 'invite', token: string): string {
+  return `${origin}/${page}#token=${encodeURIComponent(token)}`;
 }
 
 export function normalizeEmail(email: string): string {
@@ -53,6 +69,14 @@ export function toInviteDto(invite: {
   };
 }
 
+/** Ends every pending first-start setup link (they only create the first admin). */
+async function revokeSetupLinks(tx: Pick<PrismaClient, 'invite'>): Promise<void> {
+  await tx.invite.updateMany({
+    where: { email: null, acceptedAt: null, revokedAt: null },
+    data: { revokedAt: new Date() },
+  });
+}
+
 export class UserService {
   constructor(
     private readonly prisma: PrismaClient,
@@ -83,6 +107,8 @@ export class UserService {
           credential: { create: { passwordHash } },
         },
       });
+      // The first-start setup link is for creating the first admin: it dies once one exists.
+      if (input.role === 'ADMIN') await revokeSetupLinks(tx);
       await recordAudit(tx, {
         actorId: actor.id,
         action: 'user.create',
@@ -95,23 +121,36 @@ export class UserService {
     });
   }
 
-  /** Role changes and disabling; disabling (or demoting) ends the user's sessions at once. */
+  /**
+   * Name and role changes, disabling and enabling. A role change or disabling ends the user's
+   * sessions and revokes their API tokens at once. The last active admin cannot be demoted or
+   * disabled, also when two admins act at once: the active admins' rows are locked before they are
+   * counted, so concurrent changes take turns and the second counts what the first left.
+   */
   async update(
     id: string,
     patch: { name?: string; role?: Role; disabled?: boolean },
     actor: Actor,
   ): Promise<User> {
     const changed = await this.prisma.$transaction(async (tx) => {
+      // Locked in id order (as every such change does), so concurrent changes cannot deadlock.
+      const admins = await tx.$queryRaw<{ id: string }[]>`
+        SELECT id FROM "User" WHERE role = 'ADMIN' AND "disabledAt" IS NULL ORDER BY id FOR UPDATE`;
       const user = await tx.user.findUnique({ where: { id } });
       if (!user) throw notFound('No such user.');
-      const demoting = patch.role !== undefined && patch.role !== 'ADMIN' && user.role === 'ADMIN';
+      // The actor may have lost the admin role (or been disabled) while this request waited.
+      if (actor.id !== null && !admins.some((admin) => admin.id === actor.id)) {
+        throw forbidden('You are no longer an active admin.');
+      }
+      const roleChanged = patch.role !== undefined && patch.role !== user.role;
+      const demoting = roleChanged && user.role === 'ADMIN';
       const disabling = patch.disabled === true && user.disabledAt === null;
       if (id === actor.id && (demoting || disabling)) {
         throw conflict('You cannot remove your own admin role or disable yourself; ask another admin.');
       }
-      if ((demoting || disabling) && user.role === 'ADMIN') {
-        const admins = await tx.user.count({ where: { role: 'ADMIN', disabledAt: null } });
-        if (admins <= 1) throw conflict('This is the last active admin; make another admin first.');
+      const activeAdmin = admins.some((admin) => admin.id === id);
+      if ((demoting || disabling) && activeAdmin && admins.length <= 1) {
+        throw conflict('This is the last active admin; make another admin first.');
       }
       const updated = await tx.user.update({
         where: { id },
@@ -123,11 +162,11 @@ export class UserService {
             : {}),
         },
       });
-      if (disabling || (patch.role !== undefined && patch.role !== user.role)) {
-        await tx.session.updateMany({
-          where: { userId: id, revokedAt: null },
-          data: { revokedAt: new Date() },
-        });
+      if (disabling || roleChanged) {
+        const now = new Date();
+        await tx.session.updateMany({ where: { userId: id, revokedAt: null }, data: { revokedAt: now } });
+        // A token made under the old role must not act under the new one (nor outlive a disabling).
+        await tx.apiToken.updateMany({ where: { userId: id, revokedAt: null }, data: { revokedAt: now } });
       }
       await recordAudit(tx, {
         actorId: actor.id,
@@ -200,12 +239,16 @@ export class UserService {
     });
   }
 
-  /** A pending, unexpired invitation or setup link for this token, or null. */
+  /**
+   * A pending, unexpired invitation for this token, or a setup link while no admin exists; else null
+   * (a setup link is dead once any admin exists, however that admin was made).
+   */
   async findOpenInvite(token: string) {
     const invite = await this.prisma.invite.findUnique({
       where: { tokenHash: hashSecret(this.config.sessionSecret, token) },
     });
     if (!invite || invite.acceptedAt || invite.revokedAt || invite.expiresAt <= new Date()) return null;
+    if (invite.email === null && !(await this.needsSetup())) return null;
     return invite;
   }
 
@@ -242,11 +285,7 @@ export class UserService {
         data: { acceptedAt: new Date(), acceptedById: user.id },
       });
       if (claimed.count !== 1) throw notFound('This link is invalid, expired or already used.');
-      if (isSetup)
-        await tx.invite.updateMany({
-          where: { email: null, acceptedAt: null },
-          data: { revokedAt: new Date() },
-        });
+      if (invite.role === 'ADMIN') await revokeSetupLinks(tx);
       await recordAudit(tx, {
         actorId: user.id,
         action: isSetup ? 'setup.admin-created' : 'invite.accept',

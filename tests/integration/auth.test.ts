@@ -1,5 +1,6 @@
 // Accounts and sessions against real PostgreSQL: first-admin setup, invitations, sign-in and out,
 // CSRF, session expiry and renewal, disabling, API tokens and the sign-in rate limit.
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createAndSignIn,
@@ -8,6 +9,7 @@ import {
   PASSWORD,
   sessionCookie,
   signIn,
+  type SignedIn,
   type TestApp,
 } from '../support/app.js';
 
@@ -17,6 +19,11 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
+/** What a one-time link grants, asked as the web page does: the token in the body, never the URL. */
+function lookup(app: TestApp, token: string | null) {
+  return app.app.inject({ method: 'POST', url: '/api/invites/lookup', payload: { token } });
+}
+
 describe('first admin', () => {
   it('is created once through the one-time setup link, which then stops working', async () => {
     expect((await t.app.inject({ url: '/api/setup/status' })).json()).toEqual({ needsSetup: true });
@@ -24,9 +31,9 @@ describe('first admin', () => {
     const token = await t.app.services.users.issueSetupToken();
     expect(token).toMatch(/^loom_inv_/);
     // A newer link replaces the older one.
-    expect((await t.app.inject({ url: `/api/invites/lookup?token=${stale}` })).statusCode).toBe(404);
-    const lookup = await t.app.inject({ url: `/api/invites/lookup?token=${token}` });
-    expect(lookup.json()).toMatchObject({ kind: 'setup', email: null, role: 'ADMIN' });
+    expect((await lookup(t, stale)).statusCode).toBe(404);
+    const found = await lookup(t, token);
+    expect(found.json()).toMatchObject({ kind: 'setup', email: null, role: 'ADMIN' });
 
     const withoutEmail = await t.app.inject({
       method: 'POST',
@@ -51,8 +58,44 @@ describe('first admin', () => {
       payload: { token, email: 'second@example.com', name: 'Second', password: PASSWORD },
     });
     expect(again.statusCode).toBe(404);
+    expect((await lookup(t, token)).statusCode).toBe(404);
     expect(await t.app.services.users.issueSetupToken()).toBeNull();
     expect((await t.app.inject({ url: '/api/setup/status' })).json()).toEqual({ needsSetup: false });
+  });
+
+  it('is dead once any admin exists, however the admin was made', async () => {
+    const fresh = await createTestApp();
+    try {
+      const token = (await fresh.app.services.users.issueSetupToken())!;
+      expect((await lookup(fresh, token)).statusCode).toBe(200);
+      // The CLI's create-user while the printed link is still pending.
+      await fresh.app.services.users.create(
+        { email: 'cli-admin@example.com', name: 'CLI Admin', role: 'ADMIN', password: PASSWORD },
+        { id: null },
+      );
+      expect((await lookup(fresh, token)).statusCode).toBe(404);
+      const accept = await fresh.app.inject({
+        method: 'POST',
+        url: '/api/invites/accept',
+        payload: { token, email: 'late@example.com', name: 'Late', password: PASSWORD },
+      });
+      expect(accept.statusCode).toBe(404);
+      expect(await fresh.prisma.user.count()).toBe(1);
+
+      // An admin written by other means (SQL) kills a pending link too.
+      const other = await createTestApp();
+      try {
+        const pending = (await other.app.services.users.issueSetupToken())!;
+        await other.prisma.user.create({
+          data: { email: 'sql-admin@example.com', name: 'SQL Admin', role: 'ADMIN' },
+        });
+        expect((await lookup(other, pending)).statusCode).toBe(404);
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('stores passwords only as argon2id hashes with m=19 MiB, t=2, p=1', async () => {
@@ -78,7 +121,15 @@ describe('invitations', () => {
       token: string;
       invite: { id: string; email: string };
     }>();
-    expect(url).toContain(`/invite?token=${token}`);
+    // The token rides in the fragment, which browsers never send to a server.
+    expect(url).toBe(`http://localhost:${t.config.port}/invite#token=${token}`);
+    expect((await lookup(t, token)).json()).toMatchObject({
+      kind: 'invite',
+      email: 'invited.rater@example.com',
+      role: 'RATER',
+    });
+    // The lookup takes no token in its URL.
+    expect((await t.app.inject({ url: `/api/invites/lookup?token=${token}` })).statusCode).toBe(404);
     expect(invite.email).toBe('invited.rater@example.com');
     const stored = await t.prisma.invite.findUniqueOrThrow({ where: { id: invite.id } });
     expect(stored.tokenHash).not.toContain(token);
@@ -117,7 +168,7 @@ describe('invitations', () => {
       (await t.app.inject({ method: 'DELETE', url: `/api/invites/${invite.id}`, headers: admin.headers }))
         .statusCode,
     ).toBe(204);
-    expect((await t.app.inject({ url: `/api/invites/lookup?token=${token}` })).statusCode).toBe(404);
+    expect((await lookup(t, token)).statusCode).toBe(404);
 
     const second = await t.app.inject({
       method: 'POST',
@@ -137,6 +188,31 @@ describe('invitations', () => {
     });
     expect(accept.statusCode).toBe(404);
     expect(await t.prisma.user.findUnique({ where: { email: 'expired@example.com' } })).toBeNull();
+  });
+});
+
+describe('invitation links', () => {
+  it('use the configured origin, never the Host header of the request', async () => {
+    const admin = await createAndSignIn(t, 'ADMIN');
+    const invite = (app: TestApp, email: string, headers: Record<string, string>) =>
+      app.app.inject({
+        method: 'POST',
+        url: '/api/invites',
+        headers: { ...headers, host: 'evil.example:1234', 'x-forwarded-host': 'evil.example' },
+        payload: { email, role: 'ADMIN' },
+      });
+    const plain = await invite(t, 'host-header@example.com', admin.headers);
+    expect(plain.statusCode, plain.body).toBe(201);
+    expect(plain.json().url).toMatch(new RegExp(`^http://localhost:${t.config.port}/invite#token=loom_inv_`));
+
+    const configured = await createTestApp({ PUBLIC_URL: 'https://loom.example.org/' });
+    try {
+      const other = await createAndSignIn(configured, 'ADMIN');
+      const response = await invite(configured, 'configured@example.com', other.headers);
+      expect(response.json().url).toMatch(/^https:\/\/loom\.example\.org\/invite#token=loom_inv_/);
+    } finally {
+      await configured.close();
+    }
   });
 });
 
@@ -339,6 +415,59 @@ describe('user administration', () => {
     expect((await t.prisma.user.findUniqueOrThrow({ where: { id: admin.userId } })).role).toBe('ADMIN');
   });
 
+  it('a role change revokes the user’s API tokens at once; they still see and revoke their own', async () => {
+    const admin = await createAndSignIn(t, 'ADMIN');
+    const demoted = await createAndSignIn(t, 'ADMIN');
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/tokens',
+      headers: demoted.headers,
+      payload: { name: 'admin script' },
+    });
+    const { token, apiToken } = created.json<{ token: string; apiToken: { id: string } }>();
+    const bearer = { authorization: `Bearer ${token}` };
+    // Used once, so the server knows it from memory.
+    expect((await t.app.inject({ url: '/api/users', headers: bearer })).statusCode).toBe(200);
+    const demote = await t.app.inject({
+      method: 'PATCH',
+      url: `/api/users/${demoted.userId}`,
+      headers: admin.headers,
+      payload: { role: 'RATER' },
+    });
+    expect(demote.statusCode, demote.body).toBe(200);
+    // Not even with the new role's rights: the token was made under the old one.
+    expect((await t.app.inject({ url: '/api/auth/me', headers: bearer })).statusCode).toBe(401);
+    expect((await t.app.inject({ url: '/api/users', headers: bearer })).statusCode).toBe(401);
+
+    const again = await signIn(t, demoted.email);
+    const list = await t.app.inject({ url: '/api/tokens', headers: again.headers });
+    expect(list.statusCode, list.body).toBe(200);
+    expect(list.json()).toEqual([
+      expect.objectContaining({ id: apiToken.id, revokedAt: expect.any(String) }),
+    ]);
+    // A rater creates none, but revokes their own (here one that predates the role change).
+    expect(
+      (
+        await t.app.inject({
+          method: 'POST',
+          url: '/api/tokens',
+          headers: again.headers,
+          payload: { name: 'rater script' },
+        })
+      ).statusCode,
+    ).toBe(403);
+    const kept = await t.prisma.apiToken.create({
+      data: { userId: demoted.userId, name: 'old', prefix: 'loom_at_old', tokenHash: `h-${randomUUID()}` },
+    });
+    const revoke = await t.app.inject({
+      method: 'DELETE',
+      url: `/api/tokens/${kept.id}`,
+      headers: again.headers,
+    });
+    expect(revoke.statusCode, revoke.body).toBe(204);
+    expect((await t.prisma.apiToken.findUniqueOrThrow({ where: { id: kept.id } })).revokedAt).not.toBeNull();
+  });
+
   it('creates users with a password and refuses duplicates', async () => {
     const admin = await createAndSignIn(t, 'ADMIN');
     const payload = { email: 'Created@Example.com', name: 'Created', role: 'RESEARCHER', password: PASSWORD };
@@ -377,6 +506,59 @@ describe('user administration', () => {
     const page = await t.app.inject({ url: '/api/audit?limit=5', headers: admin.headers });
     const entries = page.json<{ entries: { action: string; actorEmail: string | null }[] }>().entries;
     expect(entries[0]).toMatchObject({ action: 'invite.create', actorEmail: admin.email });
+  });
+});
+
+describe('the last active admin', () => {
+  /** Two admins acting on each other at the same moment, in a database where they are the only ones. */
+  async function race(
+    first: (a: SignedIn, b: SignedIn) => Record<string, unknown>,
+    second: (a: SignedIn, b: SignedIn) => Record<string, unknown>,
+  ) {
+    const app = await createTestApp();
+    try {
+      for (let round = 0; round < 8; round++) {
+        await app.prisma.user.updateMany({ data: { role: 'RATER' } });
+        const a = await createAndSignIn(app, 'ADMIN');
+        const b = await createAndSignIn(app, 'ADMIN');
+        const patch = (actor: SignedIn, target: SignedIn, payload: Record<string, unknown>) =>
+          app.app.inject({
+            method: 'PATCH',
+            url: `/api/users/${target.userId}`,
+            headers: actor.headers,
+            payload,
+          });
+        const answers = await Promise.all([patch(a, b, first(a, b)), patch(b, a, second(a, b))]);
+        const codes = answers.map((answer) => answer.statusCode).sort();
+        expect(codes[0], answers.map((answer) => answer.body).join('\n')).toBe(200);
+        // 401: the other request came after the first had ended its session.
+        expect([401, 403, 409]).toContain(codes[1]);
+        expect(await app.prisma.user.count({ where: { role: 'ADMIN', disabledAt: null } })).toBe(1);
+      }
+    } finally {
+      await app.close();
+    }
+  }
+
+  it('stays when two admins demote each other at once', async () => {
+    await race(
+      () => ({ role: 'RESEARCHER' }),
+      () => ({ role: 'RESEARCHER' }),
+    );
+  });
+
+  it('stays when one admin disables the other while being demoted', async () => {
+    await race(
+      () => ({ disabled: true }),
+      () => ({ role: 'RATER' }),
+    );
+  });
+
+  it('stays when two admins disable each other at once', async () => {
+    await race(
+      () => ({ disabled: true }),
+      () => ({ disabled: true }),
+    );
   });
 });
 

@@ -205,8 +205,9 @@ export const api = {
 
   // Setup and invitations
   setupStatus: () => request<SetupStatus>('GET', '/setup/status', { authRoute: true }),
+  // The token goes in the body: a secret in a URL ends up in logs and histories.
   lookupInvite: (token: string) =>
-    request<InviteLookup>('GET', '/invites/lookup', { query: { token }, authRoute: true }),
+    request<InviteLookup>('POST', '/invites/lookup', { body: { token }, authRoute: true }),
   acceptInvite: (body: AcceptInviteBody) =>
     request<MeResponse>('POST', '/invites/accept', { body, authRoute: true }),
 

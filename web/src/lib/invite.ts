@@ -9,9 +9,19 @@ export type LinkState =
   | { status: 'invalid' }
   | { status: 'error'; message: string };
 
+/**
+ * The token of a one-time link. Links carry it in the fragment (`/invite#token=…`), which the
+ * browser never sends to the server; a link from an older version (`?token=…`) still works.
+ */
+export function linkToken(url: URL, hash: string): string {
+  const fromHash = new URLSearchParams(hash.replace(/^#/, '')).get('token')?.trim();
+  return fromHash || (url.searchParams.get('token')?.trim() ?? '');
+}
+
 export async function lookupLink(url: URL): Promise<LinkState> {
   await loadSession();
-  const token = url.searchParams.get('token')?.trim() ?? '';
+  // The fragment is not part of a load function's URL: it is read from the address bar itself.
+  const token = linkToken(url, typeof location === 'undefined' ? '' : location.hash);
   if (!token) return { status: 'missing' };
   try {
     const lookup = await api.lookupInvite(token);
