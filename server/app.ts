@@ -11,6 +11,7 @@ import type { Config } from './config.js';
 import type { PgBoss } from 'pg-boss';
 import { poolOf, type PrismaClient } from './db/client.js';
 import { HttpError } from './errors.js';
+import { consoleStream } from './logging.js';
 import authPlugin from './plugins/auth.js';
 import docs from './plugins/docs.js';
 import errors from './plugins/errors.js';
@@ -75,7 +76,8 @@ function formatValidationErrors(errors: FastifySchemaValidationError[], dataVar:
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config, prisma } = options;
   const app = Fastify({
-    logger: options.logger ?? { level: config.logLevel },
+    // JSON lines, or short lines for a terminal where requests show only when they fail (logging.ts).
+    logger: options.logger ?? { level: config.logLevel, stream: consoleStream(config) },
     bodyLimit: config.bodyLimit,
     requestTimeout: config.requestTimeoutMs,
     trustProxy: config.trustProxy,

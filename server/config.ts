@@ -11,7 +11,8 @@ const EnvSchema = Type.Object({
     default: 'development',
   }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
-  HOST: Type.String({ default: '0.0.0.0' }),
+  /** The interface to listen on: this machine only unless set (the image and compose set 0.0.0.0). */
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
   /** Unset: the embedded PostgreSQL under DATA_DIR. */
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   DATA_DIR: Type.String({ default: './data' }),
@@ -33,6 +34,8 @@ const EnvSchema = Type.Object({
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' },
   ),
+  /** json: one JSON line per event and request (default in production); pretty: short lines for a terminal. */
+  LOG_FORMAT: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('pretty')])),
   DB_POOL_MAX: Type.Integer({ minimum: 1, default: 10 }),
   /** Run the trainer worker alongside the server (default: on the embedded default only). */
   START_TRAINER: Type.Optional(Type.Boolean()),
@@ -67,6 +70,7 @@ export interface Config {
   submitRateLimitPerMinute: number;
   trustProxy: boolean;
   logLevel: string;
+  logFormat: 'json' | 'pretty';
   dbPoolMax: number;
   startTrainer: boolean;
   seedDemo: boolean;
@@ -110,6 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: parsed.REQUEST_TIMEOUT_MS,
     trustProxy: parsed.TRUST_PROXY,
     logLevel: parsed.LOG_LEVEL,
+    logFormat: parsed.LOG_FORMAT ?? (production ? 'json' : 'pretty'),
     dbPoolMax: parsed.DB_POOL_MAX,
     startTrainer: parsed.START_TRAINER ?? parsed.DATABASE_URL === undefined,
     seedDemo: parsed.SEED_DEMO ?? parsed.DATABASE_URL === undefined,

@@ -25,6 +25,23 @@ describe('configuration', () => {
     expect(loadConfig({ DATA_DIR: dir }).sessionSecret).toBe(config.sessionSecret);
   });
 
+  it('listens on this machine only unless HOST says otherwise', () => {
+    expect(loadConfig({ DATA_DIR: dataDir() }).host).toBe('127.0.0.1');
+    expect(loadConfig({ DATA_DIR: dataDir(), HOST: '' }).host).toBe('127.0.0.1');
+    expect(loadConfig({ DATA_DIR: dataDir(), HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    const production = { DATA_DIR: dataDir(), NODE_ENV: 'production', SESSION_SECRET: STRONG };
+    expect(loadConfig(production).host).toBe('127.0.0.1');
+  });
+
+  it('logs short lines for a terminal outside production and JSON in production', () => {
+    expect(loadConfig({ DATA_DIR: dataDir() }).logFormat).toBe('pretty');
+    const production = { DATA_DIR: dataDir(), NODE_ENV: 'production', SESSION_SECRET: STRONG };
+    expect(loadConfig(production).logFormat).toBe('json');
+    expect(loadConfig({ ...production, LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');
+    expect(loadConfig({ DATA_DIR: dataDir(), LOG_FORMAT: 'json' }).logFormat).toBe('json');
+    expect(() => loadConfig({ DATA_DIR: dataDir(), LOG_FORMAT: 'xml' })).toThrow(/LOG_FORMAT/);
+  });
+
   it('reads PORT and DATABASE_URL', () => {
     const config = loadConfig({
       DATA_DIR: dataDir(),

@@ -67,6 +67,12 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('listens on every interface inside the container (the default elsewhere is 127.0.0.1)', () => {
+    expect(app.environment?.HOST).toBe('0.0.0.0');
+    const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^\s+HOST=0\.0\.0\.0\b/m);
+  });
+
   it('sets only variables the server understands', () => {
     for (const service of [app, trainer]) {
       for (const key of Object.keys(service.environment ?? {})) expect(ENV_KEYS).toContain(key);
