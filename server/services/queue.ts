@@ -73,8 +73,29 @@ function isRawUniqueViolation(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === '23505';
 }
 
+/**
+ * Why a rater may not judge (submit, skip or undo) in a project: it is archived, or they are not a
+ * member (admins may rate any project that is not archived).
+ */
+function accessRefused(archived: boolean): HttpError {
+  return archived
+    ? new HttpError(
+        403,
+        'This project is archived: its comparisons can no longer be judged, skipped or taken back.',
+        'PROJECT_ARCHIVED',
+      )
+    : new HttpError(403, 'You are not a member of this project (any more).', 'NOT_A_MEMBER');
+}
+
+/** SQL: the rater (SQL) may judge in project `pj` (admin, SQL boolean: any project) while it is active. */
+function mayJudge(rater: string, admin: string): string {
+  return `pj."archivedAt" IS NULL
+    AND (${admin} OR EXISTS (SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = pj.id AND m."userId" = ${rater}))`;
+}
+
 interface SubmitState {
   status: string | null;
+  archived: boolean | null;
   swapped: boolean | null;
   labelSchema: unknown;
   projectId: string | null;
@@ -266,13 +287,14 @@ function storeCtes(guard = ''): string {
     )`;
 }
 
-/** The submitted judgment and, when the rater may go on here, their next lease, in one statement. */
+/**
+ * The submitted judgment (while the rater may judge in the project) and, when they asked, their next
+ * lease, in one statement.
+ */
 const SUBMIT_AND_LEASE = `WITH ${storeCtes(
-  `AND c."projectId" = $12 AND lease.swapped = $13 AND pj."labelSchema" = $14::jsonb`,
+  `AND c."projectId" = $12 AND lease.swapped = $13 AND pj."labelSchema" = $14::jsonb AND ${mayJudge('$2', '$15')}`,
 )}, allowed AS (
-    SELECT pj.id, pj."leaseSeconds" FROM stored JOIN "Project" pj ON pj.id = $12
-    WHERE $20 AND pj."archivedAt" IS NULL
-      AND ($15 OR EXISTS (SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = pj.id AND m."userId" = $2))
+    SELECT pj.id, pj."leaseSeconds" FROM stored JOIN "Project" pj ON pj.id = $12 WHERE $20
   ), ${leaseCtes({
     project: '$12',
     gold: '$16',
@@ -512,9 +534,7 @@ export class QueueService {
     // judgment stored with this key, at once.
     const [state] = await this.query<SubmitState>(
       `SELECT a.status, a.swapped, pj."labelSchema", pj.id AS "projectId", pj."goldRate", pj."leaseSeconds",
-         pj."archivedAt" IS NULL
-           AND ($4 OR EXISTS (SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = pj.id AND m."userId" = $2))
-           AS "mayRate",
+         pj."archivedAt" IS NOT NULL AS archived, ${mayJudge('$2', '$4')} AS "mayRate",
          pr.id AS "replayId", pr."requestHash" AS "replayHash", pr."createdAt" AS "replayAt"
        FROM (SELECT 1) one
        LEFT JOIN "Assignment" a ON a.id = $1 AND a."raterId" = $2
@@ -525,7 +545,7 @@ export class QueueService {
     );
     const stored = await this.store(principal, assignmentId, body, idempotencyKey, hash, state);
     if (!body.next) return stored;
-    // The judgment is stored whatever happens next; a rater who may no longer rate here gets null.
+    // A replayed judgment is answered whatever happens next; a rater who may no longer rate here gets null.
     const next =
       state?.projectId && state.mayRate
         ? await this.next(
@@ -594,6 +614,7 @@ export class QueueService {
     const raterId = principal.user.id;
     if (state?.replayId) return replayOf(state.replayId, state.replayHash, state.replayAt!, hash);
     if (!state?.status) throw notFound('No such assignment.');
+    if (!state.mayRate) throw accessRefused(state.archived === true);
     if (state.status === 'SUBMITTED') throw conflict('You have already judged this comparison.');
     if (state.status === 'SKIPPED') throw conflict('You skipped this comparison.');
     if (state.status === 'EXPIRED') throw conflict('This assignment was withdrawn; take the next one.');
@@ -606,8 +627,11 @@ export class QueueService {
     let created: { id: string; createdAt: Date } | undefined;
     try {
       [created] = await this.query<{ id: string; createdAt: Date }>(
-        `WITH ${storeCtes()} SELECT id, "createdAt" FROM stored`,
-        judgmentValues(judgmentRow(principal, assignmentId, body, stored, idempotencyKey, hash)),
+        `WITH ${storeCtes(`AND ${mayJudge('$2', '$12')}`)} SELECT id, "createdAt" FROM stored`,
+        [
+          ...judgmentValues(judgmentRow(principal, assignmentId, body, stored, idempotencyKey, hash)),
+          principal.user.role === 'ADMIN',
+        ],
       );
     } catch (error) {
       if (!isRawUniqueViolation(error)) throw error;
@@ -623,11 +647,14 @@ export class QueueService {
     // Nothing written: a concurrent request changed the lease, or the comparison is full.
     const again = await this.replay(raterId, idempotencyKey, hash);
     if (again) return again;
-    const [now] = await this.query<{ status: string; full: boolean }>(
-      `SELECT a.status, c."voteCount" >= c."requiredVotes" AS full
-       FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId" WHERE a.id = $1`,
-      [assignmentId],
+    const [now] = await this.query<{ status: string; full: boolean; archived: boolean; mayRate: boolean }>(
+      `SELECT a.status, c."voteCount" >= c."requiredVotes" AS full, pj."archivedAt" IS NOT NULL AS archived,
+         ${mayJudge('$2', '$3')} AS "mayRate"
+       FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId" JOIN "Project" pj ON pj.id = c."projectId"
+       WHERE a.id = $1`,
+      [assignmentId, raterId, principal.user.role === 'ADMIN'],
     );
+    if (now && !now.mayRate) throw accessRefused(now.archived);
     if (now?.status === 'LEASED' && now.full) {
       await this.withdraw(assignmentId);
       throw new HttpError(
@@ -697,23 +724,30 @@ export class QueueService {
 
   async skip(principal: Principal, assignmentId: string, reason: string): Promise<void> {
     this.leases.delete(assignmentId);
+    const admin = principal.user.role === 'ADMIN';
     const [skipped] = await this.query<{ id: string }>(
       `WITH lease AS MATERIALIZED (
-         SELECT id, "raterId", status FROM "Assignment" WHERE id = $1 FOR UPDATE
+         SELECT id, "raterId", status, "comparisonId" FROM "Assignment" WHERE id = $1 FOR UPDATE
        ), skipped AS (
-         UPDATE "Assignment" a SET status = 'SKIPPED', "skipReason" = $3, "completedAt" = now() FROM lease
-         WHERE a.id = lease.id AND lease."raterId" = $2 AND lease.status = 'LEASED'
+         UPDATE "Assignment" a SET status = 'SKIPPED', "skipReason" = $3, "completedAt" = now()
+         FROM lease JOIN "Comparison" c ON c.id = lease."comparisonId" JOIN "Project" pj ON pj.id = c."projectId"
+         WHERE a.id = lease.id AND lease."raterId" = $2 AND lease.status = 'LEASED' AND ${mayJudge('$2', '$4')}
          RETURNING a."comparisonId"
        )
        UPDATE "Comparison" c SET "leaseCount" = c."leaseCount" - 1 FROM skipped
        WHERE c.id = skipped."comparisonId" RETURNING c.id`,
-      [assignmentId, principal.user.id, reason.trim()],
+      [assignmentId, principal.user.id, reason.trim(), admin],
     );
     if (!skipped) {
-      const exists = await this.prisma.assignment.count({
-        where: { id: assignmentId, raterId: principal.user.id },
-      });
-      throw exists ? conflict('This assignment is already closed.') : notFound('No such assignment.');
+      const [lease] = await this.query<{ status: string; archived: boolean; mayRate: boolean }>(
+        `SELECT a.status, pj."archivedAt" IS NOT NULL AS archived, ${mayJudge('$2', '$3')} AS "mayRate"
+         FROM "Assignment" a JOIN "Comparison" c ON c.id = a."comparisonId" JOIN "Project" pj ON pj.id = c."projectId"
+         WHERE a.id = $1 AND a."raterId" = $2`,
+        [assignmentId, principal.user.id, admin],
+      );
+      if (!lease) throw notFound('No such assignment.');
+      if (!lease.mayRate) throw accessRefused(lease.archived);
+      throw conflict('This assignment is already closed.');
     }
   }
 
@@ -727,7 +761,19 @@ export class QueueService {
     if (Date.now() > preference.createdAt.getTime() + UNDO_WINDOW_MS)
       throw conflict('Too late to undo this judgment.');
     const assignmentId = preference.assignmentId;
+    const projectId = preference.comparison.projectId;
     await this.prisma.$transaction(async (tx) => {
+      // Shared locks on the project and the membership: archiving the project or removing the rater
+      // waits for this undo, and then ends the lease it gives back (or refuses it, on submit).
+      const [project] = await tx.$queryRaw<{ archived: boolean }[]>`
+        SELECT "archivedAt" IS NOT NULL AS archived FROM "Project" WHERE id = ${projectId}::uuid FOR SHARE`;
+      if (!project || project.archived) throw accessRefused(true);
+      if (principal.user.role !== 'ADMIN') {
+        const member = await tx.$queryRaw<unknown[]>`
+          SELECT 1 FROM "ProjectMember"
+          WHERE "projectId" = ${projectId}::uuid AND "userId" = ${principal.user.id}::uuid FOR SHARE`;
+        if (member.length === 0) throw accessRefused(false);
+      }
       const deleted = await tx.preference.deleteMany({ where: { id: preferenceId } });
       if (deleted.count !== 1) throw notFound('No such judgment.');
       await tx.$executeRaw`

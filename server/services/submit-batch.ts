@@ -166,8 +166,8 @@ const MATCH_CTES = `${candidatesCte('gold_cand', true, '(SELECT CASE WHEN count(
 
 /**
  * A batch in one statement (its own transaction): every judgment whose lease is still open, of the
- * project, side order and label schema it was handed out with, on a comparison not yet full, is
- * stored: leases locked first, then comparisons, each in id order (so that concurrent batches
+ * project, side order and label schema it was handed out with, on a comparison not yet full, by a
+ * rater who may still judge in the project (not archived; a member, or an admin), is stored: leases locked first, then comparisons, each in id order (so that concurrent batches
  * cannot deadlock on them); a comparison judged by several raters of the batch takes as many votes
  * as it has room for, in arrival order. Then each rater who goes on gets a lease they hold and did
  * not exclude (oldest first), or, holding fewer than $4, a new one (gold first for those who drew
@@ -190,12 +190,13 @@ function batchStatement(leaseColumns: string, leaseJoins: string): string {
       WHERE x.id = i."assignmentId" FOR UPDATE
     ) a
   ), target AS MATERIALIZED (
-    SELECT lease.*, c."voteCount", c."requiredVotes",
-      pj."archivedAt" IS NULL AND (lease.admin OR EXISTS (
-        SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = pj.id AND m."userId" = lease."raterId")) AS "mayRate"
+    -- Only raters who may still judge here: the project not archived, a member (admins: any project).
+    SELECT lease.*, c."voteCount", c."requiredVotes", true AS "mayRate"
     FROM lease JOIN "Comparison" c ON c.id = lease."comparisonId" JOIN "Project" pj ON pj.id = c."projectId"
     WHERE lease."leaseRater" = lease."raterId" AND lease.status = 'LEASED' AND lease."leaseSwapped" = lease.swapped
-      AND c."projectId" = $3 AND pj."labelSchema" = lease."labelSchema"
+      AND c."projectId" = $3 AND pj."labelSchema" = lease."labelSchema" AND pj."archivedAt" IS NULL
+      AND (lease.admin OR EXISTS (
+        SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = pj.id AND m."userId" = lease."raterId"))
     ORDER BY c.id FOR UPDATE OF c
   ), eligible AS MATERIALIZED (
     SELECT ranked.*, gen_random_uuid() AS "preferenceId" FROM (

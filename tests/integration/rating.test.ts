@@ -479,14 +479,14 @@ describe('submissions', () => {
     expect(last.json().next).toBeNull();
     await expectLeaseCounts(setup.projectId);
 
-    // A project archived meanwhile keeps the judgment on screen but hands out nothing more.
+    // A project archived meanwhile takes no judgment more, not even the one on screen.
     const other = await createProject(t, {}, { prompts: 2, responses: 2 });
     const [late] = await addRaters(t, other, 1);
     const held = await next(t, late!, other.projectId);
     await t.prisma.project.update({ where: { id: other.projectId }, data: { archivedAt: new Date() } });
     const archived = await submit(t, late!, held!.id, { ...body, next: {} });
-    expect(archived.statusCode, archived.body).toBe(201);
-    expect(archived.json().next).toBeNull();
+    expect(archived.statusCode, archived.body).toBe(403);
+    expect(archived.json().code).toBe('PROJECT_ARCHIVED');
   });
 
   it('limits judgments and skips per rater, not per address, and leaves simulated raters alone', async () => {

@@ -129,6 +129,45 @@ describe('batched judgments', () => {
     await expectCounters(setup.projectId, 40);
   });
 
+  it('store nothing from raters who are no longer members, and refuse them', async () => {
+    const setup = await createProject(t, { overlap: 3 }, { prompts: 10, responses: 3 });
+    const raters = await addRaters(t, setup, 6);
+    const leases = await Promise.all(raters.map((rater) => next(t, rater, setup.projectId)));
+    // Two lose their membership while they hold leases (as a removal racing them leaves it).
+    const gone = new Set([1, 4]);
+    await t.prisma.projectMember.deleteMany({
+      where: { projectId: setup.projectId, userId: { in: [...gone].map((i) => raters[i]!.userId) } },
+    });
+    const answers = await asOneBatch(() =>
+      raters.map((rater, i) => submit(t, rater, leases[i]!.id, { ...body, next: {} })),
+    );
+    for (const [i, answer] of answers.entries()) {
+      if (gone.has(i)) {
+        expect(answer.statusCode, answer.body).toBe(403);
+        expect(answer.json().code).toBe('NOT_A_MEMBER');
+      } else {
+        expect(answer.statusCode, answer.body).toBe(201);
+        expect(answer.json().next).not.toBeNull();
+      }
+    }
+    await expectCounters(setup.projectId, 4);
+  });
+
+  it('store nothing in a project archived while its leases were held, and refuse every judgment', async () => {
+    const setup = await createProject(t, { overlap: 3 }, { prompts: 10, responses: 3 });
+    const raters = await addRaters(t, setup, 4);
+    const leases = await Promise.all(raters.map((rater) => next(t, rater, setup.projectId)));
+    await t.prisma.project.update({ where: { id: setup.projectId }, data: { archivedAt: new Date() } });
+    const answers = await asOneBatch(() =>
+      raters.map((rater, i) => submit(t, rater, leases[i]!.id, { ...body, next: {} })),
+    );
+    for (const answer of answers) {
+      expect(answer.statusCode, answer.body).toBe(403);
+      expect(answer.json().code).toBe('PROJECT_ARCHIVED');
+    }
+    await expectCounters(setup.projectId, 0);
+  });
+
   it('hand back a lease the rater holds, unless excluded, and a new one otherwise', async () => {
     const setup = await createProject(t, { overlap: 3 }, { prompts: 20, responses: 3 });
     const raters = await addRaters(t, setup, 12);
