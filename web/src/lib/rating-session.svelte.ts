@@ -1,0 +1,426 @@
+// The rater's session in one project, apart from the screen that shows it: the comparison on
+// screen, the ones held for later (prefetched, or brought by a submission's answer), the judgments on
+// their way to the server and the one U can take back.
+//
+// A judgment is queued and the held comparison shown at once; the queue sends in the background, in
+// order, one request per judgment (its answer brings the following comparison as `next`), each with
+// its own Idempotency-Key, which every retry reuses, so the server stores it exactly once. A send the
+// network or the server fails is retried with growing pauses, and after a few the rater is told (a
+// notice that stays until everything is stored, with a button to send now); nothing is dropped. A
+// judgment the server refuses (409: withdrawn, already judged; 404; 400) is told to the rater and
+// leaves the comparison on screen where it is.
+import type { AssignmentView, RatingContext, SubmitBody, SubmitResult } from '$shared/index.js';
+import { api, ApiError, errorMessage } from './api.js';
+import { newIdempotencyKey, type Judgment } from './rating.js';
+
+/** How long U can take a stored judgment back (the server's window, counted from the first send). */
+export const UNDO_WINDOW_MS = 60_000;
+/** Pauses before each retry of a failed send; the last one repeats until the send goes through. */
+export const RETRY_DELAYS_MS = [300, 1000, 2500, 5000, 10_000, 15_000];
+/** Failed sends of one judgment before the rater is told. */
+const TROUBLE_AFTER = 3;
+/** A held comparison whose lease ends sooner than this is not shown (and the server hands it again). */
+const FRESH_MS = 5000;
+/** After a failed prefetch, the next try waits this long. */
+const PREFETCH_RETRY_MS = 5000;
+/** The server takes at most this many ids in `exclude`. */
+const MAX_EXCLUDE = 5;
+
+export type Phase = 'loading' | 'rating' | 'done' | 'error';
+
+export interface RateMessage {
+  kind: 'error' | 'info' | 'success';
+  text: string;
+}
+
+/** A judgment waiting for the server's answer. */
+interface Outgoing {
+  view: AssignmentView;
+  judgment: Judgment;
+  key: string;
+  body: SubmitBody;
+  /** When it was first sent (the server's undo window starts at or after it). */
+  firstSentAt: number | null;
+  failures: number;
+}
+
+/** The last judgment, which U can take back: while it is unsent (`outgoing`) or stored. */
+export interface LastJudgment {
+  view: AssignmentView;
+  judgment: Judgment;
+  /** Until when (this browser's clock) U works. */
+  deadline: number;
+  outgoing: Outgoing | null;
+  preferenceId: string | null;
+}
+
+export interface SessionHooks {
+  /** A comparison comes on screen; `restore` is the judgment to pre-select (after an undo). */
+  shown(view: AssignmentView, restore?: Judgment): void;
+  /** A judgment was stored. */
+  stored(): void;
+  /** The rater's numbers changed otherwise (a refused judgment, an undo, a skip). */
+  changed(): void;
+}
+
+export class RatingSession {
+  context = $state<RatingContext | null>(null);
+  phase = $state<Phase>('loading');
+  loadError = $state<string | null>(null);
+  /** The comparison on screen. */
+  current = $state<AssignmentView | null>(null);
+  message = $state<RateMessage | null>(null);
+  /** Judgments not stored yet (queued or on their way). */
+  unsent = $state(0);
+  /** Why judgments could not be stored so far; shown until every one is stored. */
+  trouble = $state<string | null>(null);
+  last = $state.raw<LastJudgment | null>(null);
+  undoing = $state(false);
+
+  private projectId = '';
+  /** Changes with each start(): answers for an earlier start are not shown. */
+  private generation = 0;
+  private closed = false;
+  /** Held comparisons, shown next. */
+  private upcoming: AssignmentView[] = [];
+  /** Judgments to send, in order; the first one may be on its way. */
+  private queue: Outgoing[] = [];
+  private sendingItem: Outgoing | null = null;
+  private sending: Promise<void> | null = null;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private fetching: Promise<void> | null = null;
+  private fetchRetryAt = 0;
+  private troubleReason: string | null = null;
+  /** The server had nothing beyond what is held when it was last asked. */
+  private exhausted = false;
+
+  constructor(private readonly hooks: SessionHooks) {}
+
+  /** Opens a project: its context and the first comparison. Unsent judgments keep going out. */
+  async start(projectId: string): Promise<void> {
+    const generation = ++this.generation;
+    this.projectId = projectId;
+    this.closed = false;
+    this.phase = 'loading';
+    this.loadError = null;
+    this.context = null;
+    this.current = null;
+    this.upcoming = [];
+    this.last = null;
+    this.exhausted = false;
+    this.fetchRetryAt = 0;
+    try {
+      const [context, first] = await Promise.all([
+        api.ratingContext(projectId),
+        api.nextAssignment(projectId, this.heldIds()),
+      ]);
+      if (generation !== this.generation) return;
+      this.context = context;
+      if (first.assignment) this.show(first.assignment);
+      else {
+        this.exhausted = true;
+        this.phase = 'done';
+      }
+    } catch (error) {
+      if (generation !== this.generation) return;
+      this.loadError = errorMessage(error);
+      this.phase = 'error';
+    }
+  }
+
+  /** The page is left: no more prefetching; judgments still unsent go on being sent. */
+  close(): void {
+    this.closed = true;
+    this.generation++;
+  }
+
+  /** Sends the judgment of the comparison on screen, in the background, and shows the next one now. */
+  submit(judgment: Judgment, timeSpentMs: number): void {
+    const view = this.current;
+    if (!view || this.phase !== 'rating' || this.undoing) return;
+    const item: Outgoing = {
+      view,
+      judgment,
+      key: newIdempotencyKey(),
+      body: { ...judgment, timeSpentMs },
+      firstSentAt: null,
+      failures: 0,
+    };
+    this.queue.push(item);
+    this.queueChanged();
+    this.last = { view, judgment, deadline: Date.now() + UNDO_WINDOW_MS, outgoing: item, preferenceId: null };
+    this.message = null;
+    this.advance();
+    this.pump();
+  }
+
+  /** Skips the comparison on screen (the server is asked first: a skip is rare and needs no speed). */
+  async skip(reason: string): Promise<void> {
+    const view = this.current;
+    if (!view) return;
+    try {
+      await api.skipAssignment(view.id, reason);
+      this.message = { kind: 'info', text: 'Skipped.' };
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 409)) {
+        this.message = { kind: 'error', text: errorMessage(error) };
+        return;
+      }
+      this.message = { kind: 'info', text: `${error.message} Here is the next one.` };
+    }
+    this.hooks.changed();
+    if (this.current === view) this.advance();
+  }
+
+  /**
+   * Takes the last judgment back and shows its comparison again, with the judgment pre-selected. An
+   * unsent one is taken out of the queue; one on its way is waited for, then undone on the server.
+   */
+  async undo(): Promise<void> {
+    if (this.undoing) return;
+    if (!this.undoable()) {
+      this.last = null;
+      this.message = { kind: 'info', text: 'Nothing to undo.' };
+      return;
+    }
+    this.undoing = true;
+    try {
+      const waitFor = this.last?.outgoing;
+      if (waitFor && waitFor === this.sendingItem && this.sending) await this.sending;
+      const last = this.last;
+      // Refused meanwhile: the message says so already.
+      if (!last) return;
+      if (last.outgoing) {
+        this.queue = this.queue.filter((item) => item !== last.outgoing);
+        this.queueChanged();
+        this.restore(last.view, last.judgment);
+        return;
+      }
+      if (last.deadline <= Date.now() || !last.preferenceId) {
+        this.last = null;
+        this.message = { kind: 'info', text: 'Nothing to undo.' };
+        return;
+      }
+      const result = await api.undoJudgment(last.preferenceId);
+      this.restore(result.assignment, last.judgment);
+      this.hooks.changed();
+    } catch (error) {
+      this.last = null;
+      this.message = { kind: 'error', text: errorMessage(error) };
+    } finally {
+      this.undoing = false;
+    }
+  }
+
+  /** Whether U would take something back now. */
+  undoable(now = Date.now()): boolean {
+    const last = this.last;
+    return last !== null && (last.outgoing !== null || last.deadline > now);
+  }
+
+  /** Sends the unsent judgments now (the trouble notice's button), and asks again for a comparison. */
+  retryNow(): void {
+    if (this.retryTimer) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+    this.fetchRetryAt = 0;
+    if (this.phase === 'error' && this.context) {
+      this.phase = 'loading';
+      this.loadError = null;
+    }
+    this.pump();
+    this.refill();
+  }
+
+  /** Ids of the leases this page holds (so the server does not hand them again), at most 5. */
+  private heldIds(): string[] {
+    const ids = [
+      ...(this.current ? [this.current.id] : []),
+      ...this.upcoming.map((view) => view.id),
+      ...this.queue.map((item) => item.view.id).reverse(),
+    ];
+    return ids.filter((id, index) => ids.indexOf(id) === index).slice(0, MAX_EXCLUDE);
+  }
+
+  private show(view: AssignmentView, restore?: Judgment): void {
+    this.current = view;
+    this.phase = 'rating';
+    this.hooks.shown(view, restore);
+    this.refill();
+  }
+
+  private restore(view: AssignmentView, judgment: Judgment): void {
+    // The comparison on screen stays leased to us and comes right after.
+    if (this.current && this.current.id !== view.id) this.upcoming = [this.current, ...this.upcoming];
+    this.last = null;
+    this.show(view, judgment);
+    this.message = { kind: 'info', text: 'Your last judgment is taken back. Change it and submit again.' };
+  }
+
+  /** A held comparison that is still fresh, taken off the list. */
+  private take(): AssignmentView | undefined {
+    const queued = this.queue.map((item) => item.view.id);
+    let view: AssignmentView | undefined;
+    while ((view = this.upcoming.shift())) {
+      if (!queued.includes(view.id) && Date.parse(view.expiresAt) > Date.now() + FRESH_MS) return view;
+    }
+    return undefined;
+  }
+
+  /** The next comparison on screen: a held one at once, else the one on its way (or done). */
+  private advance(): void {
+    const view = this.take();
+    if (view) {
+      this.show(view);
+      return;
+    }
+    this.current = null;
+    this.phase = 'loading';
+    this.refill();
+  }
+
+  /** Keeps one comparison held ahead; shows one when the screen waits for it. */
+  private refill(): void {
+    if (this.closed) return;
+    if (this.current === null && this.phase === 'loading') {
+      if (!this.context) return; // start() is loading
+      const view = this.take();
+      if (view) {
+        this.show(view);
+        return;
+      }
+      // An answer that brings one is on its way: the first judgment in the queue asks for it.
+      if (this.fetching || this.queue.length > 0) return;
+      if (this.exhausted) this.phase = 'done';
+      else this.fetch();
+      return;
+    }
+    if (
+      this.current &&
+      this.upcoming.length === 0 &&
+      !this.fetching &&
+      this.queue.length === 0 &&
+      !this.exhausted &&
+      Date.now() >= this.fetchRetryAt
+    ) {
+      this.fetch();
+    }
+  }
+
+  private fetch(): void {
+    const generation = this.generation;
+    this.fetching = api
+      .nextAssignment(this.projectId, this.heldIds())
+      .then((result) => {
+        if (generation === this.generation) this.receive(result.assignment);
+      })
+      .catch((error: unknown) => {
+        if (generation !== this.generation) return;
+        if (this.current === null && this.phase === 'loading') {
+          this.loadError = `Could not load the next comparison: ${errorMessage(error)}`;
+          this.phase = 'error';
+        } else {
+          // Fetched again a little later (or when needed).
+          this.fetchRetryAt = Date.now() + PREFETCH_RETRY_MS;
+          setTimeout(() => this.refill(), PREFETCH_RETRY_MS);
+        }
+      })
+      .finally(() => {
+        this.fetching = null;
+        if (generation === this.generation) this.refill();
+      });
+  }
+
+  /** A comparison the server handed (or none left for me). */
+  private receive(view: AssignmentView | null): void {
+    if (!view) {
+      this.exhausted = true;
+      return;
+    }
+    this.exhausted = false;
+    if (view.projectId !== this.projectId) return;
+    const known = view.id === this.current?.id || this.upcoming.some((held) => held.id === view.id);
+    if (!known && !this.queue.some((item) => item.view.id === view.id))
+      this.upcoming = [...this.upcoming, view];
+  }
+
+  /** Sends the first queued judgment, if none is on its way. */
+  private pump(): void {
+    if (this.sending || this.retryTimer || this.queue.length === 0) return;
+    const item = this.queue[0]!;
+    const generation = this.generation;
+    // Its answer brings the comparison after the held ones, unless one is held or being fetched.
+    const askNext = !this.closed && this.upcoming.length === 0 && !this.fetching;
+    const body: SubmitBody = askNext ? { ...item.body, next: { exclude: this.heldIds() } } : item.body;
+    item.firstSentAt ??= Date.now();
+    this.sendingItem = item;
+    this.sending = api
+      .submitJudgment(item.view.id, body, item.key)
+      .then(
+        (result) => this.onStored(item, result, askNext && generation === this.generation),
+        (error: unknown) => this.onFailed(item, error),
+      )
+      .finally(() => {
+        this.sending = null;
+        this.sendingItem = null;
+        this.pump();
+        this.refill();
+      });
+  }
+
+  private onStored(item: Outgoing, result: SubmitResult, asked: boolean): void {
+    this.queue = this.queue.filter((queued) => queued !== item);
+    this.queueChanged();
+    if (asked) this.receive(result.next ?? null);
+    if (this.last?.outgoing === item) {
+      this.last = {
+        ...this.last,
+        outgoing: null,
+        preferenceId: result.preferenceId,
+        deadline: (item.firstSentAt ?? Date.now()) + UNDO_WINDOW_MS,
+      };
+    }
+    this.hooks.stored();
+  }
+
+  private onFailed(item: Outgoing, error: unknown): void {
+    const retryable =
+      error instanceof ApiError && (error.isNetwork || error.status >= 500 || error.status === 429);
+    if (retryable) {
+      item.failures++;
+      const delay = RETRY_DELAYS_MS[Math.min(item.failures, RETRY_DELAYS_MS.length) - 1]!;
+      if (item.failures >= TROUBLE_AFTER) {
+        this.troubleReason = errorMessage(error);
+        this.queueChanged();
+      }
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.pump();
+      }, delay);
+      return;
+    }
+    // Refused for good (withdrawn, already judged, no such lease, invalid): nothing to retry, and
+    // what is on screen stays.
+    if (!this.queue.includes(item)) return;
+    this.queue = this.queue.filter((queued) => queued !== item);
+    this.queueChanged();
+    if (this.last?.outgoing === item) this.last = null;
+    this.message = {
+      kind: 'error',
+      text: `Your judgment of an earlier comparison was not stored: ${errorMessage(error)}`,
+    };
+    this.hooks.changed();
+  }
+
+  private queueChanged(): void {
+    const count = this.queue.length;
+    this.unsent = count;
+    if (count === 0) this.troubleReason = null;
+    this.trouble =
+      this.troubleReason === null
+        ? null
+        : `${count === 1 ? '1 judgment is' : `${count} judgments are`} not saved yet (${this.troubleReason}). ` +
+          'They are kept on this page and sent again automatically; keep this tab open.';
+  }
+}
