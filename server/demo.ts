@@ -178,9 +178,39 @@ export function demoUtility(response: string, answer: string): number {
 /** Prompts in the demo: most for training and rating, the rest held out for evaluation. */
 export const DEMO_PROMPTS = { train: 1600, heldOut: 60 };
 
+/** One of the demo's prompts as it is stored, in the order it is stored (external id task-<n>). */
+export interface DemoPromptRow {
+  externalId: string;
+  prompt: string;
+  answer: string;
+  split: 'TRAIN' | 'TEST';
+  demonstrations: string[];
+}
+
+/**
+ * The demo's prompts with their answers and demonstrations: what ensureDemoProject stores, and
+ * what the shipped first model (trainer/checkpoints/) was fine-tuned on.
+ */
+export function demoPromptRows(sizes: { train: number; heldOut: number } = DEMO_PROMPTS): DemoPromptRow[] {
+  const split = demoTasks(sizes);
+  const tasks = [...split.train, ...split.heldOut];
+  const demonstrations = demoDemonstrations(tasks);
+  const byPrompt = new Map<string, string[]>();
+  for (const demo of demonstrations)
+    byPrompt.set(demo.prompt, [...(byPrompt.get(demo.prompt) ?? []), demo.response]);
+  return tasks.map((task, index) => ({
+    externalId: `task-${index + 1}`,
+    prompt: task.prompt,
+    answer: task.answer,
+    split: index < split.train.length ? 'TRAIN' : 'TEST',
+    demonstrations: byPrompt.get(task.prompt) ?? [],
+  }));
+}
+
 /**
  * Creates the demo project once (prompts with answer keys and demonstrations) and enqueues the
- * job that trains its first policy; returns the project id, or null when it exists already.
+ * job that prepares its first policy; returns the project id, or null when it exists already.
+ * Until that job has made the first comparisons the project shows it as being prepared.
  */
 export async function ensureDemoProject(
   prisma: PrismaClient,
@@ -188,12 +218,7 @@ export async function ensureDemoProject(
   sizes: { train: number; heldOut: number } = DEMO_PROMPTS,
 ): Promise<string | null> {
   if (await prisma.project.findFirst({ where: { isDemo: true } })) return null;
-  const split = demoTasks(sizes);
-  const tasks = [...split.train, ...split.heldOut];
-  const demonstrations = demoDemonstrations(tasks);
-  const byPrompt = new Map<string, string[]>();
-  for (const demo of demonstrations)
-    byPrompt.set(demo.prompt, [...(byPrompt.get(demo.prompt) ?? []), demo.response]);
+  const rows = demoPromptRows(sizes);
   return prisma.$transaction(
     async (tx) => {
       const project = await tx.project.create({
@@ -204,6 +229,8 @@ export async function ensureDemoProject(
           guidelines: DEMO_GUIDELINES,
           overlap: 1,
           isDemo: true,
+          preparingPhase: 'waiting',
+          preparingProgress: 0,
           labelSchema: {
             allowTie: true,
             allowBothBad: true,
@@ -214,12 +241,12 @@ export async function ensureDemoProject(
         },
       });
       await tx.prompt.createMany({
-        data: tasks.map((task, index) => ({
+        data: rows.map((row) => ({
           projectId: project.id,
-          externalId: `task-${index + 1}`,
-          messages: [{ role: 'user', content: task.prompt }],
-          metadata: { answer: task.answer, demonstrations: byPrompt.get(task.prompt) ?? [] },
-          split: index < split.train.length ? ('TRAIN' as const) : ('TEST' as const),
+          externalId: row.externalId,
+          messages: [{ role: 'user', content: row.prompt }],
+          metadata: { answer: row.answer, demonstrations: row.demonstrations },
+          split: row.split,
         })),
       });
       await enqueue(boss, tx, 'seed-demo', { projectId: project.id }, project.id);

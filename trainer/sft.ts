@@ -90,7 +90,12 @@ export async function trainSFT(
   train: Demonstration[],
   validation: Demonstration[],
   config: Partial<SFTConfig> = {},
-  options: { optimizer?: AdamW; parallel?: DataParallel; onStep?: (step: number, loss: number) => void } = {},
+  options: {
+    optimizer?: AdamW;
+    parallel?: DataParallel;
+    /** After each step; awaited, so a caller can write progress somewhere between steps. */
+    onStep?: (step: number, loss: number) => Promise<void> | void;
+  } = {},
 ): Promise<SFTResult> {
   const cfg = { ...DEFAULT_SFT, ...config };
   const rng = new Rng(cfg.seed);
@@ -111,7 +116,7 @@ export async function trainSFT(
       ? await options.parallel.step(optimizer, batch, 'sft')
       : optimizer.minimize(policy.model.params, () => sftLoss(policy, batch));
     result.trainLosses.push(loss);
-    options.onStep?.(step, loss);
+    await options.onStep?.(step, loss);
     if (valPairs.length > 0 && ((step + 1) % cfg.evalEvery === 0 || step === cfg.steps - 1)) {
       result.validation.push({ step: step + 1, loss: validationLoss(policy, valPairs) });
     }
