@@ -24,7 +24,14 @@ import {
   type Snapshot,
 } from './schemas/datasets.js';
 import { importPreferences } from './services/dataset-imports.js';
-import { countJudgments, runExport, specOf, type ExportResult, type Sink } from './services/exports.js';
+import {
+  countJudgments,
+  isPairwise,
+  runExport,
+  specOf,
+  type ExportResult,
+  type Sink,
+} from './services/exports.js';
 import { labelSchemaOf } from './services/projects.js';
 import { createSnapshot, downloadSnapshot, getSnapshot, listSnapshots } from './services/snapshots.js';
 
@@ -50,7 +57,8 @@ Filters and options (export and snapshot create):
   --implicit-prompt            TRL: prompt inside chosen/rejected instead of a prompt column
   --prompt-key/--chosen-key/--rejected-key <key>   OpenRLHF keys;  --conversational  messages lists
   --identify-raters            real rater ids instead of pseudonyms
-  --spreadsheet-safe           CSV: prefix cells starting with = + - @ with ' (no formulas in Excel)
+  --no-spreadsheet-safe        CSV: keep cells exactly as stored (for pandas); by default a cell
+                               starting with = + - @ tab or CR gets a leading ' (no formulas in Excel)
 Common: --url <origin> (default http://localhost:3000, used when API_TOKEN is set), --help.
 Without API_TOKEN the command opens the database directly (DATABASE_URL, or the embedded one under
 DATA_DIR) as a local admin. Files are written to <file>.partial and renamed when complete.
@@ -84,6 +92,7 @@ const DATA_OPTIONS = {
   conversational: { type: 'boolean' },
   'identify-raters': { type: 'boolean' },
   'spreadsheet-safe': { type: 'boolean' },
+  'no-spreadsheet-safe': { type: 'boolean' },
   source: { type: 'string' },
   'on-error': { type: 'string' },
   'dry-run': { type: 'boolean' },
@@ -152,7 +161,10 @@ function exportBodyOf(values: DataValues): ExportBody {
   if (values['rejected-key']) options.rejectedKey = values['rejected-key'];
   if (values.conversational) options.conversational = true;
   if (values['identify-raters']) options.identifyRaters = true;
+  if (values['spreadsheet-safe'] && values['no-spreadsheet-safe'])
+    throw new UsageError('--spreadsheet-safe and --no-spreadsheet-safe contradict each other.');
   if (values['spreadsheet-safe']) options.spreadsheetSafe = true;
+  if (values['no-spreadsheet-safe']) options.spreadsheetSafe = false;
   const body = {
     format: values.format,
     ...(values.mode ? { mode: values.mode } : {}),
@@ -293,8 +305,12 @@ export async function exportCommand(args: string[]): Promise<void> {
     const projectId = await projectIdOf(values, call);
     const response = await call('POST', `/api/projects/${projectId}/export`, body);
     const total = Number(response.headers.get('x-loom-judgments') ?? 0);
+    const identical = response.headers.get('x-loom-identical-left-out');
     const bytes = await downloadTo(response, out, total);
-    console.error(`Wrote ${out} (${bytes} bytes, ${total} judgments selected).`);
+    console.error(
+      `Wrote ${out} (${bytes} bytes, ${total} judgments selected` +
+        (identical !== null ? `; ${identical} pairs of identical responses left out).` : ').'),
+    );
     return;
   }
   await withLocalDatabase(async (prisma, secret) => {
@@ -317,7 +333,9 @@ export async function exportCommand(args: string[]): Promise<void> {
       bar.stop();
     }
     console.error(
-      `Wrote ${out}: ${result!.rows} rows from ${result!.judgments} judgments, sha256 ${result!.sha256}.`,
+      `Wrote ${out}: ${result!.rows} rows from ${result!.judgments} judgments` +
+        (isPairwise(spec.format) ? ` (${result!.identical} pairs of identical responses left out)` : '') +
+        `, sha256 ${result!.sha256}.`,
     );
   });
 }
@@ -394,7 +412,11 @@ export async function snapshotCommand(args: string[]): Promise<void> {
           createSnapshot(prisma, secret, await projectIdOf(values, null, prisma), body, { id: null }),
         );
     console.log(
-      `${snapshot.id}  ${snapshot.name}: ${snapshot.rowCount} rows, ${snapshot.judgments} judgments, sha256 ${snapshot.contentHash}`,
+      `${snapshot.id}  ${snapshot.name}: ${snapshot.rowCount} rows, ${snapshot.judgments} judgments` +
+        (isPairwise(snapshot.format)
+          ? `, ${snapshot.identicalLeftOut} pairs of identical responses left out`
+          : '') +
+        `, sha256 ${snapshot.contentHash}`,
     );
     return;
   }

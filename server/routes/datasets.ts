@@ -19,8 +19,10 @@ import { recordAudit } from '../services/audit.js';
 import { importPreferences } from '../services/dataset-imports.js';
 import {
   CONTENT_TYPES,
+  countIdentical,
   countJudgments,
   countSelection,
+  isPairwise,
   ExportAborted,
   runExport,
   safeFileName,
@@ -96,7 +98,10 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
         description:
           'Streams TRL (standard or conversational), HH-RLHF, OpenRLHF, CSV or Parquet. raw: one row per judgment; ' +
           'aggregated: one row per comparison (majority over A/B/TIE/BOTH_BAD). Pairwise formats leave out ties, ' +
-          'both-bad and comparisons without a strict majority. X-Loom-Judgments gives the selected judgments for progress.',
+          'both-bad, comparisons without a strict majority and pairs whose two responses have the same text (X-Loom-Identical-Left-Out ' +
+          'says how many). String formats write the prompt as an HH transcript and start each completion with a space, ' +
+          'so prompt + chosen is the whole text. CSV is spreadsheet-safe unless options.spreadsheetSafe is false. ' +
+          'X-Loom-Judgments gives the selected judgments for progress.',
         params: IdParams,
         body: ExportBody,
         produces: Object.values(CONTENT_TYPES),
@@ -108,6 +113,8 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
       const spec = specOf(request.body);
       const selection = { projectId: project.id, filters: spec.filters };
       const judgments = await countJudgments(app.prisma, selection);
+      // Pairwise files leave out pairs of identical responses; the header says how many.
+      const identical = isPairwise(spec.format) ? await countIdentical(app.prisma, selection) : null;
       await recordAudit(app.prisma, {
         actorId: actor(request).id,
         action: 'project.export',
@@ -126,7 +133,16 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
         reply,
         spec.format,
         safeFileName(`${project.name}-${spec.format}-${spec.mode}`, spec.format),
-        { 'x-loom-judgments': String(judgments) },
+        {
+          'x-loom-judgments': String(judgments),
+          ...(identical
+            ? {
+                'x-loom-identical-left-out': String(
+                  spec.mode === 'aggregated' ? identical.comparisons : identical.judgments,
+                ),
+              }
+            : {}),
+        },
         (sink, aborted) =>
           runExport(app.prisma, selection, spec, sink, {
             secret: app.config.sessionSecret,
@@ -151,7 +167,13 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const project = await app.services.projects.visible(principalOf(request), request.params.id);
-      return countSelection(app.prisma, { projectId: project.id, filters: specOf(request.body).filters });
+      const selection = { projectId: project.id, filters: specOf(request.body).filters };
+      const identical = await countIdentical(app.prisma, selection);
+      return {
+        ...(await countSelection(app.prisma, selection)),
+        identicalJudgments: identical.judgments,
+        identicalComparisons: identical.comparisons,
+      };
     },
   );
 

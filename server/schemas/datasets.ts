@@ -82,10 +82,14 @@ export const ExportOptions = Type.Object(
     /** Real rater ids instead of pseudonyms (an HMAC of the id with the server secret). */
     identifyRaters: Type.Optional(Type.Boolean()),
     /**
-     * CSV for spreadsheet apps: a cell that starts with =, +, -, @, tab or carriage return gets a
-     * leading apostrophe, so model output and rationales cannot run as formulas (changes the text).
+     * CSV: a cell that starts with =, +, -, @, tab or carriage return gets a leading apostrophe, so
+     * model output and rationales cannot run as formulas in a spreadsheet (OWASP's CSV injection
+     * advice). On unless false is sent: send false for pandas and other tools that want the text
+     * exactly as stored.
      */
-    spreadsheetSafe: Type.Optional(Type.Boolean()),
+    spreadsheetSafe: Type.Optional(
+      Type.Boolean({ description: 'CSV only. Default true; false keeps cells exactly as stored.' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -106,6 +110,14 @@ export const ExportCount = Type.Object({
   judgments: Type.Integer({ description: 'Judgments selected by the filters.' }),
   comparisons: Type.Integer(),
   prompts: Type.Integer(),
+  identicalJudgments: Type.Integer({
+    description:
+      'A and B judgments of comparisons whose two responses have the same text: raw pairwise files leave them out.',
+  }),
+  identicalComparisons: Type.Integer({
+    description:
+      'Comparisons with the same text on both sides and an A or B majority: aggregated pairwise files leave them out.',
+  }),
 });
 export type ExportCount = Static<typeof ExportCount>;
 
@@ -131,6 +143,8 @@ export const SnapshotSchema = Type.Object({
   rowCount: Type.Integer(),
   /** Judgments frozen in the snapshot. */
   judgments: Type.Integer(),
+  /** Pairwise formats: pairs left out because both responses have the same text. */
+  identicalLeftOut: Type.Integer(),
   /** sha256 of the file's bytes, hex. */
   contentHash: Type.String(),
   byteSize: Type.Integer(),

@@ -277,6 +277,9 @@ export type GenerateComparisonsBody = Static<typeof GenerateComparisonsBody>;
 export const GenerateComparisonsResult = Type.Object({
   created: Type.Integer(),
   skippedExisting: Type.Integer(),
+  skippedIdentical: Type.Integer({
+    description: 'Pairs left out because both responses have the same text.',
+  }),
 });
 
 export const ChoiceSchema = Type.Union([

@@ -34,30 +34,44 @@ export function shuffled<T>(items: readonly T[], random: () => number): T[] {
 interface ResponseRow {
   id: string;
   promptId: string;
+  text: string;
   source: string | null;
   policyVersion: { name: string } | null;
+}
+
+/**
+ * Whether two responses may be compared: a rater cannot prefer one of two equal texts, and the
+ * pair would train as chosen == rejected. Every strategy, and the trainer's pairings, ask this.
+ */
+export function comparable(a: string, b: string): boolean {
+  return a !== b;
 }
 
 function pairsFor(
   responses: ResponseRow[],
   body: GenerateComparisonsBody,
   random: () => number,
-): [string, string][] {
-  const pairs: [string, string][] = [];
+): { pairs: [string, string][]; identical: number } {
+  const candidates: [ResponseRow, ResponseRow][] = [];
   if (body.strategy === 'cross-source') {
     const matches = (response: ResponseRow, name: string) =>
       response.source === name || response.policyVersion?.name === name;
     for (const a of responses.filter((response) => matches(response, body.sourceA!))) {
       for (const b of responses.filter((response) => matches(response, body.sourceB!)))
-        pairs.push([a.id, b.id]);
+        candidates.push([a, b]);
     }
-    return pairs;
+  } else {
+    for (let i = 0; i < responses.length; i++) {
+      for (let j = i + 1; j < responses.length; j++) candidates.push([responses[i]!, responses[j]!]);
+    }
   }
-  for (let i = 0; i < responses.length; i++) {
-    for (let j = i + 1; j < responses.length; j++) pairs.push([responses[i]!.id, responses[j]!.id]);
-  }
-  if (body.strategy === 'random-pairs') return shuffled(pairs, random).slice(0, body.maxPerPrompt ?? 1);
-  return pairs;
+  // Pairs of equal texts are left out before random pairs are drawn, so those stay distinct too.
+  let pairs = candidates
+    .filter(([a, b]) => comparable(a.text, b.text))
+    .map(([a, b]): [string, string] => [a.id, b.id]);
+  const identical = candidates.length - pairs.length;
+  if (body.strategy === 'random-pairs') pairs = shuffled(pairs, random).slice(0, body.maxPerPrompt ?? 1);
+  return { pairs, identical };
 }
 
 export async function generateComparisons(
@@ -74,7 +88,13 @@ export async function generateComparisons(
     throw badRequest('sourceA and sourceB must differ.');
   const responses = await prisma.response.findMany({
     where: { prompt: { projectId: project.id } },
-    select: { id: true, promptId: true, source: true, policyVersion: { select: { name: true } } },
+    select: {
+      id: true,
+      promptId: true,
+      text: true,
+      source: true,
+      policyVersion: { select: { name: true } },
+    },
     orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
   });
   const byPrompt = new Map<string, ResponseRow[]>();
@@ -91,8 +111,11 @@ export async function generateComparisons(
   const random = seededRandom(body.seed ?? Date.now());
   const data: Prisma.ComparisonCreateManyInput[] = [];
   let skippedExisting = 0;
+  let skippedIdentical = 0;
   for (const [promptId, rows] of byPrompt) {
-    for (const [a, b] of pairsFor(rows, body, random)) {
+    const { pairs, identical } = pairsFor(rows, body, random);
+    skippedIdentical += identical;
+    for (const [a, b] of pairs) {
       if (seen.has(`${a}:${b}`)) {
         skippedExisting++;
         continue;
@@ -117,11 +140,11 @@ export async function generateComparisons(
       action: 'comparisons.generate',
       targetType: 'project',
       targetId: project.id,
-      details: { ...body, created: data.length },
+      details: { ...body, created: data.length, skippedIdentical },
       ip: actor.ip ?? null,
     });
   });
-  return { created: data.length, skippedExisting };
+  return { created: data.length, skippedExisting, skippedIdentical };
 }
 
 function preview(messages: unknown): string {

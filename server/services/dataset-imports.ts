@@ -70,6 +70,11 @@ export function promptMessages(prompt: string): Message[] {
   return [{ role: 'user', content: prompt }];
 }
 
+/** A completion without the one space that separates it from the prompt. */
+function withoutSeparator(completion: string): string {
+  return completion.startsWith(' ') ? completion.slice(1) : completion;
+}
+
 function assistantText(messages: Message[], what: string): string {
   if (messages.length !== 1 || messages[0]!.role !== 'assistant')
     throw new RowError('invalid', `${what} must be one assistant message after the prompt`);
@@ -85,13 +90,22 @@ export function pairOfTrlRow(row: Record<string, unknown>, line: number): Parsed
     let c = checkedText(chosen, 'chosen');
     let r = checkedText(rejected, 'rejected');
     let p: string;
-    if (prompt !== undefined) p = checkedText(prompt, 'prompt');
-    else {
+    if (prompt !== undefined) {
+      p = checkedText(prompt, 'prompt');
+      // The separator a completion starts with (TRL's " blue.", Loom's own exports) is not part
+      // of the response: prompt + chosen is the text, the response what follows the space.
+      [c, r] = [withoutSeparator(c), withoutSeparator(r)];
+    } else {
       if (c === '' || r === '') throw new RowError('empty-response', 'chosen or rejected is empty');
       if (c === r) throw new RowError('chosen-equals-rejected', 'chosen equals rejected');
-      // TRL's rule; its space moves to the completions, where exports put it as a separator.
-      ({ prompt: p, chosen: c, rejected: r } = extractPromptTrl(c, r));
-      if (c.startsWith(' ') && r.startsWith(' ')) [c, r] = [c.slice(1), r.slice(1)];
+      // An HH transcript splits at its last shared "\n\nAssistant:", even when the two answers
+      // start alike; any other text by TRL's rule, whose space goes to the completions.
+      const hh = c.startsWith('\n\nHuman:') ? splitHhPair(c, r) : null;
+      if (hh) ({ prompt: p, chosen: c, rejected: r } = { ...hh, prompt: `${hh.prompt}\n\nAssistant:` });
+      else {
+        ({ prompt: p, chosen: c, rejected: r } = extractPromptTrl(c, r));
+        if (c.startsWith(' ') && r.startsWith(' ')) [c, r] = [c.slice(1), r.slice(1)];
+      }
     }
     if (p.trim() === '') throw new RowError('invalid', 'the prompt is empty');
     return { line, messages: promptMessages(p), chosen: c, rejected: r, margin };

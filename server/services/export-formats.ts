@@ -103,10 +103,24 @@ export function splitHhPair(
 
 // --- TRL -------------------------------------------------------------------------------------
 
-/** A single user turn is the prompt itself; longer conversations are written as HH transcripts. */
-export function promptText(messages: readonly Message[]): string {
-  if (messages.length === 1 && messages[0]!.role === 'user') return messages[0]!.content;
+/**
+ * The prompt of the string formats (TRL standard, OpenRLHF strings): the conversation as an HH
+ * transcript ending in "\n\nAssistant:". Training tools tokenize `prompt + completion` exactly as
+ * given, so each completion starts with the separator (`COMPLETION_SEPARATOR`), as in TRL's own
+ * examples ("The sky is" + " blue."): prompt + chosen is then the HH transcript of the answer.
+ * Encoding 1 (snapshots made before) wrote a single user turn as its bare text and no separator.
+ */
+export function promptText(messages: readonly Message[], encoding = 2): string {
+  if (encoding < 2 && messages.length === 1 && messages[0]!.role === 'user') return messages[0]!.content;
   return transcriptOf(messages) + '\n\nAssistant:';
+}
+
+/** What starts every completion of the string formats (encoding 2 on). */
+export const COMPLETION_SEPARATOR = ' ';
+
+/** A response as the completion of a string-format row. */
+export function completionText(response: string, encoding = 2): string {
+  return encoding < 2 ? response : COMPLETION_SEPARATOR + response;
 }
 
 function sameItem(a: unknown, b: unknown): boolean {
@@ -154,17 +168,26 @@ export function extractPromptTrl<T extends string | readonly unknown[]>(
 
 // --- Rows of each format -----------------------------------------------------------------------
 
-/** The JSON object one pair becomes in a pairwise format (trl, trl-conversational, hh, openrlhf). */
-export function pairRow(format: ExportFormat, pair: Pair, options: ExportOptions): Record<string, unknown> {
+/**
+ * The JSON object one pair becomes in a pairwise format (trl, trl-conversational, hh, openrlhf).
+ * In string formats prompt + chosen is the whole text a trainer reads: the HH transcript.
+ */
+export function pairRow(
+  format: ExportFormat,
+  pair: Pair,
+  options: ExportOptions,
+  encoding = 2,
+): Record<string, unknown> {
   const margin = options.margin ? { margin: pair.margin ?? 0 } : {};
   const implicit = options.prompt === 'implicit';
   switch (format) {
     case 'trl': {
-      const prompt = promptText(pair.messages);
+      const prompt = promptText(pair.messages, encoding);
       // TRL's own convention ("The sky is" + " blue."): the space belongs to the completion.
       if (implicit)
         return { chosen: `${prompt} ${pair.chosen}`, rejected: `${prompt} ${pair.rejected}`, ...margin };
-      return { prompt, chosen: pair.chosen, rejected: pair.rejected, ...margin };
+      const chosen = completionText(pair.chosen, encoding);
+      return { prompt, chosen, rejected: completionText(pair.rejected, encoding), ...margin };
     }
     case 'trl-conversational': {
       const chosen = [{ role: 'assistant', content: pair.chosen }];
@@ -182,13 +205,14 @@ export function pairRow(format: ExportFormat, pair: Pair, options: ExportOptions
     case 'openrlhf': {
       const conversational = options.conversational ?? false;
       return {
-        [options.promptKey ?? 'prompt']: conversational ? pair.messages : promptText(pair.messages),
+        // OpenRLHF's string mode concatenates prompt and completion too.
+        [options.promptKey ?? 'prompt']: conversational ? pair.messages : promptText(pair.messages, encoding),
         [options.chosenKey ?? 'chosen']: conversational
           ? [{ role: 'assistant', content: pair.chosen }]
-          : pair.chosen,
+          : completionText(pair.chosen, encoding),
         [options.rejectedKey ?? 'rejected']: conversational
           ? [{ role: 'assistant', content: pair.rejected }]
-          : pair.rejected,
+          : completionText(pair.rejected, encoding),
         ...margin,
       };
     }

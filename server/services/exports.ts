@@ -54,14 +54,29 @@ export interface ExportSpec {
   mode: 'raw' | 'aggregated';
   filters: ExportFilters;
   options: ExportOptions;
+  /**
+   * How rows are written. 1: string prompts and completions glued together, pairs of identical
+   * responses kept, CSV formulas kept unless asked; 2 (current): a separator before each
+   * completion, identical pairs left out, spreadsheet-safe CSV unless turned off. Snapshots keep
+   * the encoding they were hashed with, so every download repeats their bytes.
+   */
+  encoding: number;
 }
 
+/** The encoding of every new export and snapshot. */
+export const CURRENT_ENCODING = 2;
+
+/** A request's export, its defaults made explicit (a snapshot stores them as they were). */
 export function specOf(body: ExportBody): ExportSpec {
+  const options = { ...body.options };
+  // Spreadsheet-safe CSV unless the request turns it off (pandas and other tools read raw text).
+  if (body.format === 'csv' && options.spreadsheetSafe === undefined) options.spreadsheetSafe = true;
   return {
     format: body.format,
     mode: body.mode ?? 'raw',
     filters: body.filters ?? {},
-    options: body.options ?? {},
+    options,
+    encoding: CURRENT_ENCODING,
   };
 }
 
@@ -76,6 +91,11 @@ export const CONTENT_TYPES: Record<ExportFormat, string> = {
   csv: 'text/csv; charset=utf-8',
   parquet: 'application/vnd.apache.parquet',
 };
+
+/** Formats with one chosen and one rejected response a row (ties and both-bad have no row). */
+export function isPairwise(format: ExportFormat): boolean {
+  return format !== 'csv' && format !== 'parquet';
+}
 
 export function extensionOf(format: ExportFormat): string {
   return format === 'csv' ? 'csv' : format === 'parquet' ? 'parquet' : 'jsonl';
@@ -236,6 +256,33 @@ export async function countSelection(prisma: PrismaClient, selection: Selection)
   return row ?? { judgments: 0, comparisons: 0, prompts: 0 };
 }
 
+/**
+ * What pairwise files leave out because both responses of the comparison have the same text:
+ * A and B judgments (raw rows), and comparisons whose majority is A or B (aggregated rows).
+ */
+export async function countIdentical(
+  prisma: PrismaClient,
+  selection: Selection,
+): Promise<{ judgments: number; comparisons: number }> {
+  const rows = await prisma.$queryRaw<{ a: number; b: number; tie: number; bad: number }[]>`
+    SELECT count(*) FILTER (WHERE p.choice = 'A')::int AS a, count(*) FILTER (WHERE p.choice = 'B')::int AS b,
+      count(*) FILTER (WHERE p.choice = 'TIE')::int AS tie,
+      count(*) FILTER (WHERE p.choice = 'BOTH_BAD')::int AS bad
+    ${selectionSql(selection)}
+      AND EXISTS (SELECT 1 FROM "Response" xa JOIN "Response" xb ON xb.id = c."responseBId"
+        WHERE xa.id = c."responseAId" AND xa.text = xb.text)
+    GROUP BY p."comparisonId"`;
+  let judgments = 0;
+  let comparisons = 0;
+  for (const row of rows) {
+    judgments += row.a + row.b;
+    const top = Math.max(row.a, row.b, row.tie, row.bad);
+    const atTop = [row.a, row.b, row.tie, row.bad].filter((n) => n === top).length;
+    if (atTop === 1 && (row.a === top || row.b === top)) comparisons++;
+  }
+  return { judgments, comparisons };
+}
+
 // --- Encoding ----------------------------------------------------------------------------------
 
 /** Where the bytes go; resolves when the consumer can take more (backpressure). */
@@ -388,6 +435,8 @@ interface Encoder {
   push(units: readonly (readonly JudgmentRow[])[]): Promise<void>;
   end(): Promise<void>;
   rows: number;
+  /** Pairs left out because both responses have the same text. */
+  identical: number;
 }
 
 function pairOfUnit(unit: readonly JudgmentRow[], spec: ExportSpec, context: Context): Pair | null {
@@ -425,6 +474,7 @@ function lineEncoder(spec: ExportSpec, context: Context, sink: Sink): Encoder {
   };
   const state: Encoder = {
     rows: 0,
+    identical: 0,
     async push(units) {
       const chunks: Buffer[] = [];
       if (spec.format === 'csv' && !headerWritten) {
@@ -448,10 +498,16 @@ function lineEncoder(spec: ExportSpec, context: Context, sink: Sink): Encoder {
         // Ties and both-bad (and comparisons without a strict majority) have no chosen response.
         const pair = pairOfUnit(unit, spec, context);
         if (!pair) continue;
+        // Two responses with the same text teach nothing and read as chosen == rejected, which
+        // trainers and importers refuse: left out, and counted.
+        if (spec.encoding >= 2 && pair.chosen === pair.rejected) {
+          state.identical++;
+          continue;
+        }
         const key = `${pair.chosen === first.responseA ? 'A' : 'B'}${pair.margin}`;
         let line = lines.get(key);
         if (!line) {
-          line = Buffer.from(JSON.stringify(pairRow(spec.format, pair, spec.options)) + '\n');
+          line = Buffer.from(JSON.stringify(pairRow(spec.format, pair, spec.options, spec.encoding)) + '\n');
           lines.set(key, line);
         }
         chunks.push(line);
@@ -516,6 +572,7 @@ function parquetEncoder(spec: ExportSpec, context: Context, sink: Sink): Encoder
   };
   const state: Encoder = {
     rows: 0,
+    identical: 0,
     async push(units) {
       for (const unit of units) {
         buffered.push(spec.mode === 'raw' ? rawRecord(unit[0]!, context) : aggregatedRecord(unit, context));
@@ -536,14 +593,16 @@ function parquetEncoder(spec: ExportSpec, context: Context, sink: Sink): Encoder
 
 export interface ExportResult {
   rows: number;
+  /** Pairwise formats: pairs left out because both responses have the same text. */
+  identical: number;
   judgments: number;
   bytes: number;
   sha256: string;
 }
 
 export interface RunOptions {
-  /** Keys the rater pseudonyms (the server's session secret). */
-  secret: string;
+  /** Keys the rater pseudonyms (the server's session secret); pairwise formats name no rater. */
+  secret?: string;
   /** Strength levels of the project's scale (for margins). */
   levels: number;
   /** Called after each batch with the judgments read so far. */
@@ -638,6 +697,7 @@ export async function runExport(
     rater: (raterId) => {
       if (raterId === null) return null;
       if (spec.options.identifyRaters) return raterId;
+      if (!run.secret) throw new Error('Rater pseudonyms need the server secret.');
       let name = pseudonyms.get(raterId);
       if (!name) pseudonyms.set(raterId, (name = pseudonym(run.secret, raterId)));
       return name;
@@ -769,7 +829,7 @@ export async function runExport(
     client.release(failure);
   }
   await encode.end();
-  return { rows: encode.rows, judgments, bytes, sha256: hash.digest('hex') };
+  return { rows: encode.rows, identical: encode.identical, judgments, bytes, sha256: hash.digest('hex') };
 }
 
 /** A file name safe in Content-Disposition and on any file system. */

@@ -1,6 +1,7 @@
 // Dataset snapshots: an export frozen as the exact list of judgments, with the filters, format and
 // options it was made with, its row count and the sha256 of its bytes, so a paper or a training round
 // can cite it and every later download is byte-identical (checked against the stored hash).
+import { createHash } from 'node:crypto';
 import type { DatasetSnapshot, PrismaClient } from '../db/client.js';
 import { conflict, HttpError, notFound } from '../errors.js';
 import type {
@@ -11,7 +12,15 @@ import type {
   Snapshot,
 } from '../schemas/datasets.js';
 import { recordAudit } from './audit.js';
-import { chosenIdsSql, runExport, specOf, type ExportResult, type ExportSpec, type Sink } from './exports.js';
+import {
+  chosenIdsSql,
+  CURRENT_ENCODING,
+  runExport,
+  specOf,
+  type ExportResult,
+  type ExportSpec,
+  type Sink,
+} from './exports.js';
 import { labelSchemaOf } from './projects.js';
 import type { Actor } from './users.js';
 
@@ -26,6 +35,7 @@ export function toSnapshotDto(snapshot: DatasetSnapshot, judgments: number): Sna
     options: snapshot.options as ExportOptions,
     rowCount: snapshot.rowCount,
     judgments,
+    identicalLeftOut: snapshot.identicalLeftOut,
     contentHash: snapshot.contentHash,
     byteSize: Number(snapshot.byteSize),
     createdById: snapshot.createdById,
@@ -39,6 +49,7 @@ export function snapshotSpec(snapshot: DatasetSnapshot): ExportSpec {
     mode: snapshot.mode === 'aggregated' ? 'aggregated' : 'raw',
     filters: snapshot.filters as ExportFilters,
     options: snapshot.options as ExportOptions,
+    encoding: snapshot.encoding,
   };
 }
 
@@ -48,6 +59,114 @@ async function levelsOf(prisma: PrismaClient, projectId: string): Promise<number
 }
 
 const discard: Sink = async () => {};
+
+/**
+ * Hashes the file made from a snapshot's frozen judgments and stores its hash, size and rows: from
+ * then on every download must repeat those bytes. A snapshot that cannot be hashed is removed.
+ */
+async function seal(
+  prisma: PrismaClient,
+  snapshotId: string,
+  spec: ExportSpec,
+  run: { secret?: string; levels: number },
+): Promise<{ saved: DatasetSnapshot; result: ExportResult }> {
+  let result: ExportResult;
+  try {
+    result = await runExport(prisma, { snapshotId }, spec, discard, run);
+  } catch (error) {
+    await prisma.datasetSnapshot.delete({ where: { id: snapshotId } });
+    throw error;
+  }
+  const saved = await prisma.datasetSnapshot.update({
+    where: { id: snapshotId },
+    data: {
+      rowCount: result.rows,
+      identicalLeftOut: result.identical,
+      contentHash: result.sha256,
+      byteSize: BigInt(result.bytes),
+    },
+  });
+  return { saved, result };
+}
+
+/** What a training round freezes: every judgment it learns from, as TRL rows (ties left out). */
+export const ROUND_SNAPSHOT_SPEC: ExportSpec = {
+  format: 'trl',
+  mode: 'raw',
+  filters: { excludeGold: true },
+  options: {},
+  encoding: CURRENT_ENCODING,
+};
+
+/**
+ * A training round's snapshot: exactly the given judgments, hashed like any other snapshot, so the
+ * lineage a round cites downloads and verifies. Made by no one (createdById null).
+ */
+export async function createRoundSnapshot(
+  prisma: PrismaClient,
+  projectId: string,
+  name: string,
+  preferenceIds: readonly string[],
+): Promise<DatasetSnapshot> {
+  const spec = ROUND_SNAPSHOT_SPEC;
+  const snapshot = await prisma.datasetSnapshot.create({
+    data: {
+      projectId,
+      name,
+      filters: spec.filters,
+      format: spec.format,
+      mode: spec.mode,
+      options: spec.options,
+      encoding: spec.encoding,
+      rowCount: 0,
+      contentHash: '',
+      items: { createMany: { data: preferenceIds.map((preferenceId) => ({ preferenceId })) } },
+    },
+  });
+  const { saved } = await seal(prisma, snapshot.id, spec, { levels: await levelsOf(prisma, projectId) });
+  return saved;
+}
+
+const LEGACY_ROUND_NAME = /^round-\d+-attempt-\d+$/;
+
+/**
+ * Rounds once stored, as their snapshot's hash, the sha256 of their judgments' ids and choices
+ * rather than of a file (size 0, a download could never verify). When the frozen judgments still
+ * match that hash, the snapshot is sealed now like any other: hashed as TRL rows.
+ */
+async function sealLegacyRoundSnapshots(prisma: PrismaClient, where: { projectId?: string; id?: string }) {
+  const legacy = await prisma.datasetSnapshot.findMany({
+    where: { ...where, byteSize: 0, createdById: null, NOT: { contentHash: '' } },
+  });
+  for (const snapshot of legacy) {
+    if (!LEGACY_ROUND_NAME.test(snapshot.name)) continue;
+    const items = await prisma.datasetSnapshotItem.findMany({
+      where: { snapshotId: snapshot.id },
+      select: { preference: { select: { id: true, choice: true, strength: true } } },
+      orderBy: { preferenceId: 'asc' },
+    });
+    const ids = items.map(({ preference: p }) => `${p.id}:${p.choice}:${p.strength ?? ''}`).join('\n');
+    if (createHash('sha256').update(ids).digest('hex') !== snapshot.contentHash) continue;
+    const spec = ROUND_SNAPSHOT_SPEC;
+    const result = await runExport(prisma, { snapshotId: snapshot.id }, spec, discard, {
+      levels: await levelsOf(prisma, snapshot.projectId),
+    });
+    await prisma.datasetSnapshot.update({
+      where: { id: snapshot.id },
+      data: {
+        format: spec.format,
+        mode: spec.mode,
+        filters: spec.filters,
+        options: spec.options,
+        encoding: spec.encoding,
+        rowCount: result.rows,
+        identicalLeftOut: result.identical,
+        contentHash: result.sha256,
+        byteSize: BigInt(result.bytes),
+      },
+    });
+  }
+}
 
 export async function createSnapshot(
   prisma: PrismaClient,
@@ -72,6 +191,7 @@ export async function createSnapshot(
           format: spec.format,
           mode: spec.mode,
           options: spec.options,
+          encoding: spec.encoding,
           rowCount: 0,
           contentHash: '',
           createdById: actor.id,
@@ -83,17 +203,7 @@ export async function createSnapshot(
     },
     { timeout: 600_000, maxWait: 10_000 },
   );
-  let result: ExportResult;
-  try {
-    result = await runExport(prisma, { snapshotId: snapshot.id }, spec, discard, { secret, levels });
-  } catch (error) {
-    await prisma.datasetSnapshot.delete({ where: { id: snapshot.id } });
-    throw error;
-  }
-  const saved = await prisma.datasetSnapshot.update({
-    where: { id: snapshot.id },
-    data: { rowCount: result.rows, contentHash: result.sha256, byteSize: BigInt(result.bytes) },
-  });
+  const { saved, result } = await seal(prisma, snapshot.id, spec, { secret, levels });
   await recordAudit(prisma, {
     actorId: actor.id,
     action: 'snapshot.create',
@@ -106,6 +216,7 @@ export async function createSnapshot(
       mode: spec.mode,
       judgments: result.judgments,
       rows: result.rows,
+      identicalLeftOut: result.identical,
     },
     ip: actor.ip ?? null,
   });
@@ -117,6 +228,7 @@ async function judgmentsIn(prisma: PrismaClient, snapshotId: string): Promise<nu
 }
 
 export async function listSnapshots(prisma: PrismaClient, projectId: string): Promise<Snapshot[]> {
+  await sealLegacyRoundSnapshots(prisma, { projectId });
   const snapshots = await prisma.datasetSnapshot.findMany({
     // A snapshot whose file is still being hashed has no hash yet, and is not listed.
     where: { projectId, NOT: { contentHash: '' } },
@@ -127,6 +239,7 @@ export async function listSnapshots(prisma: PrismaClient, projectId: string): Pr
 }
 
 export async function getSnapshot(prisma: PrismaClient, id: string): Promise<DatasetSnapshot> {
+  await sealLegacyRoundSnapshots(prisma, { id });
   const snapshot = await prisma.datasetSnapshot.findUnique({ where: { id } });
   if (!snapshot || !snapshot.contentHash) throw notFound('No such snapshot.');
   return snapshot;

@@ -116,11 +116,15 @@ test('a researcher exports, snapshots and imports preference data from the Data 
     expect(Object.keys(row).sort()).toEqual(['chosen', 'prompt', 'rejected']);
     expect(typeof row.prompt).toBe('string');
   }
-  const prompt = userText(prompts[0]!.messages);
-  expect(rows).toContainEqual({ prompt, chosen: `e2e A ${tag}`, rejected: `e2e B ${tag}` });
-  expect(rows).toContainEqual({ prompt, chosen: `e2e B ${tag}`, rejected: `e2e A ${tag}` });
+  // The prompt as an HH transcript, each completion after a space: prompt + chosen reads right.
+  const transcript = (text: string) => `\n\nHuman: ${text}\n\nAssistant:`;
+  const prompt = transcript(userText(prompts[0]!.messages));
+  expect(rows).toContainEqual({ prompt, chosen: ` e2e A ${tag}`, rejected: ` e2e B ${tag}` });
+  expect(rows).toContainEqual({ prompt, chosen: ` e2e B ${tag}`, rejected: ` e2e A ${tag}` });
   expect(
-    rows.filter((row) => row.prompt === userText(prompts[1]!.messages) && row.chosen === `e2e A ${tag}`),
+    rows.filter(
+      (row) => row.prompt === transcript(userText(prompts[1]!.messages)) && row.chosen === ` e2e A ${tag}`,
+    ),
   ).toEqual([]);
   const progress = page.getByTestId('export-progress');
   await expect(progress).toHaveAttribute('data-status', 'done');

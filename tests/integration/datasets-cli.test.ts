@@ -53,7 +53,7 @@ describe('CLI over HTTP', { timeout: 240_000 }, () => {
       good,
       [
         JSON.stringify({ prompt: 'Q1', chosen: 'yes', rejected: 'no' }),
-        JSON.stringify({ prompt: 'Q2', chosen: 'up', rejected: 'down' }),
+        JSON.stringify({ prompt: 'Q2', chosen: '=1+1', rejected: 'down' }),
       ].join('\n'),
     );
     const bad = path.join(dir, 'bad.jsonl');
@@ -75,8 +75,27 @@ describe('CLI over HTTP', { timeout: 240_000 }, () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as unknown);
-    expect(rows).toContainEqual({ prompt: 'Q1', chosen: 'yes', rejected: 'no' });
+    // The prompt as an HH transcript and a space before each completion: prompt + chosen reads right.
+    expect(rows).toContainEqual({ prompt: '\n\nHuman: Q1\n\nAssistant:', chosen: ' yes', rejected: ' no' });
+    expect(exported.stderr).toMatch(/0 pairs of identical responses left out/);
     expect(existsSync(`${out}.partial`)).toBe(false);
+
+    // CSV is spreadsheet-safe unless --no-spreadsheet-safe asks for the cells as stored.
+    const csv = path.join(dir, 'out.csv');
+    expect((await cli(['export', '--project', projectName, '--format', 'csv', '--out', csv])).code).toBe(0);
+    expect(readFileSync(csv, 'utf8')).toContain(",'=1+1,");
+    const plain = await cli([
+      'export',
+      '--project',
+      projectName,
+      '--format',
+      'csv',
+      '--no-spreadsheet-safe',
+      '--out',
+      csv,
+    ]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(readFileSync(csv, 'utf8')).toContain(',=1+1,');
 
     expect(
       (await cli(['export', '--project', 'no such project', '--format', 'trl', '--out', out])).code,

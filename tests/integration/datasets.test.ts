@@ -152,9 +152,10 @@ describe('export formats', () => {
       // TRL takes the longest common prefix, so the prompt it finds runs on into the responses'
       // shared start ("Answer "), and the completions keep the rest; nothing is lost or added.
       expect(split.prompt.startsWith(expected.prompt as string)).toBe(true);
-      expect(split.prompt + split.chosen).toBe(`${expected.prompt as string} ${expected.chosen as string}`);
+      // The explicit rows carry the separator at the start of each completion.
+      expect(split.prompt + split.chosen).toBe(`${expected.prompt as string}${expected.chosen as string}`);
       expect(split.prompt + split.rejected).toBe(
-        `${expected.prompt as string} ${expected.rejected as string}`,
+        `${expected.prompt as string}${expected.rejected as string}`,
       );
       // The space before the first difference goes to the completions (TRL's rule).
       expect(split.prompt.endsWith(' ')).toBe(false);
@@ -457,7 +458,11 @@ describe('import of preference data sets', () => {
     const response = await importFile(target, { format: 'csv', content: csv, source: 'csv' });
     expect(response.json()).toMatchObject({ imported: 2 });
     const rows = lines((await exportFile(target, { format: 'trl' })).body);
-    expect(rows).toContainEqual({ prompt: 'Say "hi"', chosen: 'hi', rejected: 'bye' });
+    expect(rows).toContainEqual({
+      prompt: '\n\nHuman: Say "hi"\n\nAssistant:',
+      chosen: ' hi',
+      rejected: ' bye',
+    });
   });
 });
 

@@ -153,7 +153,7 @@ describe('import', () => {
       headers: admin.headers,
       payload: { strategy: 'all-pairs' },
     });
-    expect(again.json()).toEqual({ created: 0, skippedExisting: 18 });
+    expect(again.json()).toEqual({ created: 0, skippedExisting: 18, skippedIdentical: 0 });
 
     const other = await createProject(t, {}, { prompts: 3, responses: 4 });
     const cross = await t.app.inject({
@@ -162,7 +162,7 @@ describe('import', () => {
       headers: other.admin.headers,
       payload: { strategy: 'cross-source', sourceA: 'model-0', sourceB: 'model-1' },
     });
-    expect(cross.json()).toEqual({ created: 0, skippedExisting: 3 });
+    expect(cross.json()).toEqual({ created: 0, skippedExisting: 3, skippedIdentical: 0 });
     const third = await createProject(t, {}, { prompts: 0, responses: 0 });
     await t.app.inject({
       method: 'POST',
@@ -176,7 +176,7 @@ describe('import', () => {
       headers: third.admin.headers,
       payload: { strategy: 'random-pairs', maxPerPrompt: 2, seed: 7 },
     });
-    expect(random.json()).toEqual({ created: 10, skippedExisting: 0 });
+    expect(random.json()).toEqual({ created: 10, skippedExisting: 0, skippedIdentical: 0 });
     const crossOnly = await t.app.inject({
       method: 'POST',
       url: `/api/projects/${third.projectId}/comparisons/generate`,

@@ -100,18 +100,74 @@ describe('rows and margins', () => {
 
   it('writes the TRL fields and nothing else', () => {
     const pair = { messages: [{ role: 'user', content: 'Q' }], chosen: 'A', rejected: 'B', margin: 2 };
-    expect(pairRow('trl', pair, {})).toEqual({ prompt: 'Q', chosen: 'A', rejected: 'B' });
+    const prompt = '\n\nHuman: Q\n\nAssistant:';
+    expect(pairRow('trl', pair, {})).toEqual({ prompt, chosen: ' A', rejected: ' B' });
     expect(pairRow('trl', pair, { margin: true })).toEqual({
-      prompt: 'Q',
-      chosen: 'A',
-      rejected: 'B',
+      prompt,
+      chosen: ' A',
+      rejected: ' B',
       margin: 2,
     });
-    expect(pairRow('trl', pair, { prompt: 'implicit' })).toEqual({ chosen: 'Q A', rejected: 'Q B' });
+    expect(pairRow('trl', pair, { prompt: 'implicit' })).toEqual({
+      chosen: `${prompt} A`,
+      rejected: `${prompt} B`,
+    });
     expect(pairOfTrlRow({ chosen: 'Q A', rejected: 'Q B' }, 1)).toMatchObject({
       messages: pair.messages,
       chosen: 'A',
       rejected: 'B',
+    });
+    // Snapshots made before the separator (encoding 1) keep their bytes.
+    expect(pairRow('trl', pair, {}, 1)).toEqual({ prompt: 'Q', chosen: 'A', rejected: 'B' });
+    expect(pairRow('trl', pair, { prompt: 'implicit' }, 1)).toEqual({ chosen: 'Q A', rejected: 'Q B' });
+  });
+
+  it('separates prompt and completion the way trainers concatenate them: prompt + chosen is the HH text', () => {
+    // TRL's RewardTrainer and DPOTrainer, and OpenRLHF's string mode, tokenize prompt + chosen as given.
+    const single = { messages: [{ role: 'user', content: 'What is 2+2?' }], chosen: '4', rejected: '5' };
+    const multi = {
+      messages: [
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: 'Hello' },
+        { role: 'user', content: 'What did you want?' },
+      ],
+      chosen: 'You wanted a joke.',
+      rejected: 'Nothing.',
+    };
+    for (const pair of [single, multi]) {
+      const full = { ...pair, margin: null };
+      const trl = pairRow('trl', full, {});
+      expect(`${trl.prompt as string}${trl.chosen as string}`).toBe(hhText(pair.messages, pair.chosen));
+      expect(`${trl.prompt as string}${trl.rejected as string}`).toBe(hhText(pair.messages, pair.rejected));
+      const implicit = pairRow('trl', full, { prompt: 'implicit' });
+      expect(implicit.chosen).toBe(hhText(pair.messages, pair.chosen));
+      const open = pairRow('openrlhf', full, {});
+      expect(`${open.prompt as string}${open.chosen as string}`).toBe(hhText(pair.messages, pair.chosen));
+      // And back: every string shape reads as the same messages and responses.
+      for (const row of [trl, implicit, open])
+        expect(pairOfTrlRow(row, 1)).toMatchObject({
+          messages: pair.messages,
+          chosen: pair.chosen,
+          rejected: pair.rejected,
+        });
+    }
+    expect(pairRow('trl', { ...single, margin: null }, {})).toEqual({
+      prompt: '\n\nHuman: What is 2+2?\n\nAssistant:',
+      chosen: ' 4',
+      rejected: ' 5',
+    });
+  });
+
+  it('splits implicit HH transcripts at the last assistant turn even when both answers start alike', () => {
+    const messages = [{ role: 'user', content: 'Name a colour' }];
+    const row = {
+      chosen: hhText(messages, 'The sky is blue.'),
+      rejected: hhText(messages, 'The sky is green.'),
+    };
+    expect(pairOfTrlRow(row, 1)).toMatchObject({
+      messages,
+      chosen: 'The sky is blue.',
+      rejected: 'The sky is green.',
     });
   });
 

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Prisma, PrismaClient } from '../../server/db/client.js';
 import { demoUtility } from '../../server/demo.js';
+import { createRoundSnapshot } from '../../server/services/snapshots.js';
 import { ROUND_DEFAULTS, ROUND_PHASES, type RoundPhase } from '../../server/schemas/round-defaults.js';
 import type { RoundConfig } from '../../server/schemas/rounds.js';
 import { trainBestOfN } from '../best-of-n.js';
@@ -23,6 +24,8 @@ import type { IterationStats } from '../rollout.js';
 import { Rng } from '../runtime.js';
 import { generate, type SamplingConfig } from '../sampling.js';
 import type { ScalarHead } from '../model.js';
+import { comparable } from '../../server/services/comparisons.js';
+import { redrawRepeats } from './pairing.js';
 import { loadPolicyVersion, promptText, rootVersionId, savePolicy } from './policy-store.js';
 
 export class RoundCancelled extends Error {}
@@ -33,10 +36,6 @@ const DEFAULTS: Required<RoundConfig> = ROUND_DEFAULTS;
 const RM_PATIENCE = 2;
 
 const EVAL_SAMPLING: SamplingConfig = { temperature: 1, topK: 0, maxNewTokens: 24, batchSize: 64 };
-
-function hashIds(ids: string[]): string {
-  return createHash('sha256').update(ids.join('\n')).digest('hex');
-}
 
 export async function runRound(
   prisma: PrismaClient,
@@ -115,16 +114,13 @@ export async function runRound(
     });
     if (preferences.length < 4)
       throw new Error(`Only ${preferences.length} judgments so far; a round needs at least 4.`);
-    const snapshot = await prisma.datasetSnapshot.create({
-      data: {
-        projectId: project.id,
-        name: `round-${round.number}-attempt-${attempt}`,
-        filters: { round: round.number, source: 'all judgments of non-gold comparisons' },
-        rowCount: preferences.length,
-        contentHash: hashIds(preferences.map((p) => `${p.id}:${p.choice}:${p.strength ?? ''}`)),
-        items: { createMany: { data: preferences.map((p) => ({ preferenceId: p.id })) } },
-      },
-    });
+    // A snapshot like any other: its file hashed, so the lineage it is cited in downloads and verifies.
+    const snapshot = await createRoundSnapshot(
+      prisma,
+      project.id,
+      `round-${round.number}-attempt-${attempt}`,
+      preferences.map((p) => p.id),
+    );
     await prisma.trainingRound.updateMany({ where: owned, data: { snapshotId: snapshot.id } });
     finishPhase(snapshotPhase);
 
@@ -424,10 +420,18 @@ function sampleForComparisons(
   const mine = generate(child.model, ids, sampling, new Rng(seed)).map(
     (r) => child.tokenizer.decode(r).trim() || '(empty)',
   );
-  const theirs = generate(parent.model, ids, sampling, new Rng(seed + 1)).map(
-    (r) => parent.tokenizer.decode(r).trim() || '(empty)',
-  );
-  return prompts.map((p, i) => ({ promptId: p.id, child: mine[i]!, parent: theirs[i]! }));
+  const parentRng = new Rng(seed + 1);
+  const parentSample = (promptIds: number[][]) =>
+    generate(parent.model, promptIds, sampling, parentRng).map(
+      (r) => parent.tokenizer.decode(r).trim() || '(empty)',
+    );
+  const theirs = parentSample(ids);
+  // Where the parent said exactly what the child said, the parent samples again; prompts where
+  // the two still agree get no comparison (a rater could not prefer one of two equal texts).
+  redrawRepeats([mine, theirs], (indexes) => parentSample(indexes.map((i) => ids[i]!)));
+  return prompts
+    .map((p, i) => ({ promptId: p.id, child: mine[i]!, parent: theirs[i]! }))
+    .filter((sample) => comparable(sample.child, sample.parent));
 }
 
 type Report = (step: number, total: number, stats: Record<string, unknown>) => Promise<void>;

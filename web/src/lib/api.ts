@@ -255,7 +255,7 @@ export const api = {
   importPrompts: (id: string, body: ImportBody) =>
     request<ImportReport>('POST', `/projects/${encodeURIComponent(id)}/import`, { body }),
   generateComparisons: (id: string, body: GenerateComparisonsBody) =>
-    request<{ created: number; skippedExisting: number }>(
+    request<{ created: number; skippedExisting: number; skippedIdentical: number }>(
       'POST',
       `/projects/${encodeURIComponent(id)}/comparisons/generate`,
       { body },

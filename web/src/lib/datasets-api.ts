@@ -217,7 +217,8 @@ export function exportBodyOf(s: ExportSettings): ExportBody {
     if (s.conversational) options.conversational = true;
   }
   if (s.identifyRaters && reads('identifyRaters', s.format)) options.identifyRaters = true;
-  if (s.spreadsheetSafe && reads('spreadsheetSafe', s.format)) options.spreadsheetSafe = true;
+  // Spreadsheet-safe is the server's default for CSV; turning it off is said explicitly.
+  if (reads('spreadsheetSafe', s.format)) options.spreadsheetSafe = s.spreadsheetSafe;
   const body: ExportBody = { format: s.format, mode: s.mode, filters: filtersOf(s) };
   if (Object.keys(options).length) body.options = options;
   return body;
@@ -242,6 +243,7 @@ export function describeExport(spec: {
     parts.push(`keys ${o.promptKey ?? 'prompt'}/${o.chosenKey ?? 'chosen'}/${o.rejectedKey ?? 'rejected'}`);
   if (o.identifyRaters) parts.push('rater ids');
   if (o.spreadsheetSafe) parts.push('spreadsheet-safe');
+  if (o.spreadsheetSafe === false) parts.push('cells as stored');
   if (f.from && f.to) parts.push(`${day(f.from)} – before ${day(f.to)}`);
   else if (f.from) parts.push(`from ${day(f.from)}`);
   else if (f.to) parts.push(`before ${day(f.to)}`);
@@ -287,6 +289,8 @@ export interface Transfer {
   rowsExact: boolean;
   /** Judgments the file holds (X-Loom-Judgments, or the snapshot's). */
   judgments: number | null;
+  /** Pairs of identical responses a pairwise file leaves out (X-Loom-Identical-Left-Out, or the snapshot's). */
+  identicalLeftOut: number | null;
   fileName: string | null;
   /** The sha256 the server vouches for (snapshots), and whether the received bytes match it. */
   sha256: string | null;
@@ -303,6 +307,7 @@ export function newTransfer(): Transfer {
     expectedRows: null,
     rowsExact: false,
     judgments: null,
+    identicalLeftOut: null,
     fileName: null,
     sha256: null,
     verified: null,
@@ -408,6 +413,9 @@ export async function receive(
   transfer.totalBytes = Number.isFinite(length) && length > 0 ? length : null;
   const judgments = Number(response.headers.get('x-loom-judgments'));
   if (response.headers.has('x-loom-judgments') && Number.isFinite(judgments)) transfer.judgments = judgments;
+  const identical = Number(response.headers.get('x-loom-identical-left-out'));
+  if (response.headers.has('x-loom-identical-left-out') && Number.isFinite(identical))
+    transfer.identicalLeftOut = identical;
   transfer.sha256 = response.headers.get('x-loom-sha256');
   if (options.expectedRows) {
     const expected = options.expectedRows(transfer.judgments);
