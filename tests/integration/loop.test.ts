@@ -1,6 +1,7 @@
 // The whole loop at small size against real PostgreSQL: the demo project is seeded through the
 // job queue, simulated raters judge through the HTTP API, a round runs from the queue, and a new
 // policy version appears with its lineage, its metrics and new comparisons against its parent.
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AddressInfo } from 'node:net';
 import { ensureDemoProject } from '../../server/demo.js';
@@ -70,7 +71,15 @@ describe('the closed loop', () => {
         where: { id: project.currentPolicyVersionId! },
       });
       expect(sft).toMatchObject({ kind: 'BUILTIN', status: 'READY', parentId: null });
-      expect(await t.prisma.comparison.count({ where: { projectId } })).toBe(40);
+      // One comparison a prompt, never of two equal answers (those prompts sample again first).
+      const comparisons = await t.prisma.comparison.findMany({
+        where: { projectId },
+        include: { responseA: true, responseB: true },
+      });
+      expect(comparisons.length).toBeGreaterThan(30);
+      expect(comparisons.length).toBeLessThanOrEqual(40);
+      for (const comparison of comparisons)
+        expect(comparison.responseA.text).not.toBe(comparison.responseB.text);
     },
   );
 
@@ -84,12 +93,13 @@ describe('the closed loop', () => {
       noise: 0.1,
       judgments: 1000,
     });
-    expect(result).toMatchObject({ judged: 40, errors: 0, empty: true });
+    const comparisons = await t.prisma.comparison.count({ where: { projectId } });
+    expect(result).toMatchObject({ judged: comparisons, errors: 0, empty: true });
     const preferences = await t.prisma.preference.findMany({
       where: { comparison: { projectId } },
       include: { rater: true },
     });
-    expect(preferences).toHaveLength(40);
+    expect(preferences).toHaveLength(comparisons);
     expect(preferences.every((p) => p.source === 'SIMULATED' && p.rater?.simulated)).toBe(true);
   });
 
@@ -156,15 +166,37 @@ describe('the closed loop', () => {
         where: { id: child!.snapshotId! },
         include: { _count: { select: { items: true } } },
       });
-      expect(snapshot.rowCount).toBe(40);
-      expect(snapshot._count.items).toBe(40);
+      const judged = await t.prisma.preference.count({ where: { comparison: { projectId } } });
+      expect(snapshot._count.items).toBe(judged);
+      // The snapshot the lineage cites is a file like any other: listed with its size, and every
+      // download repeats the bytes it was hashed with.
+      const listed = await t.app.inject({
+        url: `/api/projects/${projectId}/snapshots`,
+        headers: admin.headers,
+      });
+      const entry = listed
+        .json<{ id: string; name: string; byteSize: number; rowCount: number; contentHash: string }[]>()
+        .find((s) => s.id === snapshot.id);
+      expect(entry).toMatchObject({ name: 'round-1-attempt-1', contentHash: snapshot.contentHash });
+      expect(entry!.byteSize).toBeGreaterThan(0);
+      const download = await t.app.inject({
+        url: `/api/snapshots/${snapshot.id}/download`,
+        headers: admin.headers,
+      });
+      expect(download.statusCode, download.body).toBe(200);
+      expect(download.rawPayload.length).toBe(entry!.byteSize);
+      expect(createHash('sha256').update(download.rawPayload).digest('hex')).toBe(snapshot.contentHash);
+      expect(download.body.trim().split('\n')).toHaveLength(entry!.rowCount);
 
       const comparisons = await t.prisma.comparison.findMany({
         where: { roundId },
         include: { responseA: true, responseB: true },
       });
-      expect(comparisons).toHaveLength(10);
+      // New against parent, one a prompt, never two equal answers.
+      expect(comparisons.length).toBeGreaterThan(0);
+      expect(comparisons.length).toBeLessThanOrEqual(10);
       for (const comparison of comparisons) {
+        expect(comparison.responseA.text).not.toBe(comparison.responseB.text);
         expect([comparison.responseA.policyVersionId, comparison.responseB.policyVersionId].sort()).toEqual(
           [child!.id, sft!.id].sort(),
         );
