@@ -337,3 +337,283 @@ test('a rater judges 10 comparisons with the keyboard; stored rows match; undo w
   await adminContext.close();
   await raterContext.close();
 });
+
+// The screen does not wait for the server: a judgment shows the held comparison at once and is sent
+// in the background, exactly once, in order, told when it fails or is refused.
+
+/** A project with the 12 comparisons of importFile() and `rater` as its member. */
+async function ratedProject(
+  playwright: { request: { newContext(options: { baseURL?: string }): Promise<APIRequestContext> } },
+  baseURL: string | undefined,
+  admin: SeededUser,
+  rater: SeededUser,
+  name: string,
+): Promise<string> {
+  const api = await playwright.request.newContext({ baseURL });
+  const headers = await apiSignIn(api, admin);
+  const created = await api.post('/api/projects', { headers, data: { name, overlap: 1, goldRate: 0 } });
+  expect(created.status(), await created.text()).toBe(201);
+  const { id } = (await created.json()) as { id: string };
+  const imported = await api.post(`/api/projects/${id}/import`, {
+    headers,
+    data: { format: 'jsonl', content: importFile() },
+  });
+  expect(imported.status(), await imported.text()).toBe(200);
+  const generated = await api.post(`/api/projects/${id}/comparisons/generate`, {
+    headers,
+    data: { strategy: 'all-pairs' },
+  });
+  expect(generated.status(), await generated.text()).toBe(200);
+  const added = await api.post(`/api/projects/${id}/members`, { headers, data: { userIds: [rater.id] } });
+  expect(added.status(), await added.text()).toBe(200);
+  await api.dispose();
+  return id;
+}
+
+/** Presses "A is better, strongest" and Enter; returns the id that was on screen. */
+async function judgeByKeys(page: Page): Promise<string> {
+  const id = await shownAssignmentId(page);
+  await page.keyboard.press('1');
+  await page.keyboard.press('5');
+  await page.keyboard.press('Enter');
+  return id;
+}
+
+test('the next comparison shows before the server answers; undo waits for the answer; each judgment is stored once', async ({
+  browser,
+  baseURL,
+  playwright,
+  seed,
+}) => {
+  const admin = await seed.createUser('ADMIN');
+  const rater = await seed.createUser('RATER');
+  const projectId = await ratedProject(playwright, baseURL, admin, rater, 'Background sends');
+  const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await uiSignIn(page, rater);
+  await page.goto(`/rate/${projectId}`);
+  await expect(page.getByTestId('comparison')).toBeVisible();
+  // On a desktop the keys are shown next to the buttons.
+  await expect(page.locator('.decide kbd').first()).toBeVisible();
+
+  // The server's answers are held back until released.
+  let release: () => void = () => {};
+  let held = new Promise<void>((done) => (release = done));
+  const submits: string[] = [];
+  await page.route('**/api/assignments/*/submit', async (route) => {
+    submits.push(route.request().url());
+    await held;
+    await route.continue();
+  });
+
+  const first = await judgeByKeys(page);
+  // The next comparison is on screen while the submission has no answer yet, and takes keys.
+  await expect(page.getByTestId('comparison')).not.toHaveAttribute('data-assignment-id', first);
+  expect(submits).toHaveLength(1);
+  expect(await seed.prisma.preference.count({ where: { assignmentId: first } })).toBe(0);
+  await page.keyboard.press('2');
+  await expect(page.locator('[data-choice="RIGHT"]')).toHaveAttribute('aria-pressed', 'true');
+  // The undo countdown starts at the full minute, not a second more.
+  await expect(page.getByTestId('undo')).toHaveText(/Undo \((60|59) s\)/);
+  release();
+  await expect.poll(() => seed.prisma.preference.count({ where: { assignmentId: first } })).toBe(1);
+
+  // U on a judgment still on its way waits for the answer, then takes it back on the server.
+  held = new Promise<void>((done) => (release = done));
+  const second = await judgeByKeys(page);
+  await expect(page.getByTestId('comparison')).not.toHaveAttribute('data-assignment-id', second);
+  const following = await shownAssignmentId(page);
+  await page.keyboard.press('u');
+  release();
+  await expect(page.getByTestId('comparison')).toHaveAttribute('data-assignment-id', second);
+  await expect(page.locator('[data-choice="LEFT"]')).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.getByTestId('rate-message')).toContainText('taken back');
+  await expect.poll(() => seed.prisma.preference.count({ where: { assignmentId: second } })).toBe(0);
+  await page.unroute('**/api/assignments/*/submit');
+
+  // Judged again, then quickly three more: every one stored once, one request each.
+  const judged = [second];
+  await page.keyboard.press('Enter');
+  await expect(page.getByTestId('comparison')).toHaveAttribute('data-assignment-id', following);
+  for (let i = 0; i < 3; i++) {
+    judged.push(await judgeByKeys(page));
+    await expect(page.getByTestId('comparison')).not.toHaveAttribute('data-assignment-id', judged.at(-1)!);
+  }
+  await expect
+    .poll(() => seed.prisma.preference.count({ where: { raterId: rater.id } }), { timeout: 10_000 })
+    .toBe(1 + judged.length);
+  const rows = await seed.prisma.preference.findMany({ where: { raterId: rater.id } });
+  expect(new Set(rows.map((row) => row.assignmentId))).toEqual(new Set([first, ...judged]));
+  expect(submits.length).toBeGreaterThanOrEqual(2);
+  await context.close();
+});
+
+test('sends that fail are told, kept in order and sent again; U takes back an unsent one; nothing is lost', async ({
+  browser,
+  baseURL,
+  playwright,
+  seed,
+}) => {
+  const admin = await seed.createUser('ADMIN');
+  const rater = await seed.createUser('RATER');
+  const projectId = await ratedProject(playwright, baseURL, admin, rater, 'Failing sends');
+  const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await uiSignIn(page, rater);
+  await page.goto(`/rate/${projectId}`);
+  await expect(page.getByTestId('comparison')).toBeVisible();
+  // The following comparison is held before the first judgment.
+  await expect.poll(() => seed.prisma.assignment.count({ where: { raterId: rater.id } })).toBe(2);
+
+  // The network is down for submissions.
+  let down = true;
+  const attempts = new Map<string, string[]>();
+  await page.route('**/api/assignments/*/submit', async (route) => {
+    const url = route.request().url();
+    attempts.set(url, [...(attempts.get(url) ?? []), route.request().headers()['idempotency-key'] ?? '']);
+    if (down) await route.abort('connectionrefused');
+    else await route.continue();
+  });
+
+  const a = await judgeByKeys(page);
+  await expect(page.getByTestId('comparison')).not.toHaveAttribute('data-assignment-id', a);
+  const b = await judgeByKeys(page);
+  // Nothing else was held (the first send would have brought it): the screen waits for the server.
+  await expect(page.getByTestId('rate-loading')).toBeVisible();
+  await expect(page.getByTestId('comparison')).toHaveCount(0);
+  // After a few failed tries the rater is told, and the notice stays.
+  const trouble = page.getByTestId('send-trouble');
+  await expect(trouble).toContainText('2 judgments are not saved yet');
+  expect(await seed.prisma.preference.count({ where: { raterId: rater.id } })).toBe(0);
+
+  // U takes back the last one, which was never sent: it comes back with its choice.
+  await page.keyboard.press('u');
+  await expect(page.getByTestId('comparison')).toHaveAttribute('data-assignment-id', b);
+  await expect(page.locator('[data-choice="LEFT"]')).toHaveAttribute('aria-pressed', 'true');
+  await expect(trouble).toContainText('1 judgment is not saved yet');
+
+  // The network is back: "Send now" stores the first one; the notice goes away.
+  down = false;
+  await trouble.getByRole('button', { name: 'Send now' }).click();
+  await expect(trouble).toBeHidden();
+  await expect.poll(() => seed.prisma.preference.count({ where: { assignmentId: a } })).toBe(1);
+  expect(await seed.prisma.preference.count({ where: { assignmentId: b } })).toBe(0);
+  // Every try of a judgment carried the same key.
+  const keysOfA = [...attempts.entries()].find(([url]) => url.includes(a))![1];
+  expect(keysOfA.length).toBeGreaterThanOrEqual(4);
+  expect(new Set(keysOfA).size).toBe(1);
+
+  // B judged again (differently) and one more, stored once each, in order.
+  await page.keyboard.press('2');
+  await page.keyboard.press('6');
+  await page.keyboard.press('Enter');
+  await expect(page.getByTestId('comparison')).not.toHaveAttribute('data-assignment-id', b);
+  const d = await judgeByKeys(page);
+  await expect
+    .poll(() => seed.prisma.preference.count({ where: { raterId: rater.id } }), { timeout: 10_000 })
+    .toBe(3);
+  const rows = await seed.prisma.preference.findMany({
+    where: { raterId: rater.id },
+    orderBy: { createdAt: 'asc' },
+  });
+  expect(rows.map((row) => row.assignmentId)).toEqual([a, b, d]);
+  expect(rows[1]!.strength).toBe(1);
+  await context.close();
+});
+
+test('a judgment the server refuses (409, 404) is told and does not skip the comparison on screen', async ({
+  browser,
+  baseURL,
+  playwright,
+  seed,
+}) => {
+  const admin = await seed.createUser('ADMIN');
+  const rater = await seed.createUser('RATER');
+  const other = await seed.createUser('RATER');
+  const projectId = await ratedProject(playwright, baseURL, admin, rater, 'Refused sends');
+  const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await uiSignIn(page, rater);
+  await page.goto(`/rate/${projectId}`);
+  await expect(page.getByTestId('comparison')).toBeVisible();
+  await expect.poll(() => seed.prisma.assignment.count({ where: { raterId: rater.id } })).toBe(2);
+
+  // 409: the lease on screen is withdrawn before the rater submits.
+  const withdrawn = await shownAssignmentId(page);
+  await seed.prisma.assignment.update({ where: { id: withdrawn }, data: { status: 'EXPIRED' } });
+  await judgeByKeys(page);
+  await expect(page.getByTestId('comparison')).not.toHaveAttribute('data-assignment-id', withdrawn);
+  const onScreen = await shownAssignmentId(page);
+  await expect(page.getByTestId('rate-message')).toContainText('was not stored');
+  await expect(page.getByTestId('rate-message')).toContainText('withdrawn');
+  // What is on screen stays there.
+  await expect(page.getByTestId('comparison')).toHaveAttribute('data-assignment-id', onScreen);
+
+  // 404: the lease on screen is no longer this rater's.
+  const moved = onScreen;
+  await seed.prisma.assignment.update({ where: { id: moved }, data: { raterId: other.id } });
+  await judgeByKeys(page);
+  await expect(page.getByTestId('rate-message')).toContainText('No such assignment');
+  const after404 = await shownAssignmentId(page);
+  expect(after404).not.toBe(moved);
+  await page.waitForTimeout(500);
+  await expect(page.getByTestId('comparison')).toHaveAttribute('data-assignment-id', after404);
+
+  // Rating goes on and stores normally.
+  const stored = await judgeByKeys(page);
+  await expect.poll(() => seed.prisma.preference.count({ where: { assignmentId: stored } })).toBe(1);
+  expect(await seed.prisma.preference.count({ where: { raterId: rater.id } })).toBe(1);
+  await context.close();
+});
+
+test('on a phone the decision bar is on screen, its buttons are 44 px high and no key hints show', async ({
+  browser,
+  baseURL,
+  playwright,
+  seed,
+}) => {
+  const admin = await seed.createUser('ADMIN');
+  const rater = await seed.createUser('RATER');
+  const projectId = await ratedProject(playwright, baseURL, admin, rater, 'On a phone');
+  const context = await browser.newContext({
+    baseURL,
+    viewport: { width: 390, height: 844 },
+    isMobile: true,
+    hasTouch: true,
+    deviceScaleFactor: 3,
+  });
+  const page = await context.newPage();
+  await uiSignIn(page, rater);
+  await page.goto(`/rate/${projectId}`);
+  await expect(page.getByTestId('comparison')).toBeVisible();
+  expect(await page.evaluate(() => matchMedia('(hover: none) and (pointer: coarse)').matches)).toBe(true);
+
+  const checkBar = async (): Promise<void> => {
+    expect(await page.evaluate(() => window.scrollY)).toBe(0);
+    const buttons = page.locator('.decide button');
+    const count = await buttons.count();
+    expect(count).toBeGreaterThanOrEqual(5);
+    const viewport = page.viewportSize()!;
+    for (let i = 0; i < count; i++) {
+      const box = (await buttons.nth(i).boundingBox())!;
+      expect(box.y, await buttons.nth(i).innerText()).toBeGreaterThanOrEqual(0);
+      expect(box.y + box.height).toBeLessThanOrEqual(viewport.height);
+      expect(box.x + box.width).toBeLessThanOrEqual(viewport.width);
+      expect(box.height).toBeGreaterThanOrEqual(44);
+    }
+    await expect(page.locator('.decide kbd')).not.toHaveCount(0);
+    for (const kbd of await page.locator('kbd').all()) await expect(kbd).toBeHidden();
+  };
+  await checkBar();
+
+  // Tapping rates: a side, its strength (now in the bar too), Submit.
+  const first = await shownAssignmentId(page);
+  await page.locator('[data-choice="LEFT"]').tap();
+  await page.locator('[data-strength="0"]').tap();
+  await checkBar();
+  await page.locator('.decide').getByRole('button', { name: 'Submit' }).tap();
+  await expect(page.getByTestId('comparison')).not.toHaveAttribute('data-assignment-id', first);
+  await checkBar();
+  await expect.poll(() => seed.prisma.preference.count({ where: { assignmentId: first } })).toBe(1);
+  await context.close();
+});
