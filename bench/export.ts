@@ -5,10 +5,10 @@
 // Ends with `export: rows_per_s=<n> peak_rss_mb=<n>` (rows = judgments read, encoded and sent).
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import pg from 'pg';
 import { benchDatabase } from './database.js';
+import { HH_TEST_FILE as HH_FILE } from './hh-data.js';
 import { memoryOf, startProductionServer, type ServerProcess } from './server.js';
 import { createPrisma } from '../server/db/client.js';
 import { importPreferences } from '../server/services/dataset-imports.js';
@@ -17,7 +17,6 @@ import { hashPassword } from '../server/services/passwords.js';
 const JUDGMENTS = Number(process.env.BENCH_JUDGMENTS ?? 1_000_000);
 const VOTES = 5; // judgments per comparison, by distinct raters
 const RATERS = 50;
-const HH_FILE = path.resolve('../shared/data/hh-rlhf/helpful-base-test.jsonl.gz');
 
 /** Prompts, two responses each, one comparison each, VOTES judgments each: all in PostgreSQL. */
 export async function seed(url: string): Promise<string> {

@@ -1,7 +1,13 @@
 // Reads the HH-RLHF JSONL.gz (chosen/rejected full transcripts) into prompt + two responses,
 // skipping rows the two sides of which are identical or empty, with a count of what was skipped.
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+
+/** Anthropic's HH-RLHF helpful-base test split, shipped with the repository (see its README). */
+export const HH_TEST_FILE = fileURLToPath(
+  new URL('./data/hh-rlhf/helpful-base-test.jsonl.gz', import.meta.url),
+);
 
 export interface HHPair {
   prompt: string;

@@ -1,12 +1,12 @@
 // 5-fold cross-validated accuracy of the text reward model on real HH-RLHF human preferences.
 // Ends with `rm-hh: accuracy=<0..1> folds=5 pairs=<n>`; floors on the file: length 59.4%, BoW LR 60.0%.
-import { readHH } from './hh-data.js';
+import { HH_TEST_FILE, readHH } from './hh-data.js';
 import { evaluateScorer, toPreferencePairs, type ComparisonExample } from '../trainer/preferences.js';
 import { Rng } from '../trainer/runtime.js';
 import { TextRewardModel, type TextRewardModelConfig } from '../trainer/text-reward-model.js';
 
 export async function main(args: string[]): Promise<void> {
-  const path = args[0] ?? '../shared/data/hh-rlhf/helpful-base-test.jsonl.gz';
+  const path = args[0] ?? HH_TEST_FILE;
   const { ensemble = 1, ...overrides } = JSON.parse(args[1] ?? '{}') as Partial<TextRewardModelConfig> & {
     ensemble?: number;
   };

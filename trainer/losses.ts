@@ -1,4 +1,4 @@
-// The losses and advantages of ALGORITHMS.md as pure functions, written the way the papers write
+// The losses and advantages of docs/ALGORITHMS.md as pure functions, written the way the papers write
 // them, so each is unit-tested on tiny hand-computed tensors and shared by the trainers.
 import * as tf from '@tensorflow/tfjs';
 

@@ -1,6 +1,6 @@
 // Sampling on both cores with a synchronous API: part of the prompts go to a worker thread, this
 // thread samples the rest, then blocks (Atomics.wait) until the worker's responses are in shared
-// memory. Synchronous, so the trainers' loops stay as ALGORITHMS.md writes them.
+// memory. Synchronous, so the trainers' loops stay as docs/ALGORITHMS.md writes them.
 import { Worker } from 'node:worker_threads';
 import type { GPT } from './model.js';
 import { initBackend, type Rng } from './runtime.js';

@@ -1,6 +1,6 @@
 // The reward model: the policy's GPT backbone (initialized from the SFT weights) with a scalar
 // head read at the response's last token, plus the response's log-likelihood under the backbone's
-// own language-model head with a learned weight; trained with the Bradley-Terry loss of ALGORITHMS.md.
+// own language-model head with a learned weight; trained with the Bradley-Terry loss of docs/ALGORITHMS.md.
 import * as tf from '@tensorflow/tfjs';
 import { decodeCheckpoint, encodeCheckpoint, readCheckpointHeader } from './checkpoint.js';
 import { bradleyTerryLoss } from './losses.js';

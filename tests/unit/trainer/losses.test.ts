@@ -1,4 +1,4 @@
-// The trainer's math on tiny tensors against values computed by hand (ALGORITHMS.md formulas).
+// The trainer's math on tiny tensors against values computed by hand (docs/ALGORITHMS.md formulas).
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
