@@ -9,6 +9,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   rating: () => import('./rating.js'), // submissions and next-comparison latency through the API vs raw INSERTs
   export: () => import('./export.js'), // streaming export of 1,000,000 judgments: rows/s and peak RSS
   durability: () => import('./durability.js'), // submissions under repeated server kills and PostgreSQL crashes
+  'first-start': () => import('./first-start.js'), // a fresh start to the first demo comparison a rater can lease
 };
 
 async function run(): Promise<void> {
