@@ -50,6 +50,7 @@ const invites: FastifyPluginAsyncTypebox = async (app) => {
         email: invite.email,
         role: invite.role,
         expiresAt: invite.expiresAt.toISOString(),
+        projects: invite.projects.map(({ project }) => ({ name: project.name })),
       };
     },
   );
@@ -94,19 +95,19 @@ const invites: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['invites'],
         summary: 'Invite a user; the link is returned once',
         body: CreateInviteBody,
-        response: { 201: CreatedInvite, 409: ErrorSchema },
+        response: { 201: CreatedInvite, 400: ErrorSchema, 409: ErrorSchema },
       },
     },
     async (request, reply) => {
       const actor = principalOf(request).user;
-      const { invite, token } = await app.services.users.createInvite(request.body, {
+      const { invite, token, replaced } = await app.services.users.createInvite(request.body, {
         id: actor.id,
         ip: request.ip,
       });
       const address = app.server.address();
       const port = typeof address === 'object' && address ? address.port : app.config.port;
       const url = oneTimeLink(publicOrigin(app.config.publicUrl, port), 'invite', token);
-      return reply.status(201).send({ invite: toInviteDto(invite), url, token });
+      return reply.status(201).send({ invite: toInviteDto(invite), url, token, replaced });
     },
   );
 

@@ -58,6 +58,9 @@ export const InviteLookup = Type.Object({
   email: Type.Union([Type.String(), Type.Null()]),
   role: RoleSchema,
   expiresAt: Timestamp,
+  projects: Type.Array(Type.Object({ name: Type.String() }), {
+    description: 'Projects the new account joins.',
+  }),
 });
 export type InviteLookup = Static<typeof InviteLookup>;
 

@@ -49,6 +49,14 @@ export function toUserDto(user: User) {
   };
 }
 
+/** An invitation's projects as read with it (INVITE_PROJECTS). */
+const INVITE_PROJECTS = {
+  projects: {
+    select: { project: { select: { id: true, name: true } } },
+    orderBy: { project: { name: 'asc' } },
+  },
+} as const;
+
 export function toInviteDto(invite: {
   id: string;
   email: string | null;
@@ -57,11 +65,13 @@ export function toInviteDto(invite: {
   expiresAt: Date;
   acceptedAt: Date | null;
   revokedAt: Date | null;
+  projects: { project: { id: string; name: string } }[];
 }) {
   return {
     id: invite.id,
     email: invite.email,
     role: invite.role,
+    projects: invite.projects.map(({ project }) => ({ id: project.id, name: project.name })),
     createdAt: invite.createdAt.toISOString(),
     expiresAt: invite.expiresAt.toISOString(),
     acceptedAt: invite.acceptedAt?.toISOString() ?? null,
@@ -185,20 +195,39 @@ export class UserService {
   listInvites() {
     return this.prisma.invite.findMany({
       where: { email: { not: null } },
+      include: INVITE_PROJECTS,
       orderBy: { createdAt: 'desc' },
       take: 500,
     });
   }
 
-  async createInvite(input: { email: string; role: Role; expiresInHours?: number }, actor: Actor) {
+  /**
+   * A new invitation (its token returned once), naming the projects its user joins on acceptance.
+   * A pending invitation for the same address is replaced: its link stops working (`replaced`).
+   */
+  async createInvite(
+    input: { email: string; role: Role; expiresInHours?: number; projectIds?: string[] },
+    actor: Actor,
+  ) {
     const email = normalizeEmail(input.email);
     if (await this.prisma.user.findUnique({ where: { email } })) {
       throw conflict(`A user with email ${email} already exists.`);
     }
+    const projectIds = [...new Set(input.projectIds ?? [])];
     const token = newSecret(INVITE_PREFIX);
-    const invite = await this.prisma.$transaction(async (tx) => {
-      // A new invitation for the same address replaces any pending one.
-      await tx.invite.updateMany({
+    const { invite, replaced } = await this.prisma.$transaction(async (tx) => {
+      if (projectIds.length > 0) {
+        // Locked so that none is archived before the invitation names it.
+        const projects = await tx.$queryRaw<{ id: string; name: string; archived: boolean }[]>`
+          SELECT id, name, "archivedAt" IS NOT NULL AS archived FROM "Project"
+          WHERE id = ANY(${projectIds}::uuid[]) FOR SHARE`;
+        const missing = projectIds.filter((id) => !projects.some((project) => project.id === id));
+        if (missing.length > 0) throw badRequest(`No such project: ${missing.join(', ')}.`);
+        const archived = projects.filter((project) => project.archived).map((project) => project.name);
+        if (archived.length > 0)
+          throw badRequest(`Archived projects take no new members: ${archived.join(', ')}.`);
+      }
+      const revoked = await tx.invite.updateMany({
         where: { email, acceptedAt: null, revokedAt: null },
         data: { revokedAt: new Date() },
       });
@@ -209,19 +238,21 @@ export class UserService {
           tokenHash: hashSecret(this.config.sessionSecret, token),
           createdById: actor.id,
           expiresAt: new Date(Date.now() + (input.expiresInHours ?? 72) * 3_600_000),
+          projects: { create: projectIds.map((projectId) => ({ projectId })) },
         },
+        include: INVITE_PROJECTS,
       });
       await recordAudit(tx, {
         actorId: actor.id,
         action: 'invite.create',
         targetType: 'invite',
         targetId: created.id,
-        details: { email, role: input.role },
+        details: { email, role: input.role, projectIds, replaced: revoked.count },
         ip: actor.ip ?? null,
       });
-      return created;
+      return { invite: created, replaced: revoked.count > 0 };
     });
-    return { invite, token };
+    return { invite, token, replaced };
   }
 
   async revokeInvite(id: string, actor: Actor): Promise<void> {
@@ -246,6 +277,7 @@ export class UserService {
   async findOpenInvite(token: string) {
     const invite = await this.prisma.invite.findUnique({
       where: { tokenHash: hashSecret(this.config.sessionSecret, token) },
+      include: INVITE_PROJECTS,
     });
     if (!invite || invite.acceptedAt || invite.revokedAt || invite.expiresAt <= new Date()) return null;
     if (invite.email === null && !(await this.needsSetup())) return null;
@@ -285,13 +317,18 @@ export class UserService {
         data: { acceptedAt: new Date(), acceptedById: user.id },
       });
       if (claimed.count !== 1) throw notFound('This link is invalid, expired or already used.');
+      // The projects the invitation names (those that still exist) take the new user as a member.
+      const joined = await tx.$executeRaw`
+        INSERT INTO "ProjectMember" ("projectId", "userId")
+        SELECT "projectId", ${user.id}::uuid FROM "InviteProject" WHERE "inviteId" = ${invite.id}::uuid
+        ON CONFLICT DO NOTHING`;
       if (invite.role === 'ADMIN') await revokeSetupLinks(tx);
       await recordAudit(tx, {
         actorId: user.id,
         action: isSetup ? 'setup.admin-created' : 'invite.accept',
         targetType: 'user',
         targetId: user.id,
-        details: { email, role: invite.role },
+        details: { email, role: invite.role, ...(joined > 0 ? { projectsJoined: joined } : {}) },
         ip,
       });
       return user;

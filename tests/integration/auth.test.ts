@@ -191,6 +191,102 @@ describe('invitations', () => {
   });
 });
 
+describe('invitations naming projects', () => {
+  it('make the new user a member of them, so that they find work waiting', async () => {
+    const admin = await createAndSignIn(t, 'ADMIN');
+    const project = async (name: string) => {
+      const created = await t.app.inject({
+        method: 'POST',
+        url: '/api/projects',
+        headers: admin.headers,
+        payload: { name: `${name} ${randomUUID().slice(0, 8)}` },
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      return created.json<{ id: string; name: string }>();
+    };
+    const [first, second, other] = [await project('Alpha'), await project('Beta'), await project('Gamma')];
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites',
+      headers: admin.headers,
+      payload: { email: 'member@example.com', role: 'RATER', projectIds: [second.id, first.id] },
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const { token, invite, replaced } = created.json<{
+      token: string;
+      invite: { projects: { id: string; name: string }[] };
+      replaced: boolean;
+    }>();
+    expect(replaced).toBe(false);
+    expect(invite.projects).toEqual([
+      { id: first.id, name: first.name },
+      { id: second.id, name: second.name },
+    ]);
+    const listed = await t.app.inject({ url: '/api/invites', headers: admin.headers });
+    expect(listed.json()[0]).toMatchObject({ email: 'member@example.com', projects: invite.projects });
+    expect((await lookup(t, token)).json().projects).toEqual([{ name: first.name }, { name: second.name }]);
+
+    const accepted = await t.app.inject({
+      method: 'POST',
+      url: '/api/invites/accept',
+      payload: { token, name: 'Member', password: PASSWORD },
+    });
+    expect(accepted.statusCode, accepted.body).toBe(201);
+    const rates = await t.app.inject({
+      url: '/api/rating/projects',
+      headers: { cookie: sessionCookie(accepted) },
+    });
+    expect(
+      rates
+        .json<{ id: string }[]>()
+        .map((p) => p.id)
+        .sort(),
+    ).toEqual([first.id, second.id].sort());
+    expect(rates.json<{ id: string }[]>().map((p) => p.id)).not.toContain(other.id);
+  });
+
+  it('refuses projects that do not exist or are archived, and stores nothing', async () => {
+    const admin = await createAndSignIn(t, 'ADMIN');
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/projects',
+      headers: admin.headers,
+      payload: { name: `Archived ${randomUUID().slice(0, 8)}` },
+    });
+    const archived = created.json<{ id: string }>();
+    await t.prisma.project.update({ where: { id: archived.id }, data: { archivedAt: new Date() } });
+    for (const projectIds of [[randomUUID()], [archived.id]]) {
+      const refused = await t.app.inject({
+        method: 'POST',
+        url: '/api/invites',
+        headers: admin.headers,
+        payload: { email: 'nowhere@example.com', role: 'RATER', projectIds },
+      });
+      expect(refused.statusCode, refused.body).toBe(400);
+      expect(refused.json().message).toMatch(/No such project|Archived/);
+    }
+    expect(await t.prisma.invite.count({ where: { email: 'nowhere@example.com' } })).toBe(0);
+  });
+
+  it('say when a new invitation replaces a pending one for the same address', async () => {
+    const admin = await createAndSignIn(t, 'ADMIN');
+    const invite = () =>
+      t.app.inject({
+        method: 'POST',
+        url: '/api/invites',
+        headers: admin.headers,
+        payload: { email: 'Twice@Example.com', role: 'RATER' },
+      });
+    const first = await invite();
+    expect(first.json().replaced).toBe(false);
+    const second = await invite();
+    expect(second.statusCode).toBe(201);
+    expect(second.json().replaced).toBe(true);
+    expect((await lookup(t, first.json().token)).statusCode).toBe(404);
+    expect((await lookup(t, second.json().token)).statusCode).toBe(200);
+  });
+});
+
 describe('invitation links', () => {
   it('use the configured origin, never the Host header of the request', async () => {
     const admin = await createAndSignIn(t, 'ADMIN');
