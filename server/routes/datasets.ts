@@ -2,10 +2,11 @@
 // read, byte-identical download) and imports of existing preference data sets. Admins and
 // researchers only; raters get 403.
 import { PassThrough } from 'node:stream';
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { principalOf } from '../plugins/auth.js';
+import { importBodyValidator, streamImportBodies } from '../plugins/import-upload.js';
 import { ErrorSchema, IdParams } from '../schemas/common.js';
 import {
   CreateSnapshotBody,
@@ -17,6 +18,7 @@ import {
 } from '../schemas/datasets.js';
 import { recordAudit } from '../services/audit.js';
 import { importPreferences } from '../services/dataset-imports.js';
+import type { ImportUpload } from '../services/import-source.js';
 import {
   CONTENT_TYPES,
   countIdentical,
@@ -272,28 +274,44 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
-  app.post(
-    '/api/projects/:id/preferences/import',
-    {
-      bodyLimit: app.config.importLimit,
-      config: { access: STAFF },
-      schema: {
-        tags: ['datasets'],
-        summary: 'Import a preference data set (TRL JSONL, HH-RLHF JSONL or CSV)',
-        description:
-          'Each row becomes a prompt (reused when the project has the same messages), two responses, a comparison ' +
-          '(chosen as A, requiredVotes = its imported votes, so raters are not asked) and an IMPORTED judgment with ' +
-          'the given source. Bad rows (unparsable, invalid, empty response, chosen equal to rejected) are reported by ' +
-          'line: onError "refuse" (default) stores nothing and answers 400; "skip" stores the rest. One transaction.',
-        params: IdParams,
-        body: PreferenceImportBody,
-        response: { 200: PreferenceImportReport, 400: ImportError, 404: ErrorSchema, 413: ErrorSchema },
+  // The import reads its body as a stream (the file's text to a temporary file), in a scope of
+  // its own: the other routes keep the ordinary JSON parser.
+  await app.register(async (scoped) => {
+    streamImportBodies(scoped);
+    scoped.withTypeProvider<TypeBoxTypeProvider>().post(
+      '/api/projects/:id/preferences/import',
+      {
+        bodyLimit: app.config.importLimit,
+        validatorCompiler: importBodyValidator,
+        config: { access: STAFF },
+        schema: {
+          tags: ['datasets'],
+          summary: 'Import a preference data set (TRL JSONL, HH-RLHF JSONL or CSV)',
+          description:
+            'Each row becomes a prompt (reused when the project has the same messages), two responses, a comparison ' +
+            '(chosen as A, requiredVotes = its imported votes, so raters are not asked) and an IMPORTED judgment with ' +
+            'the given source. Bad rows (unparsable, invalid, empty response, chosen equal to rejected) are reported by ' +
+            'line: onError "refuse" (default) stores nothing and answers 400; "skip" stores the rest. One transaction.',
+          params: IdParams,
+          body: PreferenceImportBody,
+          response: { 200: PreferenceImportReport, 400: ImportError, 404: ErrorSchema, 413: ErrorSchema },
+        },
       },
-    },
-    async (request) => {
-      const project = await app.services.projects.visible(principalOf(request), request.params.id);
-      return importPreferences(app.prisma, project.id, request.body, actor(request));
-    },
-  );
+      async (request) => {
+        const upload = request.body.content as unknown as ImportUpload;
+        try {
+          const project = await app.services.projects.visible(principalOf(request), request.params.id);
+          return await importPreferences(
+            app.prisma,
+            project.id,
+            { ...request.body, content: upload },
+            actor(request),
+          );
+        } finally {
+          await upload.dispose();
+        }
+      },
+    );
+  });
 };
 export default datasets;

@@ -1,8 +1,9 @@
 // Projects (admins manage; researchers read; raters see their own), their members, imports,
 // comparisons and the quality dashboard.
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { principalOf } from '../plugins/auth.js';
+import { importBodyValidator, streamImportBodies } from '../plugins/import-upload.js';
 import { ErrorSchema, IdParams } from '../schemas/common.js';
 import {
   AddMembersBody,
@@ -22,6 +23,7 @@ import {
 } from '../schemas/projects.js';
 import { ProjectQuality } from '../schemas/quality.js';
 import { generateComparisons, listComparisons, updateComparison } from '../services/comparisons.js';
+import type { ImportUpload } from '../services/import-source.js';
 import { importPrompts } from '../services/imports.js';
 import { projectQuality } from '../services/quality.js';
 
@@ -151,28 +153,44 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
-  app.post(
-    '/api/projects/:id/import',
-    {
-      bodyLimit: app.config.importLimit,
-      config: { access: ADMIN },
-      schema: {
-        tags: ['projects'],
-        summary: 'Import prompts and responses (JSONL or CSV); all lines or none',
-        description:
-          'JSONL: one object a line, {"id"?, "prompt" | "messages", "responses": [{"text","source"?} | string] | "response", "source"?, "metadata"?, "split"?}. ' +
-          'CSV: header with prompt, response and optionally source, id, split. Lines with the same id (or prompt) are merged. ' +
-          'With dryRun the file is checked and previewed, and nothing is stored. Any bad line: 400 with every error by line number, nothing stored.',
-        params: IdParams,
-        body: ImportBody,
-        response: { 200: ImportReport, 400: ImportError, 413: ErrorSchema },
+  // The import reads its body as a stream (the file's text to a temporary file), in a scope of
+  // its own: the other routes keep the ordinary JSON parser.
+  await app.register(async (scoped) => {
+    streamImportBodies(scoped);
+    scoped.withTypeProvider<TypeBoxTypeProvider>().post(
+      '/api/projects/:id/import',
+      {
+        bodyLimit: app.config.importLimit,
+        validatorCompiler: importBodyValidator,
+        config: { access: ADMIN },
+        schema: {
+          tags: ['projects'],
+          summary: 'Import prompts and responses (JSONL or CSV); all lines or none',
+          description:
+            'JSONL: one object a line, {"id"?, "prompt" | "messages", "responses": [{"text","source"?} | string] | "response", "source"?, "metadata"?, "split"?}. ' +
+            'CSV: header with prompt, response and optionally source, id, split. Lines with the same id (or prompt) are merged. ' +
+            'With dryRun the file is checked and previewed, and nothing is stored. Any bad line: 400 with every error by line number, nothing stored.',
+          params: IdParams,
+          body: ImportBody,
+          response: { 200: ImportReport, 400: ImportError, 413: ErrorSchema },
+        },
       },
-    },
-    async (request) => {
-      const project = await app.services.projects.visible(principalOf(request), request.params.id);
-      return importPrompts(app.prisma, project.id, request.body, actor(request));
-    },
-  );
+      async (request) => {
+        const upload = request.body.content as unknown as ImportUpload;
+        try {
+          const project = await app.services.projects.visible(principalOf(request), request.params.id);
+          return await importPrompts(
+            app.prisma,
+            project.id,
+            { ...request.body, content: upload },
+            actor(request),
+          );
+        } finally {
+          await upload.dispose();
+        }
+      },
+    );
+  });
 
   app.post(
     '/api/projects/:id/comparisons/generate',

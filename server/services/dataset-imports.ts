@@ -2,13 +2,12 @@
 // prompt; HH-RLHF transcripts; CSV) as prompts, responses, comparisons and IMPORTED judgments. Bad
 // rows are reported by line and kind, then skipped or the whole file refused; storing is one
 // transaction, so a file is never half-imported.
-import { randomUUID } from 'node:crypto';
 import { parse as parseCsv } from 'csv-parse/sync';
-import type { Choice, Prisma, PrismaClient } from '../db/client.js';
+import type { PrismaClient } from '../db/client.js';
 import { HttpError } from '../errors.js';
+import { unstorableText } from '../plugins/input.js';
 import type { PreferenceImportBody, PreferenceImportReport } from '../schemas/datasets.js';
 import type { ImportLineError } from '../schemas/projects.js';
-import { recordAudit } from './audit.js';
 import {
   extractPromptTrl,
   messagesOfTranscript,
@@ -16,6 +15,8 @@ import {
   strengthOf,
   type Message,
 } from './export-formats.js';
+import { csvRecords, textLines, type ImportContent } from './import-source.js';
+import { auditInTransaction, inImportTransaction, PreferenceStaging } from './preference-store.js';
 import { labelSchemaOf } from './projects.js';
 import type { Actor } from './users.js';
 
@@ -152,20 +153,98 @@ function checkPair(pair: ParsedPair): ParsedPair {
   return pair;
 }
 
+/** Text PostgreSQL cannot store, in a parsed pair: the row is invalid (not a 500 at the end). */
+function checkStorable(pair: ParsedPair): ParsedPair {
+  const texts: [string, string][] = [
+    ['chosen', pair.chosen],
+    ['rejected', pair.rejected],
+    ...pair.messages.map(
+      (message, index) => [`prompt message ${index + 1}`, message.content] as [string, string],
+    ),
+  ];
+  for (const [what, text] of texts) {
+    const problem = unstorableText(text);
+    if (problem) throw new RowError('invalid', `${what} ${problem}`);
+  }
+  return pair;
+}
+
+function jsonlPair(format: PreferenceImportBody['format'], raw: string, line: number): ParsedPair {
+  let row: unknown;
+  try {
+    row = JSON.parse(raw);
+  } catch (error) {
+    throw new RowError('unparsable', `not valid JSON (${(error as Error).message})`);
+  }
+  if (typeof row !== 'object' || row === null || Array.isArray(row))
+    throw new RowError('unparsable', 'each line must be a JSON object');
+  return format === 'hh'
+    ? pairOfHhRow(row as Record<string, unknown>, line)
+    : pairOfTrlRow(row as Record<string, unknown>, line);
+}
+
+function csvPair(record: Record<string, string>, line: number): ParsedPair {
+  const row: Record<string, unknown> = { chosen: record.chosen, rejected: record.rejected };
+  if (record.prompt !== undefined && record.prompt !== '') row.prompt = record.prompt;
+  if (record.margin !== undefined && record.margin !== '') row.margin = Number(record.margin);
+  return pairOfTrlRow(row, line);
+}
+
+function csvHeaderError(column: string): HttpError {
+  return new HttpError(400, `The CSV header needs a "${column}" column.`, 'IMPORT_INVALID', {
+    errors: [{ line: 1, message: `missing column ${column}` }],
+  });
+}
+
+type RowResult = { line: number; pair: ParsedPair } | { line: number; error: RowError };
+
+function rowResult(line: number, parse: () => ParsedPair, problem?: string): RowResult {
+  try {
+    if (problem) throw new RowError('invalid', problem);
+    return { line, pair: checkStorable(checkPair(parse())) };
+  } catch (error) {
+    if (!(error instanceof RowError)) throw error;
+    return { line, error };
+  }
+}
+
+/** The rows of a preference file as they are read (a line or a CSV record at a time), checked. */
+export async function* preferenceRows(
+  format: PreferenceImportBody['format'],
+  content: ImportContent,
+): AsyncGenerator<RowResult> {
+  const problems = typeof content === 'string' ? undefined : content.lineProblems;
+  if (format === 'csv') {
+    let checkedHeader = false;
+    for await (const { record, info } of csvRecords(
+      content,
+      { skip_empty_lines: true, bom: true },
+      MAX_ROWS,
+    )) {
+      if (!checkedHeader) {
+        for (const column of ['chosen', 'rejected']) if (!(column in record)) throw csvHeaderError(column);
+        checkedHeader = true;
+      }
+      yield rowResult(info.lines, () => csvPair(record, info.lines), problems?.get(info.lines));
+    }
+    return;
+  }
+  for await (const { line, text } of textLines(content, MAX_ROWS)) {
+    if (text.trim() === '') continue;
+    yield rowResult(line, () => jsonlPair(format, text, line), problems?.get(line));
+  }
+}
+
+/** A whole file in memory, parsed at once (tests and small files; imports stream instead). */
 export function parsePreferenceFile(format: PreferenceImportBody['format'], content: string) {
   const pairs: ParsedPair[] = [];
   const errors: (ImportLineError & { kind: ErrorKind })[] = [];
   let lines = 0;
-  const take = (line: number, parse: () => ParsedPair) => {
+  const take = (result: RowResult) => {
     lines++;
-    try {
-      pairs.push(checkPair(parse()));
-    } catch (error) {
-      if (!(error instanceof RowError)) throw error;
-      errors.push({ line, message: error.message, kind: error.kind });
-    }
+    if ('pair' in result) pairs.push(result.pair);
+    else errors.push({ line: result.line, message: result.error.message, kind: result.error.kind });
   };
-
   if (format === 'csv') {
     let records: { record: Record<string, string>; info: { lines: number } }[];
     try {
@@ -177,213 +256,99 @@ export function parsePreferenceFile(format: PreferenceImportBody['format'], cont
     }
     const header = records[0] ? Object.keys(records[0].record) : [];
     for (const column of ['chosen', 'rejected'])
-      if (records.length && !header.includes(column))
-        throw new HttpError(400, `The CSV header needs a "${column}" column.`, 'IMPORT_INVALID', {
-          errors: [{ line: 1, message: `missing column ${column}` }],
-        });
+      if (records.length && !header.includes(column)) throw csvHeaderError(column);
     if (records.length > MAX_ROWS)
       throw new HttpError(413, `The file has more than ${MAX_ROWS} rows; split it.`);
-    for (const { record, info } of records) {
-      take(info.lines, () => {
-        const row: Record<string, unknown> = { chosen: record.chosen, rejected: record.rejected };
-        if (record.prompt !== undefined && record.prompt !== '') row.prompt = record.prompt;
-        if (record.margin !== undefined && record.margin !== '') row.margin = Number(record.margin);
-        return pairOfTrlRow(row, info.lines);
-      });
-    }
+    for (const { record, info } of records) take(rowResult(info.lines, () => csvPair(record, info.lines)));
     return { pairs, errors, lines };
   }
-
   const rows = content.split(/\r?\n/);
   if (rows.length > MAX_ROWS) throw new HttpError(413, `The file has more than ${MAX_ROWS} lines; split it.`);
   rows.forEach((raw, index) => {
-    if (raw.trim() === '') return;
-    const line = index + 1;
-    take(line, () => {
-      let row: unknown;
-      try {
-        row = JSON.parse(raw);
-      } catch (error) {
-        throw new RowError('unparsable', `not valid JSON (${(error as Error).message})`);
-      }
-      if (typeof row !== 'object' || row === null || Array.isArray(row))
-        throw new RowError('unparsable', 'each line must be a JSON object');
-      return format === 'hh'
-        ? pairOfHhRow(row as Record<string, unknown>, line)
-        : pairOfTrlRow(row as Record<string, unknown>, line);
-    });
+    if (raw.trim() !== '') take(rowResult(index + 1, () => jsonlPair(format, raw, index + 1)));
   });
   return { pairs, errors, lines };
 }
 
-const keyOfMessages = (messages: unknown) => JSON.stringify(messages);
+/** An import request: the file's text, or a stream of it (an upload, a file on disk). */
+export type PreferenceImportInput = Omit<PreferenceImportBody, 'content'> & { content: ImportContent };
 
-function chunks<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
+/**
+ * Imports a preference file, streamed: each row is parsed and checked as it is read and copied
+ * into a staging table in batches; then everything is matched and stored by SQL in the same
+ * transaction (a dry run rolls it back, so it refuses exactly what the real run refuses).
+ */
 export async function importPreferences(
   prisma: PrismaClient,
   projectId: string,
-  input: PreferenceImportBody,
+  input: PreferenceImportInput,
   actor: Actor,
 ): Promise<PreferenceImportReport> {
-  const { pairs, errors, lines } = parsePreferenceFile(input.format, input.content);
-  if (lines === 0) throw new HttpError(400, 'The file has no rows.', 'IMPORT_EMPTY', { errors: [] });
-  const errorCounts: Record<string, number> = {};
-  for (const error of errors) errorCounts[error.kind] = (errorCounts[error.kind] ?? 0) + 1;
-  const promptKeys = new Set(pairs.map((pair) => keyOfMessages(pair.messages)));
-  const report: PreferenceImportReport = {
-    dryRun: input.dryRun ?? false,
-    lines,
-    imported: pairs.length,
-    skipped: errors.length,
-    errorCounts,
-    errors: errors
-      .slice(0, 1000)
-      .map(({ line, message, kind }) => ({ line, message: `${kind}: ${message}` })),
-    prompts: promptKeys.size,
-    newPrompts: 0,
-    comparisons: 0,
-  };
-  if (errors.length && (input.onError ?? 'refuse') === 'refuse') {
-    throw new HttpError(
-      400,
-      `${errors.length} row${errors.length > 1 ? 's are' : ' is'} bad; nothing was imported (send onError "skip" to import the rest).`,
-      'IMPORT_INVALID',
-      { ...report, imported: 0 },
-    );
-  }
-  if (pairs.length === 0)
-    throw new HttpError(400, 'No row could be imported.', 'IMPORT_EMPTY', { ...report, imported: 0 });
-
   const project = await prisma.project.findUniqueOrThrow({ where: { id: projectId } });
   const levels = labelSchemaOf(project).strengths.length;
-
-  const stored = await prisma.$transaction(
-    async (tx) => {
-      // Prompts: reuse the project's own (same messages), create the others.
-      const existing = await tx.prompt.findMany({
-        where: { projectId },
-        select: { id: true, messages: true },
-      });
-      const promptIds = new Map(existing.map((prompt) => [keyOfMessages(prompt.messages), prompt.id]));
-      const newPrompts: Prisma.PromptCreateManyInput[] = [];
-      for (const pair of pairs) {
-        const key = keyOfMessages(pair.messages);
-        if (promptIds.has(key)) continue;
-        const id = randomUUID();
-        promptIds.set(key, id);
-        newPrompts.push({ id, projectId, messages: pair.messages as unknown as Prisma.InputJsonValue });
+  const refuse = (input.onError ?? 'refuse') === 'refuse';
+  return inImportTransaction(prisma, async (client) => {
+    const staging = new PreferenceStaging(client);
+    const errors: ImportLineError[] = [];
+    const errorCounts: Record<string, number> = {};
+    let lines = 0;
+    let imported = 0;
+    let skipped = 0;
+    for await (const row of preferenceRows(input.format, input.content)) {
+      lines++;
+      if ('error' in row) {
+        skipped++;
+        errorCounts[row.error.kind] = (errorCounts[row.error.kind] ?? 0) + 1;
+        if (errors.length < 1000)
+          errors.push({ line: row.line, message: `${row.error.kind}: ${row.error.message}` });
+        continue;
       }
-      const touched = [...new Set(pairs.map((pair) => promptIds.get(keyOfMessages(pair.messages))!))];
+      imported++;
+      const { messages, chosen, rejected, margin } = row.pair;
+      await staging.add({ line: row.line, messages, chosen, rejected, strength: strengthOf(margin, levels) });
+    }
+    if (lines === 0) throw new HttpError(400, 'The file has no rows.', 'IMPORT_EMPTY', { errors: [] });
+    const report: PreferenceImportReport = {
+      dryRun: input.dryRun ?? false,
+      lines,
+      imported,
+      skipped,
+      errorCounts,
+      errors,
+      prompts: await staging.promptCount(),
+      newPrompts: 0,
+      comparisons: 0,
+    };
+    if (skipped && refuse) {
+      throw new HttpError(
+        400,
+        `${skipped} row${skipped > 1 ? 's are' : ' is'} bad; nothing was imported (send onError "skip" to import the rest).`,
+        'IMPORT_INVALID',
+        { ...report, imported: 0 },
+      );
+    }
+    if (imported === 0)
+      throw new HttpError(400, 'No row could be imported.', 'IMPORT_EMPTY', { ...report, imported: 0 });
 
-      // Responses: one per (prompt, text); texts already there are reused.
-      const responseIds = new Map<string, string>();
-      const comparisonIds = new Map<string, { id: string; a: string; b: string; fresh: boolean }>();
-      for (const ids of chunks(touched, 5_000)) {
-        for (const response of await tx.response.findMany({
-          where: { promptId: { in: ids } },
-          select: { id: true, promptId: true, text: true },
-        }))
-          responseIds.set(`${response.promptId}\u0000${response.text}`, response.id);
-        for (const comparison of await tx.comparison.findMany({
-          where: { promptId: { in: ids } },
-          select: { id: true, promptId: true, responseAId: true, responseBId: true },
-        }))
-          comparisonIds.set(
-            `${comparison.promptId}\u0000${comparison.responseAId}\u0000${comparison.responseBId}`,
-            {
-              id: comparison.id,
-              a: comparison.responseAId,
-              b: comparison.responseBId,
-              fresh: false,
-            },
-          );
-      }
-      const newResponses: Prisma.ResponseCreateManyInput[] = [];
-      const responseId = (promptId: string, text: string) => {
-        const key = `${promptId}\u0000${text}`;
-        let id = responseIds.get(key);
-        if (!id) {
-          responseIds.set(key, (id = randomUUID()));
-          newResponses.push({ id, promptId, text, source: input.source });
-        }
-        return id;
-      };
-
-      // Comparisons: the pair in either order; new ones take chosen as A.
-      const votes = new Map<string, number>();
-      const preferences: Prisma.PreferenceCreateManyInput[] = [];
-      for (const pair of pairs) {
-        const promptId = promptIds.get(keyOfMessages(pair.messages))!;
-        const chosen = responseId(promptId, pair.chosen);
-        const rejected = responseId(promptId, pair.rejected);
-        let comparison =
-          comparisonIds.get(`${promptId}\u0000${chosen}\u0000${rejected}`) ??
-          comparisonIds.get(`${promptId}\u0000${rejected}\u0000${chosen}`);
-        if (!comparison) {
-          comparison = { id: randomUUID(), a: chosen, b: rejected, fresh: true };
-          comparisonIds.set(`${promptId}\u0000${chosen}\u0000${rejected}`, comparison);
-        }
-        votes.set(comparison.id, (votes.get(comparison.id) ?? 0) + 1);
-        const choice: Choice = comparison.a === chosen ? 'A' : 'B';
-        preferences.push({
-          comparisonId: comparison.id,
-          raterId: null,
-          source: 'IMPORTED',
-          importSource: input.source,
-          choice,
-          strength: strengthOf(pair.margin, levels),
-        });
-      }
-      const fresh = [...comparisonIds.entries()].filter(([, comparison]) => comparison.fresh);
-      if (input.dryRun) return { newPrompts: newPrompts.length, comparisons: fresh.length };
-
-      for (const batch of chunks(newPrompts, 2_000)) await tx.prompt.createMany({ data: batch });
-      for (const batch of chunks(newResponses, 2_000)) await tx.response.createMany({ data: batch });
-      // Imported votes complete their comparison (requiredVotes = votes): raters are not asked
-      // again. Votes added to an existing comparison raise both counts, leaving its queue state.
-      const comparisons = fresh.map(([key, comparison]) => ({
-        id: comparison.id,
-        projectId,
-        promptId: key.split('\u0000')[0]!,
-        responseAId: comparison.a,
-        responseBId: comparison.b,
-        requiredVotes: votes.get(comparison.id)!,
-        voteCount: votes.get(comparison.id)!,
-      }));
-      for (const batch of chunks(comparisons, 2_000)) await tx.comparison.createMany({ data: batch });
-      for (const comparison of comparisonIds.values()) {
-        if (comparison.fresh || !votes.has(comparison.id)) continue;
-        const n = votes.get(comparison.id)!;
-        await tx.comparison.update({
-          where: { id: comparison.id },
-          data: { requiredVotes: { increment: n }, voteCount: { increment: n } },
-        });
-      }
-      for (const batch of chunks(preferences, 2_000)) await tx.preference.createMany({ data: batch });
-      await recordAudit(tx, {
-        actorId: actor.id,
-        action: 'project.import-preferences',
-        targetType: 'project',
-        targetId: projectId,
-        details: {
-          format: input.format,
-          source: input.source,
-          lines,
-          imported: pairs.length,
-          skipped: errors.length,
-          newPrompts: newPrompts.length,
-          comparisons: comparisons.length,
-        },
-        ip: actor.ip ?? null,
-      });
-      return { newPrompts: newPrompts.length, comparisons: comparisons.length };
-    },
-    { timeout: 600_000, maxWait: 10_000 },
-  );
-  return { ...report, ...stored };
+    const counts = await staging.match(projectId);
+    Object.assign(report, counts);
+    if (input.dryRun) return { value: report, commit: false };
+    await staging.store(projectId, input.source);
+    await auditInTransaction(client, {
+      actorId: actor.id,
+      action: 'project.import-preferences',
+      targetId: projectId,
+      details: {
+        format: input.format,
+        source: input.source,
+        lines,
+        imported,
+        skipped,
+        newPrompts: counts.newPrompts,
+        comparisons: counts.comparisons,
+      },
+      ip: actor.ip ?? null,
+    });
+    return { value: report, commit: true };
+  });
 }

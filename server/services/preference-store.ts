@@ -1,0 +1,212 @@
+// Stores an imported preference file in set-based statements: parsed rows are copied into a
+// temporary table in batches as they are read (multi-row inserts of arrays), then prompts,
+// responses, comparisons and judgments are matched and written by SQL, all in the import's one
+// transaction. The server holds one batch of rows at a time, whatever the file's size.
+import type pg from 'pg';
+import type { PrismaClient } from '../db/client.js';
+import { poolOf } from '../db/client.js';
+
+export interface StagedPair {
+  line: number;
+  messages: { role: string; content: string }[];
+  chosen: string;
+  rejected: string;
+  strength: number | null;
+}
+
+/** Rows per multi-row insert into the staging table. */
+const BATCH = 2_000;
+
+/**
+ * Runs `work` in one transaction on a pooled connection; it says whether to commit (a dry run
+ * rolls back). Large files need longer than the pool's statement and idle-in-transaction limits.
+ */
+export async function inImportTransaction<T>(
+  prisma: PrismaClient,
+  work: (client: pg.PoolClient) => Promise<{ value: T; commit: boolean }>,
+): Promise<T> {
+  const client = await poolOf(prisma).connect();
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    await client.query("SET LOCAL statement_timeout = '10min'");
+    await client.query("SET LOCAL idle_in_transaction_session_timeout = '10min'");
+    const { value, commit } = await work(client);
+    await client.query(commit ? 'COMMIT' : 'ROLLBACK');
+    return value;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => (broken = true));
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** The staging table of one import: rows go in as they are read, in batches. */
+export class PreferenceStaging {
+  private batch: StagedPair[] = [];
+  private created = false;
+
+  constructor(private readonly client: pg.PoolClient) {}
+
+  async add(pair: StagedPair): Promise<void> {
+    this.batch.push(pair);
+    if (this.batch.length >= BATCH) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (!this.created) {
+      await this.client.query(`CREATE TEMP TABLE import_pair (
+        line int NOT NULL, messages jsonb NOT NULL, chosen text NOT NULL, rejected text NOT NULL, strength int
+      ) ON COMMIT DROP`);
+      this.created = true;
+    }
+    if (!this.batch.length) return;
+    const rows = this.batch;
+    this.batch = [];
+    await this.client.query(
+      `INSERT INTO import_pair (line, messages, chosen, rejected, strength)
+       SELECT * FROM unnest($1::int[], $2::jsonb[], $3::text[], $4::text[], $5::int[])`,
+      [
+        rows.map((row) => row.line),
+        rows.map((row) => JSON.stringify(row.messages)),
+        rows.map((row) => row.chosen),
+        rows.map((row) => row.rejected),
+        rows.map((row) => row.strength),
+      ],
+    );
+  }
+
+  /** Distinct prompts among the staged rows. */
+  async promptCount(): Promise<number> {
+    await this.flush();
+    const { rows } = await this.client.query<{ n: number }>(
+      'SELECT count(DISTINCT messages)::int AS n FROM import_pair',
+    );
+    return rows[0]!.n;
+  }
+
+  /**
+   * Matches the staged rows with the project's prompts (same messages), responses (same prompt
+   * and text) and comparisons (the same two responses, in either order), and counts what is new.
+   * Nothing is written to the project's tables yet.
+   */
+  async match(projectId: string): Promise<{ prompts: number; newPrompts: number; comparisons: number }> {
+    await this.flush();
+    const q = (sql: string, values: unknown[] = []) => this.client.query(sql, values);
+    await q('ANALYZE import_pair');
+    // Prompts: an existing one with the same messages (the oldest), or a new id.
+    await q(
+      `CREATE TEMP TABLE import_prompt ON COMMIT DROP AS
+       SELECT t.messages, coalesce(x.id, gen_random_uuid()) AS id, x.id IS NULL AS is_new
+       FROM (SELECT DISTINCT messages FROM import_pair) t
+       LEFT JOIN (
+         SELECT DISTINCT ON (messages) id, messages FROM "Prompt" WHERE "projectId" = $1
+         ORDER BY messages, "createdAt", id
+       ) x ON x.messages = t.messages`,
+      [projectId],
+    );
+    await q('ANALYZE import_prompt');
+    // Responses: one per (prompt, text); an existing one with that text is reused.
+    await q(
+      `CREATE TEMP TABLE import_response ON COMMIT DROP AS
+       SELECT t.prompt_id, t.text, coalesce(x.id, gen_random_uuid()) AS id, x.id IS NULL AS is_new
+       FROM (
+         SELECT p.id AS prompt_id, s.chosen AS text FROM import_pair s JOIN import_prompt p USING (messages)
+         UNION
+         SELECT p.id, s.rejected FROM import_pair s JOIN import_prompt p USING (messages)
+       ) t
+       LEFT JOIN (
+         SELECT DISTINCT ON (r."promptId", r.text) r.id, r."promptId", r.text FROM "Response" r
+         WHERE r."promptId" IN (SELECT id FROM import_prompt WHERE NOT is_new)
+         ORDER BY r."promptId", r.text, r."createdAt", r.id
+       ) x ON x."promptId" = t.prompt_id AND x.text = t.text`,
+    );
+    await q('ANALYZE import_response');
+    // Each row with its ids; the pair of responses in a fixed order (lo, hi) finds its comparison.
+    await q(
+      `CREATE TEMP TABLE import_row ON COMMIT DROP AS
+       SELECT s.line, p.id AS prompt_id, c.id AS chosen_id, r.id AS rejected_id, s.strength,
+         least(c.id, r.id) AS lo, greatest(c.id, r.id) AS hi
+       FROM import_pair s
+       JOIN import_prompt p USING (messages)
+       JOIN import_response c ON c.prompt_id = p.id AND c.text = s.chosen
+       JOIN import_response r ON r.prompt_id = p.id AND r.text = s.rejected`,
+    );
+    await q('ANALYZE import_row');
+    // Comparisons: an existing one of the two responses in either order (the oldest), or a new one
+    // whose A is the chosen response of the pair's first row. Its imported votes are counted.
+    await q(
+      `CREATE TEMP TABLE import_comparison ON COMMIT DROP AS
+       SELECT g.prompt_id, g.lo, g.hi, g.votes,
+         coalesce(x.id, gen_random_uuid()) AS id, x.id IS NULL AS is_new,
+         coalesce(x."responseAId", g.first_chosen) AS a_id,
+         coalesce(x."responseBId", CASE WHEN g.first_chosen = g.lo THEN g.hi ELSE g.lo END) AS b_id
+       FROM (
+         SELECT prompt_id, lo, hi, count(*)::int AS votes, (array_agg(chosen_id ORDER BY line))[1] AS first_chosen
+         FROM import_row GROUP BY prompt_id, lo, hi
+       ) g
+       LEFT JOIN (
+         SELECT DISTINCT ON (c."promptId", least(c."responseAId", c."responseBId"), greatest(c."responseAId", c."responseBId"))
+           c.id, c."promptId", c."responseAId", c."responseBId",
+           least(c."responseAId", c."responseBId") AS lo, greatest(c."responseAId", c."responseBId") AS hi
+         FROM "Comparison" c
+         WHERE c."promptId" IN (SELECT id FROM import_prompt WHERE NOT is_new)
+         ORDER BY c."promptId", least(c."responseAId", c."responseBId"), greatest(c."responseAId", c."responseBId"), c."createdAt", c.id
+       ) x ON x."promptId" = g.prompt_id AND x.lo = g.lo AND x.hi = g.hi`,
+    );
+    const { rows } = await q(
+      `SELECT (SELECT count(*)::int FROM import_prompt) AS prompts,
+         (SELECT count(*)::int FROM import_prompt WHERE is_new) AS "newPrompts",
+         (SELECT count(*)::int FROM import_comparison WHERE is_new) AS comparisons`,
+    );
+    return rows[0] as { prompts: number; newPrompts: number; comparisons: number };
+  }
+
+  /**
+   * Writes what `match` found: new prompts, responses and comparisons (imported votes complete a
+   * new comparison: requiredVotes = votes, so raters are not asked), votes added to existing
+   * comparisons (both counts rise, leaving their queue state), and one IMPORTED judgment a row.
+   */
+  async store(projectId: string, source: string): Promise<void> {
+    const q = (sql: string, values: unknown[] = []) => this.client.query(sql, values);
+    await q(
+      `INSERT INTO "Prompt" (id, "projectId", messages)
+       SELECT id, $1, messages FROM import_prompt WHERE is_new`,
+      [projectId],
+    );
+    await q(
+      `INSERT INTO "Response" (id, "promptId", text, source)
+       SELECT id, prompt_id, text, $1 FROM import_response WHERE is_new`,
+      [source],
+    );
+    await q(
+      `INSERT INTO "Comparison" (id, "projectId", "promptId", "responseAId", "responseBId", "requiredVotes", "voteCount")
+       SELECT id, $1, prompt_id, a_id, b_id, votes, votes FROM import_comparison WHERE is_new`,
+      [projectId],
+    );
+    await q(
+      `UPDATE "Comparison" c SET "requiredVotes" = c."requiredVotes" + i.votes, "voteCount" = c."voteCount" + i.votes
+       FROM import_comparison i WHERE c.id = i.id AND NOT i.is_new`,
+    );
+    await q(
+      `INSERT INTO "Preference" ("comparisonId", "raterId", source, "importSource", choice, strength)
+       SELECT i.id, NULL, 'IMPORTED', $1, (CASE WHEN r.chosen_id = i.a_id THEN 'A' ELSE 'B' END)::"Choice", r.strength
+       FROM import_row r JOIN import_comparison i ON i.prompt_id = r.prompt_id AND i.lo = r.lo AND i.hi = r.hi
+       ORDER BY r.line`,
+      [source],
+    );
+  }
+}
+
+/** The audit entry of an import, in the import's transaction. */
+export async function auditInTransaction(
+  client: pg.PoolClient,
+  event: { actorId: string | null; action: string; targetId: string; details: object; ip: string | null },
+): Promise<void> {
+  await client.query(
+    `INSERT INTO "AuditLog" ("actorId", action, "targetType", "targetId", details, ip)
+     VALUES ($1, $2, 'project', $3, $4::jsonb, $5)`,
+    [event.actorId, event.action, event.targetId, JSON.stringify(event.details), event.ip],
+  );
+}
