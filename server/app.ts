@@ -11,6 +11,7 @@ import type { Config } from './config.js';
 import type { PgBoss } from 'pg-boss';
 import { poolOf, type PrismaClient } from './db/client.js';
 import { HttpError } from './errors.js';
+import { logRedaction } from './log-redaction.js';
 import { consoleStream } from './logging.js';
 import authPlugin from './plugins/auth.js';
 import docs from './plugins/docs.js';
@@ -77,7 +78,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config, prisma } = options;
   const app = Fastify({
     // JSON lines, or short lines for a terminal where requests show only when they fail (logging.ts).
-    logger: options.logger ?? { level: config.logLevel, stream: consoleStream(config) },
+    logger: options.logger ?? { level: config.logLevel, stream: consoleStream(config), ...logRedaction },
     bodyLimit: config.bodyLimit,
     requestTimeout: config.requestTimeoutMs,
     trustProxy: config.trustProxy,
