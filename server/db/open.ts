@@ -18,6 +18,8 @@ export interface OpenOptions {
   /** Logs of the embedded server itself (noisy; off unless debugging). */
   postgresLog?: (message: string) => void;
   poolMax?: number;
+  /** Run the embedded server in a session of its own (see EmbeddedOptions.detached). */
+  detached?: boolean;
 }
 
 export async function openDatabase(config: Config, options: OpenOptions = {}): Promise<OpenDatabase> {
@@ -26,17 +28,17 @@ export async function openDatabase(config: Config, options: OpenOptions = {}): P
   let stopEmbedded = async () => {};
   if (!url) {
     const embedded = await startEmbeddedPostgres(config.dataDir, {
-      log: (message) => {
-        if (/kept in|Creating|already running|Port taken/.test(message)) log(message);
-        else options.postgresLog?.(message);
-      },
+      log,
+      postgresLog: options.postgresLog,
+      detached: options.detached,
     });
     url = embedded.url;
     stopEmbedded = embedded.stop;
   }
   try {
-    const { applied } = await applyMigrations(url, log);
-    if (applied.length) log(`Applied ${applied.length} migration(s).`);
+    // One line for all of them (the first start applies every migration there is).
+    const { applied } = await applyMigrations(url, () => {});
+    if (applied.length) log(`Applied ${applied.length} migration(s); the database is up to date.`);
     await warnOnUnsafeDurability(url, log);
   } catch (error) {
     await stopEmbedded();
