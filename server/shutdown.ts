@@ -57,6 +57,9 @@ export function stopOnSignals(handlers: StopHandlers): { stop(reason: string, co
     );
   };
   for (const signal of SIGNALS) process.on(signal, () => stop(signal));
+  // A closed terminal (SIGHUP) or a reader gone away makes writes to the console fail: what is
+  // lost is only output, never a reason to fail the stop.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const crashed = (error: unknown) => {
     console.error('[loom] Unexpected error:', error);
     stop('after an unexpected error', 1);
