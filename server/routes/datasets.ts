@@ -114,9 +114,12 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
       const project = await app.services.projects.visible(principalOf(request), request.params.id);
       const spec = specOf(request.body);
       const selection = { projectId: project.id, filters: spec.filters };
-      const judgments = await countJudgments(app.prisma, selection);
-      // Pairwise files leave out pairs of identical responses; the header says how many.
-      const identical = isPairwise(spec.format) ? await countIdentical(app.prisma, selection) : null;
+      // Pairwise files leave out pairs of identical responses; a header says how many. Both counts
+      // at once: each reads the selection, and the file waits for both.
+      const [judgments, identical] = await Promise.all([
+        countJudgments(app.prisma, selection),
+        isPairwise(spec.format) ? countIdentical(app.prisma, selection) : null,
+      ]);
       await recordAudit(app.prisma, {
         actorId: actor(request).id,
         action: 'project.export',
@@ -170,9 +173,12 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const project = await app.services.projects.visible(principalOf(request), request.params.id);
       const selection = { projectId: project.id, filters: specOf(request.body).filters };
-      const identical = await countIdentical(app.prisma, selection);
+      const [counts, identical] = await Promise.all([
+        countSelection(app.prisma, selection),
+        countIdentical(app.prisma, selection),
+      ]);
       return {
-        ...(await countSelection(app.prisma, selection)),
+        ...counts,
         identicalJudgments: identical.judgments,
         identicalComparisons: identical.comparisons,
       };

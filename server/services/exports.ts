@@ -264,13 +264,22 @@ export async function countIdentical(
   prisma: PrismaClient,
   selection: Selection,
 ): Promise<{ judgments: number; comparisons: number }> {
+  // The project's comparisons of two equal texts first (one pass over its responses; usually
+  // none), then the selected judgments of those alone: an empty list ends the query at once.
+  const project =
+    'projectId' in selection
+      ? Prisma.sql`${requiredId(selection.projectId, 'projectId')}::uuid`
+      : Prisma.sql`(SELECT "projectId" FROM "DatasetSnapshot" WHERE id = ${requiredId(selection.snapshotId, 'snapshotId')}::uuid)`;
   const rows = await prisma.$queryRaw<{ a: number; b: number; tie: number; bad: number }[]>`
+    WITH twins AS MATERIALIZED (
+      SELECT tc.id FROM "Comparison" tc
+      JOIN "Response" xa ON xa.id = tc."responseAId"
+      JOIN "Response" xb ON xb.id = tc."responseBId"
+      WHERE tc."projectId" = ${project} AND xa.text = xb.text)
     SELECT count(*) FILTER (WHERE p.choice = 'A')::int AS a, count(*) FILTER (WHERE p.choice = 'B')::int AS b,
       count(*) FILTER (WHERE p.choice = 'TIE')::int AS tie,
       count(*) FILTER (WHERE p.choice = 'BOTH_BAD')::int AS bad
-    ${selectionSql(selection)}
-      AND EXISTS (SELECT 1 FROM "Response" xa JOIN "Response" xb ON xb.id = c."responseBId"
-        WHERE xa.id = c."responseAId" AND xa.text = xb.text)
+    ${selectionSql(selection)} AND p."comparisonId" IN (SELECT id FROM twins)
     GROUP BY p."comparisonId"`;
   let judgments = 0;
   let comparisons = 0;
