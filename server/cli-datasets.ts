@@ -3,10 +3,11 @@
 // the database themselves as a local admin, like create-user.
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { readFile, rename, rm } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { gunzipSync } from 'node:zlib';
+import { createGzip } from 'node:zlib';
 import { Presets, SingleBar } from 'cli-progress';
 import type { TSchema } from 'typebox';
 import { Value } from 'typebox/value';
@@ -24,6 +25,7 @@ import {
   type Snapshot,
 } from './schemas/datasets.js';
 import { importPreferences } from './services/dataset-imports.js';
+import { fileContent } from './services/import-source.js';
 import {
   countJudgments,
   isPairwise,
@@ -340,9 +342,73 @@ export async function exportCommand(args: string[]): Promise<void> {
   });
 }
 
-async function readInput(file: string): Promise<string> {
-  const bytes = await readFile(file);
-  return (file.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8');
+/** The largest file an import takes, unpacked: the server's IMPORT_LIMIT_BYTES (default 64 MiB). */
+export function importLimit(): number {
+  const value = Number(process.env.IMPORT_LIMIT_BYTES ?? 67_108_864);
+  return Number.isSafeInteger(value) && value > 0 ? value : 67_108_864;
+}
+
+/**
+ * An import request's JSON body as a stream: the fields, then the file's text as the `content`
+ * string, escaped piece by piece as it is read (never the whole file in memory).
+ */
+async function* importBodyStream(fields: Record<string, unknown>, file: Readable): AsyncGenerator<Buffer> {
+  const head = JSON.stringify(fields);
+  yield Buffer.from(`${head.slice(0, -1)}${head === '{}' ? '' : ','}"content":"`);
+  // Whole characters only: the decoder keeps a character split between chunks for the next one.
+  const decoder = new TextDecoder('utf-8');
+  for await (const chunk of file as AsyncIterable<Buffer>) {
+    const text = decoder.decode(chunk, { stream: true });
+    if (text) yield Buffer.from(JSON.stringify(text).slice(1, -1));
+  }
+  const last = decoder.decode();
+  if (last) yield Buffer.from(JSON.stringify(last).slice(1, -1));
+  yield Buffer.from('"}');
+}
+
+/** Sends an import over HTTP, gzip-encoded as it is read; the server unpacks it within its limit. */
+async function sendImport(
+  values: DataValues,
+  projectId: string,
+  fields: Record<string, unknown>,
+  file: Readable,
+): Promise<PreferenceImportReport> {
+  const origin = (values.url ?? 'http://localhost:3000').replace(/\/+$/, '');
+  let readError: unknown = null;
+  const json = Readable.from(importBodyStream(fields, file));
+  const body = createGzip();
+  json.on('error', (error) => {
+    readError = error;
+    body.destroy(error);
+  });
+  json.pipe(body);
+  let response: Response;
+  try {
+    response = await fetch(`${origin}/api/projects/${projectId}/preferences/import`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${process.env.API_TOKEN}`,
+        'content-type': 'application/json',
+        'content-encoding': 'gzip',
+      },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+  } catch (error) {
+    if (readError) throw readError;
+    throw new RequestFailed(
+      0,
+      `Cannot reach ${origin}: ${(error as Error).cause ?? (error as Error).message}`,
+      1,
+    );
+  }
+  const answer = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+  if (!response.ok) {
+    const error = new RequestFailed(response.status, (answer.message as string) ?? `HTTP ${response.status}`);
+    Object.assign(error, { answer });
+    throw error;
+  }
+  return answer as PreferenceImportReport;
 }
 
 function printImportReport(report: Partial<PreferenceImportReport>): void {
@@ -360,28 +426,34 @@ export async function importCommand(args: string[]): Promise<void> {
   if (values.help) return void console.log(DATA_HELP);
   const file = positionals[0];
   if (!file) throw new UsageError('Name the file to import.');
-  const body: PreferenceImportBody = {
+  const fields = {
     format: values.format as PreferenceImportBody['format'],
-    content: await readInput(file),
     source: values.source ?? path.basename(file).replace(/\.gz$/, ''),
     onError: (values['on-error'] ?? 'refuse') as 'skip' | 'refuse',
     dryRun: values['dry-run'] ?? false,
   };
-  checkBody(PreferenceImportBody, body);
+  checkBody(PreferenceImportBody, { ...fields, content: 'the file' });
+  const size = await stat(file).catch(() => null);
+  if (!size?.isFile()) throw new UsageError(`Cannot read ${file}.`);
+  const limit = importLimit();
+  if (!file.endsWith('.gz') && size.size > limit)
+    throw new HttpError(
+      413,
+      `The file is larger than the import limit of ${limit} bytes (IMPORT_LIMIT_BYTES); split the file.`,
+    );
+  // Read as a stream; gzip is unpacked as it is read and stopped at the import limit (a small .gz
+  // can unpack to gigabytes): exit code 2 with the limit in the message, nothing stored.
+  const content = fileContent(file, limit);
   try {
     if (process.env.API_TOKEN) {
       const call = remote(values);
       const projectId = await projectIdOf(values, call);
-      printImportReport(
-        (await (
-          await call('POST', `/api/projects/${projectId}/preferences/import`, body)
-        ).json()) as PreferenceImportReport,
-      );
+      printImportReport(await sendImport(values, projectId, fields, content.open()));
       return;
     }
     await withLocalDatabase(async (prisma) => {
       const projectId = await projectIdOf(values, null, prisma);
-      printImportReport(await importPreferences(prisma, projectId, body, { id: null }));
+      printImportReport(await importPreferences(prisma, projectId, { ...fields, content }, { id: null }));
     });
   } catch (error) {
     const answer =

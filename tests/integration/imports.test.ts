@@ -1,0 +1,243 @@
+// Imports against real PostgreSQL: text the database cannot store (NUL, lone surrogates) and
+// nesting it cannot parse are refused by line in the dry run exactly as in the real run; uploads
+// may be gzip-encoded, and a gzip bomb is refused at the import limit with nothing stored, by the
+// server and by the CLI alike.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAndSignIn, createTestApp, type SignedIn, type TestApp } from '../support/app.js';
+import { createProject } from '../support/rating.js';
+
+const LIMIT = 65_536;
+let t: TestApp;
+let admin: SignedIn;
+const dir = mkdtempSync(path.join(os.tmpdir(), 'loom-imports-'));
+
+beforeAll(async () => {
+  t = await createTestApp({ IMPORT_LIMIT_BYTES: String(LIMIT) });
+  admin = await createAndSignIn(t, 'ADMIN');
+});
+afterAll(() => t.close());
+
+/** JSON of objects nested `depth` levels (JSON.stringify itself runs out of stack on it). */
+function nested(depth: number): string {
+  return `${'{"a":'.repeat(depth)}"deep"${'}'.repeat(depth)}`;
+}
+
+async function stored(projectId: string) {
+  return {
+    prompts: await t.prisma.prompt.count({ where: { projectId } }),
+    responses: await t.prisma.response.count({ where: { prompt: { projectId } } }),
+    comparisons: await t.prisma.comparison.count({ where: { projectId } }),
+    judgments: await t.prisma.preference.count({ where: { comparison: { projectId } } }),
+  };
+}
+
+function post(url: string, payload: string | Buffer, headers: Record<string, string> = {}) {
+  return t.app.inject({
+    method: 'POST',
+    url,
+    headers: { ...admin.headers, 'content-type': 'application/json', ...headers },
+    payload,
+  });
+}
+
+describe('prompt imports', () => {
+  it('refuses NUL, lone surrogates and deep nesting by line, in the dry run as in the real run', async () => {
+    const { projectId } = await createProject(t, {}, { prompts: 0, responses: 0 });
+    const content = [
+      JSON.stringify({ prompt: 'fine', responses: ['a', 'b'] }),
+      JSON.stringify({ prompt: 'nul \u0000 here', response: 'x' }),
+      JSON.stringify({ prompt: 'surrogate', responses: [{ text: 'half \ud800 a pair', source: 'm' }] }),
+      `{"prompt":"deep","response":"y","metadata":${nested(5000)}}`,
+      JSON.stringify({ prompt: 'key', response: 'z', metadata: { 'bad\u0000key': 1 } }),
+    ].join('\n');
+    const answers = [];
+    for (const dryRun of [true, false]) {
+      const response = await post(
+        `/api/projects/${projectId}/import`,
+        JSON.stringify({ format: 'jsonl', content, dryRun }),
+      );
+      expect(response.statusCode, response.body).toBe(400);
+      answers.push(response.json<{ message: string; errors: { line: number; message: string }[] }>());
+    }
+    expect(answers[0]!.message).toBe(answers[1]!.message);
+    expect(answers[0]!.errors).toEqual(answers[1]!.errors);
+    expect(answers[0]!.errors.map((error) => error.line)).toEqual([2, 3, 4, 5]);
+    expect(answers[0]!.errors[0]!.message).toMatch(/^prompt: contains a NUL character/);
+    expect(answers[0]!.errors[1]!.message).toMatch(/lone surrogate/);
+    expect(answers[0]!.errors[2]!.message).toMatch(/metadata(\.a)+: nested deeper than 32 levels/);
+    expect(answers[0]!.errors[3]!.message).toMatch(/key contains a NUL character/);
+    expect(await stored(projectId)).toMatchObject({ prompts: 0, responses: 0 });
+  });
+
+  it('refuses a NUL byte in a CSV cell and a lone surrogate sent raw in the upload, by line', async () => {
+    const { projectId } = await createProject(t, {}, { prompts: 0, responses: 0 });
+    const csv = await post(
+      `/api/projects/${projectId}/import`,
+      JSON.stringify({ format: 'csv', content: 'prompt,response\nok,fine\nbad\u0000,x\n' }),
+    );
+    expect(csv.statusCode, csv.body).toBe(400);
+    expect(csv.json().errors).toEqual([
+      { line: 3, message: expect.stringMatching(/prompt: contains a NUL/) },
+    ]);
+    // The JSON body itself carries a lone surrogate in the file's text (not valid Unicode).
+    const raw = await post(
+      `/api/projects/${projectId}/import`,
+      '{"format":"jsonl","content":"{\\"prompt\\":\\"a\\",\\"response\\":\\"b\\"}\\n{\\"prompt\\":\\"\\ud800\\",\\"response\\":\\"b\\"}"}',
+    );
+    expect(raw.statusCode, raw.body).toBe(400);
+    expect(raw.json().errors).toEqual([{ line: 2, message: expect.stringMatching(/lone surrogate/) }]);
+    expect(await stored(projectId)).toMatchObject({ prompts: 0 });
+  });
+
+  it('takes a gzip-encoded upload, and merges and re-imports as before', async () => {
+    const { projectId } = await createProject(t, {}, { prompts: 0, responses: 0 });
+    const content = [
+      JSON.stringify({ id: 'p1', prompt: 'One', responses: ['a', { text: 'b', source: 'm2' }] }),
+      JSON.stringify({ id: 'p1', prompt: 'One', response: 'c' }),
+      JSON.stringify({ prompt: 'Two', response: 'd', split: 'test', metadata: { answer: 4 } }),
+      JSON.stringify({ prompt: 'Two', response: 'd' }),
+    ].join('\r\n');
+    const body = gzipSync(JSON.stringify({ format: 'jsonl', content, source: 'upload' }));
+    const first = await post(`/api/projects/${projectId}/import`, body, { 'content-encoding': 'gzip' });
+    expect(first.statusCode, first.body).toBe(200);
+    expect(first.json()).toMatchObject({ lines: 4, prompts: 2, newPrompts: 2, responses: 5, errors: [] });
+    expect(await stored(projectId)).toMatchObject({ prompts: 2, responses: 4 });
+    const two = await t.prisma.prompt.findFirstOrThrow({ where: { projectId, externalId: null } });
+    expect(two).toMatchObject({ split: 'TEST', metadata: { answer: 4 } });
+    const again = await post(`/api/projects/${projectId}/import`, body, { 'content-encoding': 'gzip' });
+    expect(again.json()).toMatchObject({ newPrompts: 0 });
+    expect(await stored(projectId)).toMatchObject({ prompts: 2, responses: 4 });
+    const conflict = await post(
+      `/api/projects/${projectId}/import`,
+      JSON.stringify({
+        format: 'jsonl',
+        content: JSON.stringify({ id: 'p1', prompt: 'Other', response: 'e' }),
+      }),
+    );
+    expect(conflict.json().errors).toEqual([
+      { line: 1, message: 'id p1 already names a different prompt in this project' },
+    ]);
+  });
+});
+
+describe('preference imports', () => {
+  const url = (projectId: string) => `/api/projects/${projectId}/preferences/import`;
+
+  it('refuses rows the database cannot store, dry run and real run alike; skip stores the rest', async () => {
+    const { projectId } = await createProject(t, {}, { prompts: 0, responses: 0 });
+    const content = [
+      JSON.stringify({ prompt: 'Q1', chosen: 'good', rejected: 'bad' }),
+      JSON.stringify({ prompt: 'Q2', chosen: 'nul\u0000', rejected: 'bad' }),
+      JSON.stringify({ prompt: 'half \udc00', chosen: 'good', rejected: 'bad' }),
+      `{"prompt":"Q4","chosen":${nested(5000)},"rejected":"bad"}`,
+    ].join('\n');
+    const answers = [];
+    for (const dryRun of [true, false]) {
+      const response = await post(
+        url(projectId),
+        JSON.stringify({ format: 'trl', content, source: 'probe', dryRun }),
+      );
+      expect(response.statusCode, response.body).toBe(400);
+      answers.push(response.json<{ message: string; errors: { line: number; message: string }[] }>());
+    }
+    expect(answers[0]!.message).toBe(answers[1]!.message);
+    expect(answers[0]!.errors).toEqual(answers[1]!.errors);
+    expect(answers[0]!.errors.map((error) => error.line)).toEqual([2, 3, 4]);
+    expect(answers[0]!.errors[0]!.message).toMatch(/chosen contains a NUL character/);
+    expect(answers[0]!.errors[1]!.message).toMatch(/lone surrogate/);
+    expect(await stored(projectId)).toEqual({ prompts: 0, responses: 0, comparisons: 0, judgments: 0 });
+
+    const skipped = await post(
+      url(projectId),
+      JSON.stringify({ format: 'trl', content, source: 'probe', onError: 'skip' }),
+    );
+    expect(skipped.statusCode, skipped.body).toBe(200);
+    expect(skipped.json()).toMatchObject({ imported: 1, skipped: 3, comparisons: 1 });
+    expect(await stored(projectId)).toEqual({ prompts: 1, responses: 2, comparisons: 1, judgments: 1 });
+  });
+
+  it('refuses a gzip bomb at the import limit with 413 and stores nothing', async () => {
+    const { projectId } = await createProject(t, {}, { prompts: 0, responses: 0 });
+    const row = `${JSON.stringify({ prompt: 'Q', chosen: 'a'.repeat(500), rejected: 'b'.repeat(500) })}\n`;
+    // About 40 kB of gzip that unpacks to 10 MB, 150 times the limit.
+    const bomb = gzipSync(JSON.stringify({ format: 'trl', source: 'bomb', content: row.repeat(10_000) }));
+    expect(bomb.length).toBeLessThan(LIMIT);
+    const started = performance.now();
+    const response = await post(url(projectId), bomb, { 'content-encoding': 'gzip' });
+    expect(response.statusCode, response.body).toBe(413);
+    expect(response.json().message).toMatch(/unpacked .* larger than the import limit of 65536 bytes/);
+    // Refused as soon as the limit is passed, not after unpacking everything.
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(await stored(projectId)).toEqual({ prompts: 0, responses: 0, comparisons: 0, judgments: 0 });
+
+    const plain = await post(
+      url(projectId),
+      JSON.stringify({ format: 'trl', source: 'big', content: row.repeat(100) }),
+    );
+    expect(plain.statusCode, plain.body).toBe(413);
+    const encoding = await post(url(projectId), '{}', { 'content-encoding': 'br' });
+    expect(encoding.statusCode, encoding.body).toBe(415);
+  });
+
+  it(
+    'the CLI refuses a gzip bomb at the import limit (exit 2) and imports a .gz over HTTP',
+    { timeout: 240_000 },
+    async () => {
+      await t.app.listen({ port: 0, host: '127.0.0.1' });
+      const address = t.app.server.address();
+      const origin = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+      const { projectId } = await createProject(t, {}, { prompts: 0, responses: 0 });
+      const project = await t.prisma.project.findUniqueOrThrow({ where: { id: projectId } });
+      const researcher = await createAndSignIn(t, 'RESEARCHER');
+      const token = (
+        await t.app.inject({
+          method: 'POST',
+          url: '/api/tokens',
+          headers: researcher.headers,
+          payload: { name: 'cli' },
+        })
+      ).json<{ token: string }>().token;
+      const cli = async (file: string) => {
+        try {
+          const args = ['tsx', 'server/cli.ts', 'import', '--project', project.name, '--format', 'trl', file];
+          const { stdout, stderr } = await promisify(execFile)('npx', [...args, '--url', origin], {
+            env: { ...process.env, API_TOKEN: token, IMPORT_LIMIT_BYTES: String(LIMIT) },
+          });
+          return { code: 0, stdout, stderr };
+        } catch (error) {
+          return error as { code: number; stdout: string; stderr: string };
+        }
+      };
+      const bomb = path.join(dir, 'bomb.jsonl.gz');
+      writeFileSync(bomb, gzipSync(Buffer.alloc(200 * 1024 * 1024, 32)));
+      const refused = await cli(bomb);
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toMatch(/unpacked file is larger than the import limit of 65536 bytes/);
+
+      const good = path.join(dir, 'good.jsonl.gz');
+      writeFileSync(
+        good,
+        gzipSync(
+          [
+            JSON.stringify({ prompt: 'Q1 “quoted”', chosen: 'yes\n😀', rejected: 'no' }),
+            JSON.stringify({ prompt: 'Q2', chosen: 'up', rejected: 'down' }),
+          ].join('\n'),
+        ),
+      );
+      const imported = await cli(good);
+      expect(imported.code, imported.stderr).toBe(0);
+      expect(imported.stdout).toMatch(/Imported 2 of 2 rows/);
+      expect(await stored(projectId)).toEqual({ prompts: 2, responses: 4, comparisons: 2, judgments: 2 });
+      const response = await t.prisma.response.findFirstOrThrow({
+        where: { prompt: { projectId }, text: { startsWith: 'yes' } },
+      });
+      expect(response.text).toBe('yes\n😀');
+    },
+  );
+});
