@@ -129,6 +129,7 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
         response: {
           201: SubmitResult,
           400: ErrorSchema,
+          403: ErrorSchema,
           404: ErrorSchema,
           409: ErrorSchema,
           422: ErrorSchema,
@@ -157,7 +158,13 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Skip a comparison, with a reason',
         params: IdParams,
         body: SkipBody,
-        response: { 204: Type.Null(), 404: ErrorSchema, 409: ErrorSchema, 429: ErrorSchema },
+        response: {
+          204: Type.Null(),
+          403: ErrorSchema,
+          404: ErrorSchema,
+          409: ErrorSchema,
+          429: ErrorSchema,
+        },
       },
     },
     async (request, reply) => {
@@ -174,7 +181,7 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['rating'],
         summary: 'Take back my last judgment within the undo window',
         params: IdParams,
-        response: { 200: UndoResult, 404: ErrorSchema, 409: ErrorSchema },
+        response: { 200: UndoResult, 403: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema },
       },
     },
     async (request) => ({
