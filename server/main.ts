@@ -60,7 +60,9 @@ async function main(): Promise<void> {
   app = await buildApp({ config, prisma: db.prisma, boss });
 
   if (config.seedDemo && (await ensureDemoProject(db.prisma, boss))) {
-    say('Created the demo project "Practice problems with answer keys"; its first model is being prepared (progress on Rate and here).');
+    say(
+      'Created the demo project "Practice problems with answer keys"; its first model is being prepared (progress on Rate and here).',
+    );
   }
   if (config.startTrainer) trainer = startTrainerProcess(db.url, say);
 
