@@ -201,6 +201,23 @@ test('the Data page fits a narrow screen and is not offered to raters', async ({
   const overflow = await page.locator('html').evaluate((html) => html.scrollWidth - html.clientWidth);
   expect(overflow).toBeLessThanOrEqual(0);
 
+  // CSV is spreadsheet-safe unless the box is unticked, and then the request says so explicitly.
+  const exportPanel = page.getByTestId('export-panel');
+  await exportPanel.getByLabel('Format').selectOption('csv');
+  const safe = exportPanel.getByLabel(/Safe for spreadsheets/);
+  await expect(safe).toBeChecked();
+  const asked = async () => {
+    const request = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/export'));
+    const download = page.waitForEvent('download');
+    await exportPanel.getByRole('button', { name: 'Download' }).click();
+    const body = (await request).postDataJSON() as { options?: { spreadsheetSafe?: boolean } };
+    await download;
+    return body.options?.spreadsheetSafe;
+  };
+  expect(await asked()).toBe(true);
+  await safe.uncheck();
+  expect(await asked()).toBe(false);
+
   const rater = await seed.createUser('RATER');
   await page.getByRole('button', { name: 'Sign out' }).click();
   await uiSignIn(page, rater);
