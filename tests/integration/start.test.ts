@@ -262,6 +262,8 @@ describe('npm start on the embedded default, from a private folder', () => {
   it('keeps the data, runs the trainer, and stops all of it on Ctrl+C', async () => {
     const second = await npmStart({ START_TRAINER: 'true' });
     expect(second.output()).not.toMatch(/setup[?#]token=/);
+    // Built once: a start with unchanged sources builds nothing.
+    expect(second.output()).not.toMatch(/Building the server/);
     // The worker's start-up lines come before the instructions, which end the output.
     expect(second.output()).toMatch(/\[trainer\] ready:[^]*Loom is running at/);
     expect(second.output().trimEnd().split('\n').at(-1)).toMatch(/Sign in with your account/);
