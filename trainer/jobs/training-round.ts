@@ -358,7 +358,7 @@ export async function runRound(
 /** What an earlier, interrupted attempt left behind (it never published: publishing is atomic). */
 async function removeLeftovers(
   prisma: PrismaClient,
-  round: { id: string; snapshotId: string | null },
+  round: { id: string; projectId: string; number: number; snapshotId: string | null },
 ): Promise<void> {
   const rewardModels = await prisma.rewardModel.findMany({
     where: { roundId: round.id },
@@ -384,6 +384,16 @@ async function removeLeftovers(
       where: { id: round.snapshotId, policyVersions: { none: {} }, rounds: { none: {} } },
     });
   }
+  // A snapshot an attempt stopped making before the round named it (still being hashed).
+  await prisma.datasetSnapshot.deleteMany({
+    where: {
+      projectId: round.projectId,
+      name: { startsWith: `round-${round.number}-attempt-` },
+      contentHash: '',
+      policyVersions: { none: {} },
+      rounds: { none: {} },
+    },
+  });
 }
 
 async function removeArtifacts(prisma: PrismaClient, ids: string[]): Promise<void> {
