@@ -8,7 +8,9 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   loop: () => import('./loop.js'), // five rounds of the closed loop on the demo; win rate vs the SFT policy
   rating: () => import('./rating.js'), // submissions and next-comparison latency through the API vs raw INSERTs
   export: () => import('./export.js'), // streaming export of 1,000,000 judgments: rows/s and peak RSS
+  import: () => import('./import.js'), // preference import of a file at the 64 MB limit: rows/s and peak RSS
   durability: () => import('./durability.js'), // submissions under repeated server kills and PostgreSQL crashes
+  ui: () => import('./ui.js'), // the rating screen in Chromium: Enter to the next comparison drawn, judgments stored
   'first-start': () => import('./first-start.js'), // a fresh start to the first demo comparison a rater can lease
 };
 

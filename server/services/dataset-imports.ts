@@ -315,11 +315,12 @@ export async function importPreferences(
       skipped,
       errorCounts,
       errors,
-      prompts: await staging.promptCount(),
+      prompts: 0,
       newPrompts: 0,
       comparisons: 0,
     };
     if (skipped && refuse) {
+      report.prompts = await staging.promptCount();
       throw new HttpError(
         400,
         `${skipped} row${skipped > 1 ? 's are' : ' is'} bad; nothing was imported (send onError "skip" to import the rest).`,

@@ -188,7 +188,7 @@ class PromptStaging {
   private prompts: ParsedPrompt[] = [];
   private responses = 0;
   private created = false;
-  constructor(private readonly client: pg.PoolClient) {}
+  constructor(private readonly client: pg.ClientBase) {}
 
   async add(prompt: ParsedPrompt): Promise<void> {
     this.prompts.push(prompt);
@@ -245,8 +245,6 @@ class PromptStaging {
   ): Promise<{ prompts: number; newPrompts: number; responses: number; errors: ImportLineError[] }> {
     await this.flush();
     const q = (sql: string, values: unknown[] = []) => this.client.query(sql, values);
-    await q('ANALYZE import_row');
-    await q('ANALYZE import_row_response');
     await q(
       `CREATE TEMP TABLE import_key ON COMMIT DROP AS
        SELECT DISTINCT ON (external_id, CASE WHEN external_id IS NULL THEN messages END)
@@ -277,7 +275,6 @@ class PromptStaging {
        ) x ON true`,
       [projectId],
     );
-    await q('ANALYZE import_prompt');
     // Every response line with its prompt (lines of an id used for another prompt left out).
     await q(
       `CREATE TEMP TABLE import_response ON COMMIT DROP AS

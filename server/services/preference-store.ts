@@ -2,7 +2,7 @@
 // temporary table in batches as they are read (multi-row inserts of arrays), then prompts,
 // responses, comparisons and judgments are matched and written by SQL, all in the import's one
 // transaction. The server holds one batch of rows at a time, whatever the file's size.
-import type pg from 'pg';
+import pg from 'pg';
 import type { PrismaClient } from '../db/client.js';
 import { poolOf } from '../db/client.js';
 
@@ -18,16 +18,21 @@ export interface StagedPair {
 const BATCH = 2_000;
 
 /**
- * Runs `work` in one transaction on a pooled connection; it says whether to commit (a dry run
- * rolls back). Large files need longer than the pool's statement and idle-in-transaction limits.
+ * Runs `work` in one transaction on a connection of its own (the pool's settings), which it says
+ * whether to commit (a dry run rolls back). Staging tables and their joins get memory for a file
+ * at the limit (temp_buffers can only be set before a session's first temporary table, hence the
+ * fresh session); a large file needs longer than the pool's statement and idle limits.
  */
 export async function inImportTransaction<T>(
   prisma: PrismaClient,
-  work: (client: pg.PoolClient) => Promise<{ value: T; commit: boolean }>,
+  work: (client: pg.ClientBase) => Promise<{ value: T; commit: boolean }>,
 ): Promise<T> {
-  const client = await poolOf(prisma).connect();
-  let broken = false;
+  const client = new pg.Client(poolOf(prisma).options);
+  client.on('error', () => undefined); // a broken link also fails the statement in progress
+  await client.connect();
   try {
+    await client.query("SET temp_buffers = '256MB'");
+    await client.query("SET work_mem = '64MB'");
     await client.query('BEGIN');
     await client.query("SET LOCAL statement_timeout = '10min'");
     await client.query("SET LOCAL idle_in_transaction_session_timeout = '10min'");
@@ -35,10 +40,10 @@ export async function inImportTransaction<T>(
     await client.query(commit ? 'COMMIT' : 'ROLLBACK');
     return value;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => (broken = true));
+    await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
-    client.release(broken);
+    await client.end().catch(() => undefined);
   }
 }
 
@@ -47,7 +52,7 @@ export class PreferenceStaging {
   private batch: StagedPair[] = [];
   private created = false;
 
-  constructor(private readonly client: pg.PoolClient) {}
+  constructor(private readonly client: pg.ClientBase) {}
 
   async add(pair: StagedPair): Promise<void> {
     this.batch.push(pair);
@@ -94,7 +99,6 @@ export class PreferenceStaging {
   async match(projectId: string): Promise<{ prompts: number; newPrompts: number; comparisons: number }> {
     await this.flush();
     const q = (sql: string, values: unknown[] = []) => this.client.query(sql, values);
-    await q('ANALYZE import_pair');
     // Prompts: an existing one with the same messages (the oldest), or a new id.
     await q(
       `CREATE TEMP TABLE import_prompt ON COMMIT DROP AS
@@ -106,7 +110,6 @@ export class PreferenceStaging {
        ) x ON x.messages = t.messages`,
       [projectId],
     );
-    await q('ANALYZE import_prompt');
     // Responses: one per (prompt, text); an existing one with that text is reused.
     await q(
       `CREATE TEMP TABLE import_response ON COMMIT DROP AS
@@ -122,7 +125,6 @@ export class PreferenceStaging {
          ORDER BY r."promptId", r.text, r."createdAt", r.id
        ) x ON x."promptId" = t.prompt_id AND x.text = t.text`,
     );
-    await q('ANALYZE import_response');
     // Each row with its ids; the pair of responses in a fixed order (lo, hi) finds its comparison.
     await q(
       `CREATE TEMP TABLE import_row ON COMMIT DROP AS
@@ -133,7 +135,6 @@ export class PreferenceStaging {
        JOIN import_response c ON c.prompt_id = p.id AND c.text = s.chosen
        JOIN import_response r ON r.prompt_id = p.id AND r.text = s.rejected`,
     );
-    await q('ANALYZE import_row');
     // Comparisons: an existing one of the two responses in either order (the oldest), or a new one
     // whose A is the chosen response of the pair's first row. Its imported votes are counted.
     await q(
@@ -201,7 +202,7 @@ export class PreferenceStaging {
 
 /** The audit entry of an import, in the import's transaction. */
 export async function auditInTransaction(
-  client: pg.PoolClient,
+  client: pg.ClientBase,
   event: { actorId: string | null; action: string; targetId: string; details: object; ip: string | null },
 ): Promise<void> {
   await client.query(
