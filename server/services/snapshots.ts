@@ -145,6 +145,7 @@ async function sealLegacyRoundSnapshots(prisma: PrismaClient, where: { projectId
       select: { preference: { select: { id: true, choice: true, strength: true } } },
       orderBy: { preferenceId: 'asc' },
     });
+    if (items.length === 0) continue; // a round always learns from some judgments
     const ids = items.map(({ preference: p }) => `${p.id}:${p.choice}:${p.strength ?? ''}`).join('\n');
     if (createHash('sha256').update(ids).digest('hex') !== snapshot.contentHash) continue;
     const spec = ROUND_SNAPSHOT_SPEC;
