@@ -1,6 +1,8 @@
 // Fixtures for browser tests: the running server's address and its one-time setup link
-// (see global-setup.ts), and `seed` to create accounts and read what the UI stored.
+// (see global-setup.ts), and `seed` to create accounts and read what the UI stored; `checkA11y` runs
+// axe-core on the page as it is.
 import { randomUUID } from 'node:crypto';
+import { AxeBuilder } from '@axe-core/playwright';
 import { test as base, expect, type Page } from '@playwright/test';
 import { createPrisma, type PrismaClient } from '../../server/db/client.js';
 import type { Role } from '../../server/schemas/common.js';
@@ -61,4 +63,23 @@ export async function uiSignIn(page: Page, user: SeededUser): Promise<void> {
   await page.getByLabel('Password').fill(user.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page.getByTestId('user-name')).toHaveText(user.name);
+}
+
+/**
+ * Runs axe-core on the page as it is now and fails on any serious or critical violation (the rule,
+ * what it asks and up to three elements that break it, in the failure message).
+ */
+export async function checkA11y(page: Page, where: string): Promise<void> {
+  const { violations } = await new AxeBuilder({ page }).analyze();
+  const serious = violations
+    .filter((violation) => violation.impact === 'serious' || violation.impact === 'critical')
+    .map(
+      (violation) =>
+        `${violation.id} (${violation.impact}): ${violation.help}: ` +
+        violation.nodes
+          .slice(0, 3)
+          .map((node) => node.target.join(' '))
+          .join(' | '),
+    );
+  expect(serious, `accessibility violations on ${where}`).toEqual([]);
 }

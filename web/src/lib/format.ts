@@ -1,5 +1,6 @@
 // Display helpers for timestamps and roles.
-import type { Role } from '$shared/index.js';
+// A relative path (not $shared) so that the unit tests, outside the web build, type-check it too.
+import type { Role } from '../../../server/schemas/index.js';
 
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
