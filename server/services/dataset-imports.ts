@@ -63,10 +63,11 @@ function checkedMessages(value: unknown, what: string): Message[] {
 
 /**
  * A prompt string as messages: an HH-style transcript ending in "\n\nAssistant:" (how exports
- * write multi-turn prompts in string formats) becomes its turns; any other string is one user turn.
+ * write prompts in string formats; a system message is leading text) becomes its turns; any other
+ * string is one user turn.
  */
 export function promptMessages(prompt: string): Message[] {
-  if (prompt.startsWith('\n\nHuman:') && prompt.endsWith('\n\nAssistant:'))
+  if (prompt.includes('\n\nHuman:') && prompt.endsWith('\n\nAssistant:'))
     return messagesOfTranscript(prompt.slice(0, -'\n\nAssistant:'.length));
   return [{ role: 'user', content: prompt }];
 }
@@ -101,7 +102,7 @@ export function pairOfTrlRow(row: Record<string, unknown>, line: number): Parsed
       if (c === r) throw new RowError('chosen-equals-rejected', 'chosen equals rejected');
       // An HH transcript splits at its last shared "\n\nAssistant:", even when the two answers
       // start alike; any other text by TRL's rule, whose space goes to the completions.
-      const hh = c.startsWith('\n\nHuman:') ? splitHhPair(c, r) : null;
+      const hh = c.includes('\n\nHuman:') ? splitHhPair(c, r) : null;
       if (hh) ({ prompt: p, chosen: c, rejected: r } = { ...hh, prompt: `${hh.prompt}\n\nAssistant:` });
       else {
         ({ prompt: p, chosen: c, rejected: r } = extractPromptTrl(c, r));

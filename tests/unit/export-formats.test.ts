@@ -134,7 +134,15 @@ describe('rows and margins', () => {
       chosen: 'You wanted a joke.',
       rejected: 'Nothing.',
     };
-    for (const pair of [single, multi]) {
+    const system = {
+      messages: [
+        { role: 'system', content: 'Answer briefly.' },
+        { role: 'user', content: 'What is 2+2?' },
+      ],
+      chosen: '4',
+      rejected: 'Four, I think.',
+    };
+    for (const pair of [single, multi, system]) {
       const full = { ...pair, margin: null };
       const trl = pairRow('trl', full, {});
       expect(`${trl.prompt as string}${trl.chosen as string}`).toBe(hhText(pair.messages, pair.chosen));
