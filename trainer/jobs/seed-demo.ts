@@ -293,6 +293,8 @@ export async function seedDemo(
         sample.push(...ids.map((response) => tokenizer.decode(response).trim()));
       }
       samples.push(sample);
+      if (s + 1 < settings.samplesPerPrompt)
+        log(`demo: first model ${percent()} (sampled ${(s + 1) * encoded.length} of ${total} responses)`);
     }
     // Two equal answers make no comparison: prompts whose samples coincide draw again.
     redrawRepeats(samples, (indexes) =>
