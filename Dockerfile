@@ -19,6 +19,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/web/build ./web/build
 COPY --from=build /app/prisma ./prisma
+# The demo's shipped first model (used when SEED_DEMO=true; otherwise it is fine-tuned at the start).
+COPY --from=build /app/trainer/checkpoints ./trainer/checkpoints
 RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 3000
