@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { projectRoot } from './paths.js';
 import { within } from './shutdown.js';
 
@@ -20,9 +21,16 @@ export interface TrainerProcess {
 export function startTrainerProcess(databaseUrl: string, log: (message: string) => void): TrainerProcess {
   const built = path.join(projectRoot, 'dist', 'trainer', 'worker.js');
   const fromSource = path.join(projectRoot, 'trainer', 'worker.ts');
-  // Run what the server itself runs: the build, or the sources under tsx.
-  const args =
-    import.meta.url.endsWith('.ts') || !existsSync(built) ? ['--import', 'tsx', fromSource] : [built];
+  // Run what the server itself runs: the build, or the sources under tsx; with the guard that stops
+  // the worker should the server vanish.
+  const fromSources = import.meta.url.endsWith('.ts') || !existsSync(built);
+  const guard = pathToFileURL(
+    path.join(
+      projectRoot,
+      ...(fromSources ? ['server', 'parent-guard.ts'] : ['dist', 'server', 'parent-guard.js']),
+    ),
+  ).href;
+  const args = fromSources ? ['--import', 'tsx', '--import', guard, fromSource] : ['--import', guard, built];
   let child: ChildProcess | null = null;
   let stopping = false;
   let restarts = 0;
@@ -33,17 +41,17 @@ export function startTrainerProcess(databaseUrl: string, log: (message: string) 
     const current = spawn(process.execPath, args, {
       cwd: projectRoot,
       env: { ...process.env, DATABASE_URL: databaseUrl, START_TRAINER: 'false', SEED_DEMO: 'false' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       detached: true,
     });
     child = current;
     let pending = '';
-    current.stdout.on('data', (chunk: Buffer) => {
+    current.stdout?.on('data', (chunk: Buffer) => {
       process.stdout.write(chunk);
       pending = (pending + chunk.toString()).slice(-1000);
       if (/\] ready:/.test(pending)) markReady();
     });
-    current.stderr.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+    current.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
     current.once('error', (error) => log(`The trainer worker could not start: ${error.message}`));
     current.once('exit', (code, signal) => {
       markReady();

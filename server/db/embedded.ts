@@ -72,6 +72,12 @@ export interface EmbeddedOptions {
    * with it.
    */
   detached?: boolean;
+  /**
+   * A cluster found running whose starter is gone (its parent is init: the start that ran it was
+   * killed outright) is taken over, and stopped by stop(), instead of being left running. For the
+   * server; the CLI only borrows a running cluster.
+   */
+  adoptOrphan?: boolean;
 }
 
 export class EmbeddedPostgresError extends Error {}
@@ -97,6 +103,12 @@ export async function startEmbeddedPostgres(
     `postgresql://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${port}/${DATABASE}`;
 
   if (isRunning(clusterDir) && (await canConnect(urlFor(state.port), 'postgres'))) {
+    const orphan = options.adoptOrphan ? orphanedServer(clusterDir) : null;
+    if (orphan !== null) {
+      // Left running by a start that was killed outright: this start owns it now, and stops it.
+      log(`Taking over the embedded PostgreSQL left running by an earlier start (port ${state.port}).`);
+      return { url: urlFor(state.port), reused: false, clusterDir, stop: () => stopOrphan(orphan) };
+    }
     log(`Using the embedded PostgreSQL already running on port ${state.port}.`);
     return { url: urlFor(state.port), reused: true, clusterDir, stop: async () => {} };
   }
@@ -620,6 +632,42 @@ async function settles(promise: Promise<void>, ms: number): Promise<boolean> {
   const result = await Promise.race([promise.then(() => true), timeout]);
   clearTimeout(timer);
   return result;
+}
+
+/** The postmaster's pid when its parent is init (Linux; elsewhere none is recognised). */
+function orphanedServer(clusterDir: string): number | null {
+  try {
+    const pid = Number.parseInt(
+      readFileSync(path.join(clusterDir, 'postmaster.pid'), 'utf8').split('\n')[0] ?? '',
+      10,
+    );
+    // /proc/<pid>/stat: "pid (name) state ppid ..."; the name may hold spaces, not a ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const parent = Number.parseInt(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? '', 10);
+    return parent === 1 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+async function stopOrphan(pid: number): Promise<void> {
+  const gone = () => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  for (const [signal, waitMs] of [
+    ['SIGINT', 8_000],
+    ['SIGQUIT', 3_000],
+  ] as const) {
+    if (gone()) return;
+    process.kill(pid, signal);
+    const until = Date.now() + waitMs;
+    while (!gone() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 function isRunning(clusterDir: string): boolean {

@@ -31,6 +31,8 @@ export async function openDatabase(config: Config, options: OpenOptions = {}): P
       log,
       postgresLog: options.postgresLog,
       detached: options.detached,
+      // The server (detached) owns the cluster: one left running by a killed start is its to stop.
+      adoptOrphan: options.detached,
     });
     url = embedded.url;
     stopEmbedded = embedded.stop;

@@ -292,6 +292,26 @@ describe('npm start on the embedded default, from a private folder', () => {
     expect(await answers(third.origin)).toBe(false);
   }, 300_000);
 
+  it('after the server is killed outright, the worker stops itself and the next start stops the database', async () => {
+    const fourth = await npmStart({ START_TRAINER: 'true' });
+    const server = leftovers().find((line) => line.includes('dist/server/main.js'));
+    expect(server, leftovers().join('\n')).toBeDefined();
+    await stop(fourth, () => process.kill(Number.parseInt(server!, 10), 'SIGKILL'));
+    // No handler runs on SIGKILL: the worker notices its server is gone; PostgreSQL runs on.
+    const until = Date.now() + 10_000;
+    while (leftovers().some((line) => line.includes('trainer/worker')) && Date.now() < until)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(leftovers().filter((line) => line.includes('trainer/worker'))).toEqual([]);
+    expect(leftovers().some((line) => line.includes(clusterDir()))).toBe(true);
+
+    const fifth = await npmStart();
+    expect(fifth.output()).toMatch(/Taking over the embedded PostgreSQL left running by an earlier start/);
+    expect(await login(fifth.origin, 'admin@example.com')).toBe(200);
+    const result = await stop(fifth, () => process.kill(fifth.npm.pid!, 'SIGTERM'));
+    expectStoppedQuietly(fifth, result);
+    expect(await waitForNoLeftovers()).toEqual([]);
+  }, 300_000);
+
   it('explains bad CLI usage with a message and a non-zero exit code', async () => {
     const badRole = await cli(
       ['create-user', '--email', 'x@example.com', '--role', 'owner'],
