@@ -36,7 +36,12 @@ export function streamImportBodies(app: FastifyInstance): void {
  */
 export const importBodyValidator: FastifySchemaCompiler<TSchema> = (route) => {
   if (route.httpPart !== 'body') return TypeBoxValidatorCompiler(route);
-  const rest = Compile(Type.Omit(route.schema as TObject, ['content']));
+  const schema = route.schema as TObject;
+  const rest = Compile(
+    Type.Omit(schema, ['content'], {
+      additionalProperties: (schema as { additionalProperties?: boolean }).additionalProperties ?? true,
+    }),
+  );
   return (value: unknown) => {
     const body = value as Record<string, unknown>;
     const { content, ...fields } = body;

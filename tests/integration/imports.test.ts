@@ -181,6 +181,15 @@ describe('preference imports', () => {
       JSON.stringify({ format: 'trl', source: 'big', content: row.repeat(100) }),
     );
     expect(plain.statusCode, plain.body).toBe(413);
+    const unknown = await post(
+      url(projectId),
+      JSON.stringify({ format: 'trl', source: 's', content: row, extra: 1 }),
+    );
+    expect(unknown.statusCode, unknown.body).toBe(400);
+    expect(unknown.json().message).toMatch(/body\.extra: unknown field/);
+    const missing = await post(url(projectId), JSON.stringify({ format: 'trl', source: 's' }));
+    expect(missing.statusCode, missing.body).toBe(400);
+    expect(missing.json().message).toMatch(/body\.content: is required/);
     const encoding = await post(url(projectId), '{}', { 'content-encoding': 'br' });
     expect(encoding.statusCode, encoding.body).toBe(415);
   });
