@@ -216,6 +216,8 @@ export class UserService {
     const projectIds = [...new Set(input.projectIds ?? [])];
     const token = newSecret(INVITE_PREFIX);
     const { invite, replaced } = await this.prisma.$transaction(async (tx) => {
+      // Invitations to one address take turns: each replaces the one before, none is left pending.
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`invite:${email}`}::text, 0))`;
       if (projectIds.length > 0) {
         // Locked so that none is archived before the invitation names it.
         const projects = await tx.$queryRaw<{ id: string; name: string; archived: boolean }[]>`

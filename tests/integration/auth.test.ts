@@ -284,6 +284,24 @@ describe('invitations naming projects', () => {
     expect(second.json().replaced).toBe(true);
     expect((await lookup(t, first.json().token)).statusCode).toBe(404);
     expect((await lookup(t, second.json().token)).statusCode).toBe(200);
+
+    // Sent at the same moment, one replaces the other: one link works, and one answer says so.
+    const together = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        t.app.inject({
+          method: 'POST',
+          url: '/api/invites',
+          headers: admin.headers,
+          payload: { email: 'together@example.com', role: 'RATER' },
+        }),
+      ),
+    );
+    expect(together.map((answer) => answer.statusCode)).toEqual([201, 201, 201, 201]);
+    expect(together.filter((answer) => answer.json().replaced === false)).toHaveLength(1);
+    const open = await t.prisma.invite.count({
+      where: { email: 'together@example.com', acceptedAt: null, revokedAt: null },
+    });
+    expect(open).toBe(1);
   });
 });
 
