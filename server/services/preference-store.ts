@@ -14,6 +14,9 @@ export interface StagedPair {
   strength: number | null;
 }
 
+/** The longest a statement of an import may take. */
+const IMPORT_STATEMENT_MS = 10 * 60_000;
+
 /** Rows per multi-row insert into the staging table. */
 const BATCH = 2_000;
 
@@ -27,14 +30,19 @@ export async function inImportTransaction<T>(
   prisma: PrismaClient,
   work: (client: pg.ClientBase) => Promise<{ value: T; commit: boolean }>,
 ): Promise<T> {
-  const client = new pg.Client(poolOf(prisma).options);
+  // Statements on a whole file may run for minutes: the pool's limits (30 s) are raised for this
+  // connection, on both sides (the server's statement_timeout, the client's wait for an answer).
+  const client = new pg.Client({
+    ...poolOf(prisma).options,
+    statement_timeout: IMPORT_STATEMENT_MS,
+    query_timeout: IMPORT_STATEMENT_MS + 5_000,
+  });
   client.on('error', () => undefined); // a broken link also fails the statement in progress
   await client.connect();
   try {
     await client.query("SET temp_buffers = '256MB'");
     await client.query("SET work_mem = '64MB'");
     await client.query('BEGIN');
-    await client.query("SET LOCAL statement_timeout = '10min'");
     await client.query("SET LOCAL idle_in_transaction_session_timeout = '10min'");
     const { value, commit } = await work(client);
     await client.query(commit ? 'COMMIT' : 'ROLLBACK');
