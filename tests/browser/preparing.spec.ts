@@ -2,7 +2,7 @@
 // comparisons): Rate and the project page show what is being done and how far, updating by
 // themselves, instead of "All done", and offer the comparisons once they exist.
 import { randomUUID } from 'node:crypto';
-import { expect, test, uiSignIn } from './fixtures.js';
+import { checkA11y, expect, test, uiSignIn } from './fixtures.js';
 import type { Seed } from './fixtures.js';
 
 async function preparingProject(seed: Seed, phase: string, progress: number) {
@@ -54,6 +54,7 @@ test('Rate shows the preparation live instead of "All done", then the comparison
   await expect(card.getByText('Preparing')).toBeVisible();
   await expect(card.getByText('All done')).toHaveCount(0);
   await expect(card.getByText(/comparisons? waiting for you/)).toHaveCount(0);
+  await checkA11y(page, 'Rate while a project is being prepared');
 
   // Progress moves on without a reload.
   await seed.prisma.project.update({ where: { id: project.id }, data: { preparingProgress: 0.75 } });
@@ -76,6 +77,7 @@ test('the project page shows the preparation live until it is over', async ({ pa
   await expect(page.getByTestId('preparing-percent')).toHaveText('25%');
   await expect(page.getByTestId('preparing')).toContainText('This project is being prepared');
   await expect(page.getByTestId('preparing-phase')).toContainText('Fine-tuning the first model');
+  await checkA11y(page, 'a project page while the project is being prepared');
 
   await seed.prisma.project.update({ where: { id: project.id }, data: { preparingProgress: 0.5 } });
   await expect(page.getByTestId('preparing-percent')).toHaveText('50%');
