@@ -460,6 +460,16 @@ export async function withPasswordFile<T>(
   }
 }
 
+/** Password folders of an initdb whose process was killed outright (no handler ran) go now. */
+function removeStalePasswordFolders(parent: string): void {
+  if (!existsSync(parent)) return;
+  for (const name of readdirSync(parent)) {
+    const folder = path.join(parent, name);
+    if (name.startsWith('.initdb-') && Date.now() - statSync(folder).mtimeMs > 10 * 60_000)
+      rmSync(folder, { recursive: true, force: true });
+  }
+}
+
 /** A program's run: its exit code and its output, or the error that kept it from starting. */
 function runProgram(
   file: string,
@@ -506,6 +516,7 @@ async function initialise(
   owner: Owner | null,
   output: Log,
 ): Promise<void> {
+  removeStalePasswordFolders(path.dirname(clusterDir));
   mkdirSync(clusterDir, { recursive: true, mode: 0o700 });
   if (owner) chownSync(clusterDir, owner.uid, owner.gid);
   const result = await withPasswordFile(password, owner, path.dirname(clusterDir), (pwfile) =>

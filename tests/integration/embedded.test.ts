@@ -11,6 +11,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import os from 'node:os';
@@ -74,6 +75,12 @@ describe('the superuser password file', () => {
     // initdb refuses a cluster folder that is not empty.
     mkdirSync(path.join(dataDir, 'postgres'));
     writeFileSync(path.join(dataDir, 'postgres', 'something'), 'in the way\n');
+    // The password folder of an initdb killed outright an hour ago: removed by the next one.
+    const stale = path.join(dataDir, '.initdb-stale');
+    mkdirSync(stale, { mode: 0o700 });
+    writeFileSync(path.join(stale, 'password'), 'old\n', { mode: 0o600 });
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(stale, hourAgo, hourAgo);
     const tmp = tempDir('loom-initdb-tmp-');
     const before = process.env.TMPDIR;
     process.env.TMPDIR = tmp;
