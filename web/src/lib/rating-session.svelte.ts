@@ -385,8 +385,11 @@ export class RatingSession {
   }
 
   private onFailed(item: Outgoing, error: unknown): void {
+    // The network, the server, the rate limit, or a session that ended (signing in again lets the
+    // same request through): kept and sent again.
     const retryable =
-      error instanceof ApiError && (error.isNetwork || error.status >= 500 || error.status === 429);
+      error instanceof ApiError &&
+      (error.isNetwork || error.status >= 500 || error.status === 429 || error.status === 401);
     if (retryable) {
       item.failures++;
       const delay = RETRY_DELAYS_MS[Math.min(item.failures, RETRY_DELAYS_MS.length) - 1]!;
