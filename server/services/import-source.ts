@@ -436,7 +436,6 @@ export async function receiveUpload(
 
   const decoder = new TextDecoder('utf-8');
   let received = 0;
-  let unpacked = 0;
   try {
     const sent = new ByteLimit(limit, 'The request body');
     body.on('error', (error) => sent.destroy(error));
@@ -444,8 +443,6 @@ export async function receiveUpload(
     const stream = encoding === 'identity' ? sent : gunzipBounded(sent, limit);
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       received += chunk.length;
-      unpacked += chunk.length;
-      if (unpacked > limit) throw new HttpError(413, limitMessage(limit, 'The request body'));
       await feed(decoder.decode(chunk, { stream: true }));
     }
     await feed(decoder.decode());
