@@ -3,9 +3,23 @@
 // and watches it live (the progress bar and the phase stepper move, loss points appear in the chart),
 // then sees its metrics and the new policy version, promotes it and sees it marked current; a
 // second, long round is cancelled from the UI mid-training and leaves no version behind.
-import type { Locator } from '@playwright/test';
+import type { Locator, Page } from '@playwright/test';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from '../../server/simulated-raters.js';
-import { expect, test, uiSignIn } from './fixtures.js';
+import { checkA11y, expect, test, uiSignIn } from './fixtures.js';
+
+// A laptop's screen: nothing may scroll sideways at this width.
+test.use({ viewport: { width: 1366, height: 768 } });
+
+/** How far the page scrolls sideways (0 when it does not). */
+async function sidewaysScroll(page: Page): Promise<number> {
+  return page.evaluate(() => {
+    const view = globalThis as unknown as {
+      innerWidth: number;
+      document: { documentElement: { scrollWidth: number } };
+    };
+    return Math.max(0, view.document.documentElement.scrollWidth - view.innerWidth);
+  });
+}
 
 const SMALL = {
   iterations: '4',
@@ -112,7 +126,7 @@ test('an admin launches a round, watches it live, sees its metrics and promotes 
   await expect(lossChart.locator('circle.point')).toHaveCount(Number(SMALL.iterations));
   const metrics = page.getByTestId('round-metrics');
   for (const key of ['rmValidationAccuracy', 'kl', 'winRateVsParent', 'lengthDrift']) {
-    await expect(metrics.locator(`[data-metric="${key}"] dd`)).toHaveText(/\d/);
+    await expect(metrics.locator(`[data-metric="${key}"] dd:not(.hint)`)).toHaveText(/\d/);
   }
   await expect(metrics).toContainText('RM accuracy');
   await expect(metrics).toContainText('KL to SFT');
@@ -130,6 +144,13 @@ test('an admin launches a round, watches it live, sees its metrics and promotes 
   const version = versions.locator(`li[data-version="round-${number}"]`);
   await expect(version).toBeVisible();
   await expect(version).toHaveAttribute('data-current', 'false');
+  // The page with a finished round, its charts and metrics: no sideways scroll, nothing axe-core
+  // finds serious.
+  expect(await sidewaysScroll(page)).toBe(0);
+  await checkA11y(page, 'Rounds with a finished round');
+  // The "ready to promote" notice leads to the new version's Promote button.
+  await page.getByTestId('go-to-promote').click();
+  await expect(version.getByRole('button', { name: 'Promote' }).first()).toBeFocused();
   // Its parent is the version it was trained from (the demo's SFT policy).
   await expect(versions.locator(`li:has(> ul > li[data-version="round-${number}"])`)).toHaveCount(1);
   await version.getByRole('button', { name: 'Promote' }).first().click();
