@@ -29,21 +29,11 @@ export function newIdempotencyKey(): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** What the rater decided (the request adds the time spent and may ask for the next comparison). */
+/**
+ * What the rater decided (the request adds the time spent and may ask for the next comparison). A
+ * judgment keeps its Idempotency-Key for every retry (see rating-session.svelte.ts).
+ */
 export type Judgment = Omit<SubmitBody, 'timeSpentMs' | 'next'>;
-
-/** Same judgment (ignoring the time spent)? Decides whether a retry may reuse the Idempotency-Key. */
-export function sameJudgment(a: Judgment, b: Judgment): boolean {
-  const canonical = (j: Judgment) =>
-    JSON.stringify([
-      j.choice,
-      j.strength ?? null,
-      Object.entries(j.criteria ?? {}).sort(([x], [y]) => x.localeCompare(y)),
-      [...(j.flags ?? [])].sort(),
-      j.rationale ?? null,
-    ]);
-  return canonical(a) === canonical(b);
-}
 
 /** Is the keyboard event aimed at a place where the user types text (no shortcuts there)? */
 export function isTypingTarget(target: EventTarget | null): boolean {
