@@ -33,12 +33,17 @@ async function main(): Promise<void> {
   stopOnSignals({
     say,
     stop: async () => {
-      if (app && !(await within(app.close(), 3_000))) {
+      if (app && !(await within(app.close(), 5_000))) {
         app.server.closeAllConnections();
         await within(app.close(), 2_000);
       }
       await trainer?.stop();
-      if (boss) await within(boss.stop({ graceful: false }), 3_000);
+      if (boss) {
+        // The queue's connections may yet see the database stop (a slow machine): expected now.
+        boss.removeAllListeners('error');
+        boss.on('error', () => {});
+        await within(boss.stop({ graceful: false }), 5_000);
+      }
       await db?.close();
     },
     force: () => trainer?.kill(),
