@@ -12,7 +12,7 @@ import { within } from './shutdown.js';
 export interface TrainerProcess {
   /** Resolves once the worker said it is ready (or gave up starting). */
   ready: Promise<void>;
-  /** SIGTERM, then SIGKILL after `graceMs` (default 4 s): a job cut short is retried later. */
+  /** SIGTERM, then SIGKILL after `graceMs` (default 3 s): a job cut short is retried later. */
   stop(graceMs?: number): Promise<void>;
   /** SIGKILL, at once. */
   kill(): void;
@@ -72,7 +72,7 @@ export function startTrainerProcess(databaseUrl: string, log: (message: string) 
   launch();
   return {
     ready,
-    stop: async (graceMs = 4_000) => {
+    stop: async (graceMs = 3_000) => {
       stopping = true;
       process.removeListener('exit', onExit);
       const running = child;
