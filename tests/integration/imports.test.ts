@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAndSignIn, createTestApp, type SignedIn, type TestApp } from '../support/app.js';
 import { createProject } from '../support/rating.js';
@@ -249,4 +250,68 @@ describe('preference imports', () => {
       expect(response.text).toBe('yes\n😀');
     },
   );
+});
+
+describe('fuzzed import files', () => {
+  /** Text PostgreSQL cannot store, or JSON it cannot nest, in one field of one line of a file. */
+  const poison = fc.oneof(
+    fc
+      .tuple(
+        fc.string({ maxLength: 8 }),
+        fc.constantFrom('\u0000', '\ud800', '\udfff'),
+        fc.string({ maxLength: 8 }),
+      )
+      .map(([a, bad, b]) => JSON.stringify(`${a}${bad}${b}`)),
+    fc.integer({ min: 40, max: 3000 }).map((depth) => `[${nested(depth)}]`),
+  );
+
+  it('refuses the same lines with the same message in the dry run and the real run, for both importers', async () => {
+    const { projectId } = await createProject(t, {}, { prompts: 0, responses: 0 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('prompts', 'preferences'),
+        fc.integer({ min: 1, max: 4 }),
+        fc.constantFrom('prompt', 'answer', 'other', 'metadata'),
+        poison,
+        async (kind, badLine, field, bad) => {
+          const lines = [1, 2, 3, 4].map((n) => {
+            const value = (text: string, name: string) =>
+              n === badLine && field === name ? bad : JSON.stringify(text);
+            return kind === 'prompts'
+              ? `{"prompt":${value(`Q${n}`, 'prompt')},"responses":[${value(`A${n}`, 'answer')},${value(`B${n}`, 'other')}],"metadata":{"x":${value('m', 'metadata')}}}`
+              : `{"prompt":${value(`Q${n}`, 'prompt')},"chosen":${value(`A${n}`, 'answer')},"rejected":${value(`B${n}`, 'other')}}`;
+          });
+          // A preference row ignores unknown fields, and has no metadata: that line stays good.
+          const expectBad = !(kind === 'preferences' && field === 'metadata');
+          const send = (dryRun: boolean) =>
+            post(
+              kind === 'prompts'
+                ? `/api/projects/${projectId}/import`
+                : `/api/projects/${projectId}/preferences/import`,
+              JSON.stringify({
+                format: kind === 'prompts' ? 'jsonl' : 'trl',
+                content: lines.join('\n'),
+                source: 'fuzz',
+                dryRun,
+              }),
+            );
+          const dry = await send(true);
+          if (!expectBad) {
+            expect(dry.statusCode, dry.body).toBe(200);
+            return;
+          }
+          const real = await send(false);
+          expect(dry.statusCode, dry.body).toBe(400);
+          expect(real.statusCode, real.body).toBe(400);
+          expect(real.json().message).toBe(dry.json().message);
+          expect(real.json().errors).toEqual(dry.json().errors);
+          expect(dry.json<{ errors: { line: number }[] }>().errors.map((error) => error.line)).toEqual([
+            badLine,
+          ]);
+        },
+      ),
+      { numRuns: 60 },
+    );
+    expect(await stored(projectId)).toEqual({ prompts: 0, responses: 0, comparisons: 0, judgments: 0 });
+  });
 });
