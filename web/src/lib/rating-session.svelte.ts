@@ -340,9 +340,17 @@ export class RatingSession {
     }
     this.exhausted = false;
     if (view.projectId !== this.projectId) return;
-    const known = view.id === this.current?.id || this.upcoming.some((held) => held.id === view.id);
-    if (!known && !this.queue.some((item) => item.view.id === view.id))
+    const known =
+      view.id === this.current?.id ||
+      this.upcoming.some((held) => held.id === view.id) ||
+      this.queue.some((item) => item.view.id === view.id);
+    if (!known) {
       this.upcoming = [...this.upcoming, view];
+      return;
+    }
+    // One this page holds already (more than `exclude` could list): ask again later, not at once.
+    this.fetchRetryAt = Date.now() + PREFETCH_RETRY_MS;
+    setTimeout(() => this.refill(), PREFETCH_RETRY_MS);
   }
 
   /** Sends the first queued judgment, if none is on its way. */
