@@ -586,10 +586,17 @@ test('on a phone the decision bar is on screen, its buttons are 44 px high and n
   await uiSignIn(page, rater);
   await page.goto(`/rate/${projectId}`);
   await expect(page.getByTestId('comparison')).toBeVisible();
-  expect(await page.evaluate("matchMedia('(hover: none) and (pointer: coarse)').matches")).toBe(true);
+  expect(
+    await page.evaluate(
+      () =>
+        (globalThis as unknown as { matchMedia(query: string): { matches: boolean } }).matchMedia(
+          '(hover: none) and (pointer: coarse)',
+        ).matches,
+    ),
+  ).toBe(true);
 
   const checkBar = async (): Promise<void> => {
-    expect(await page.evaluate('window.scrollY')).toBe(0);
+    expect(await page.evaluate(() => (globalThis as unknown as { scrollY: number }).scrollY)).toBe(0);
     const buttons = page.locator('.decide button');
     const count = await buttons.count();
     expect(count).toBeGreaterThanOrEqual(5);
