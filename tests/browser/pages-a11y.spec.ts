@@ -114,7 +114,13 @@ test('the main pages have no serious or critical accessibility violations', asyn
     await checkA11y(page, name);
     // Nothing scrolls sideways on a laptop screen.
     expect(
-      await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth'),
+      await page.evaluate(() => {
+        const view = globalThis as unknown as {
+          innerWidth: number;
+          document: { documentElement: { scrollWidth: number } };
+        };
+        return view.document.documentElement.scrollWidth - view.innerWidth;
+      }),
       name,
     ).toBeLessThanOrEqual(0);
   }
