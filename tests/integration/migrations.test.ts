@@ -55,6 +55,47 @@ describe('migration runner', () => {
     expect(tables[0]?.count).toBe('1');
   });
 
+  it('retires comparisons of two equal texts stored before pairing refused them', async () => {
+    const database = await fresh();
+    const retire = all.findIndex((migration) => migration.name.endsWith('_retire_identical_comparisons'));
+    expect(retire).toBeGreaterThan(0);
+    await applyMigrations(database.url, () => {}, all.slice(0, retire));
+    const ids = await query<{ project: string; prompt: string; a: string; b: string; c: string }>(
+      database.url,
+      `WITH pj AS (INSERT INTO "Project" (name, "updatedAt") VALUES ('p', now()) RETURNING id),
+            pr AS (INSERT INTO "Prompt" ("projectId", messages) SELECT id, '[]' FROM pj RETURNING id, "projectId")
+       SELECT pr."projectId" AS project, pr.id AS prompt,
+              gen_random_uuid() AS a, gen_random_uuid() AS b, gen_random_uuid() AS c FROM pr`,
+    );
+    const { project, prompt, a, b, c } = ids[0]!;
+    // Three comparisons of "4" vs "4" (unjudged, judged once of three, full) and one of "4" vs "5".
+    await query(
+      database.url,
+      `INSERT INTO "Response" (id, "promptId", text) VALUES
+         ('${a}', '${prompt}', '4'), ('${b}', '${prompt}', '4'), ('${c}', '${prompt}', '5');
+       INSERT INTO "Comparison" (id, "projectId", "promptId", "responseAId", "responseBId", "requiredVotes", "voteCount") VALUES
+         ('00000000-0000-4000-8000-000000000001', '${project}', '${prompt}', '${a}', '${b}', 3, 0),
+         ('00000000-0000-4000-8000-000000000002', '${project}', '${prompt}', '${b}', '${a}', 3, 1),
+         ('00000000-0000-4000-8000-000000000003', '${project}', '${prompt}', '${a}', '${a}', 1, 1),
+         ('00000000-0000-4000-8000-000000000004', '${project}', '${prompt}', '${a}', '${c}', 3, 0);
+       INSERT INTO "Preference" ("comparisonId", source, choice) VALUES
+         ('00000000-0000-4000-8000-000000000002', 'IMPORTED', 'A'),
+         ('00000000-0000-4000-8000-000000000003', 'IMPORTED', 'A');`,
+    );
+    expect((await applyMigrations(database.url)).applied).toEqual(all.slice(retire).map((m) => m.name));
+    const rows = await query<{ id: string; requiredVotes: number; voteCount: number; open: boolean }>(
+      database.url,
+      'SELECT id, "requiredVotes", "voteCount", open FROM "Comparison" ORDER BY id',
+    );
+    expect(rows).toEqual([
+      { id: '00000000-0000-4000-8000-000000000002', requiredVotes: 1, voteCount: 1, open: false },
+      { id: '00000000-0000-4000-8000-000000000003', requiredVotes: 1, voteCount: 1, open: false },
+      { id: '00000000-0000-4000-8000-000000000004', requiredVotes: 3, voteCount: 0, open: true },
+    ]);
+    const judgments = await query<{ count: string }>(database.url, 'SELECT count(*) FROM "Preference"');
+    expect(judgments[0]?.count).toBe('2');
+  });
+
   it('applies each migration exactly once when several processes start at the same time', async () => {
     const database = await fresh();
     const results = await Promise.all(Array.from({ length: 4 }, () => applyMigrations(database.url)));
