@@ -2,6 +2,9 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // One TypeScript configuration for every file the tests load: web/tsconfig.json extends what
+  // `svelte-kit sync` generates, which a fresh clone has not run yet.
+  tsconfig: 'tsconfig.json',
   test: {
     include: ['tests/unit/**/*.test.ts', 'tests/integration/**/*.test.ts'],
     globalSetup: ['tests/support/global-setup.ts'],
