@@ -1,8 +1,11 @@
 // Stores an imported preference file in set-based statements: parsed rows are copied into a
-// temporary table in batches as they are read (multi-row inserts of arrays), then prompts,
+// temporary table in batches as they are read (a COPY of each batch), then prompts,
 // responses, comparisons and judgments are matched and written by SQL, all in the import's one
 // transaction. The server holds one batch of rows at a time, whatever the file's size.
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import type { PrismaClient } from '../db/client.js';
 import { poolOf } from '../db/client.js';
 
@@ -17,7 +20,7 @@ export interface StagedPair {
 /** The longest a statement of an import may take. */
 const IMPORT_STATEMENT_MS = 10 * 60_000;
 
-/** Rows per multi-row insert into the staging table. */
+/** Rows per COPY into the staging table. */
 const BATCH = 2_000;
 
 /**
@@ -58,6 +61,15 @@ export async function inImportTransaction<T>(
   }
 }
 
+/** A value in COPY's text format: backslash, tab, line feed and carriage return escaped. */
+function copyText(value: string): string {
+  return /[\\\t\n\r]/.test(value)
+    ? value.replace(/[\\\t\n\r]/g, (c) =>
+        c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r',
+      )
+    : value;
+}
+
 /** The staging table of one import: rows go in as they are read, in batches. */
 export class PreferenceStaging {
   private batch: StagedPair[] = [];
@@ -80,16 +92,16 @@ export class PreferenceStaging {
     if (!this.batch.length) return;
     const rows = this.batch;
     this.batch = [];
-    await this.client.query(
-      `INSERT INTO import_pair (line, messages, chosen, rejected, strength)
-       SELECT * FROM unnest($1::int[], $2::jsonb[], $3::text[], $4::text[], $5::int[])`,
-      [
-        rows.map((row) => row.line),
-        rows.map((row) => JSON.stringify(row.messages)),
-        rows.map((row) => row.chosen),
-        rows.map((row) => row.rejected),
-        rows.map((row) => row.strength),
-      ],
+    // One COPY (text format) per batch: a batch is a whole statement, so a file refused midway
+    // leaves no COPY open on the connection.
+    const lines = rows.map(
+      (row) =>
+        `${row.line}\t${copyText(JSON.stringify(row.messages))}\t${copyText(row.chosen)}\t` +
+        `${copyText(row.rejected)}\t${row.strength ?? '\\N'}\n`,
+    );
+    await pipeline(
+      Readable.from([Buffer.from(lines.join(''))]),
+      this.client.query(copyFrom('COPY import_pair (line, messages, chosen, rejected, strength) FROM STDIN')),
     );
   }
 

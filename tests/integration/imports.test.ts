@@ -163,6 +163,22 @@ describe('preference imports', () => {
     expect(await stored(projectId)).toEqual({ prompts: 1, responses: 2, comparisons: 1, judgments: 1 });
   });
 
+  it('stores backslashes, tabs, line ends and "\\N" in prompts and responses exactly as sent', async () => {
+    const { projectId } = await createProject(t, {}, { prompts: 0, responses: 0 });
+    const prompt = 'C:\\new\\table\tcol\r\nnext \\N \\\\ end';
+    const chosen = '\\N';
+    const rejected = 'tab\there\\tnot\nline\\nnot\rcr\\\\';
+    const content = JSON.stringify({ prompt, chosen, rejected, margin: 1 });
+    const response = await post(
+      url(projectId),
+      JSON.stringify({ format: 'trl', content, source: 'escapes' }),
+    );
+    expect(response.statusCode, response.body).toBe(200);
+    const [stored] = await t.prisma.prompt.findMany({ where: { projectId }, include: { responses: true } });
+    expect(stored!.messages).toEqual([{ role: 'user', content: prompt }]);
+    expect(stored!.responses.map((r) => r.text).sort()).toEqual([chosen, rejected].sort());
+  });
+
   it('refuses a gzip bomb at the import limit with 413 and stores nothing', async () => {
     const { projectId } = await createProject(t, {}, { prompts: 0, responses: 0 });
     const row = `${JSON.stringify({ prompt: 'Q', chosen: 'a'.repeat(500), rejected: 'b'.repeat(500) })}\n`;
