@@ -213,12 +213,12 @@ export class PreferenceStaging {
     );
     await q(
       `INSERT INTO "Response" (id, "promptId", text, source)
-       SELECT id, prompt_id, text, $1 FROM import_response WHERE is_new`,
+       SELECT id, prompt_id, text, $1 FROM import_response WHERE is_new ORDER BY prompt_id`,
       [source],
     );
     await q(
       `INSERT INTO "Comparison" (id, "projectId", "promptId", "responseAId", "responseBId", "requiredVotes", "voteCount")
-       SELECT id, $1, prompt_id, a_id, b_id, votes, votes FROM import_comparison WHERE is_new`,
+       SELECT id, $1, prompt_id, a_id, b_id, votes, votes FROM import_comparison WHERE is_new ORDER BY prompt_id`,
       [projectId],
     );
     await q(
