@@ -521,6 +521,114 @@ test('sends that fail are told, kept in order and sent again; U takes back an un
   await context.close();
 });
 
+test('judgments unsent when the page is reloaded are sent on the next visit, once each, and told', async ({
+  browser,
+  baseURL,
+  playwright,
+  seed,
+}) => {
+  const admin = await seed.createUser('ADMIN');
+  const rater = await seed.createUser('RATER');
+  const projectId = await ratedProject(playwright, baseURL, admin, rater, 'Reloaded with unsent judgments');
+  const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await uiSignIn(page, rater);
+  await page.goto(`/rate/${projectId}`);
+  await expect(page.getByTestId('comparison')).toBeVisible();
+  await expect.poll(() => seed.prisma.assignment.count({ where: { raterId: rater.id } })).toBe(2);
+  const store = `loom.unsent.${rater.id}.${projectId}`;
+  /** The unsent judgments this browser keeps: assignment ids by localStorage key. */
+  const kept = () =>
+    page.evaluate(() =>
+      Object.fromEntries(
+        Object.keys(localStorage)
+          .filter((key) => key.startsWith('loom.unsent.'))
+          .map((key) => [
+            key,
+            (JSON.parse(localStorage.getItem(key)!) as { assignmentId: string }[]).map((e) => e.assignmentId),
+          ]),
+      ),
+    );
+
+  // The network is down for submissions, except that the first one reaches the server and only its
+  // answer is lost: two judgments wait on the page, one of them stored already. Every request is noted.
+  let down = true;
+  const sent: { id: string; key: string; through: boolean }[] = [];
+  await page.route('**/api/assignments/*/submit', async (route) => {
+    const id = route.request().url().split('/').at(-2)!;
+    const first = sent.length === 0;
+    sent.push({ id, key: route.request().headers()['idempotency-key'] ?? '', through: !down });
+    if (!down) await route.continue();
+    else {
+      if (first) await route.fetch();
+      await route.abort('connectionrefused');
+    }
+  });
+  const a = await judgeByKeys(page);
+  await expect(page.getByTestId('comparison')).not.toHaveAttribute('data-assignment-id', a);
+  const b = await judgeByKeys(page);
+  await expect(page.getByTestId('rate-loading')).toBeVisible();
+  await expect.poll(() => seed.prisma.preference.count({ where: { assignmentId: a } })).toBe(1);
+  // They are kept in this browser under the rater and the project, in order.
+  expect(await kept()).toEqual({ [store]: [a, b] });
+
+  // The rater reloads anyway (the old page sends nothing more); the network comes back once the new
+  // page has tried.
+  const before = sent.length;
+  await page.reload();
+  await expect.poll(() => sent.length).toBeGreaterThan(before);
+  expect(sent[before]!.id).toBe(a);
+  down = false;
+  const message = page.getByTestId('rate-message');
+  await expect(message).toContainText('2 judgments from your last visit were sent');
+  await expect(page.getByTestId('comparison')).toBeVisible();
+  const rows = await seed.prisma.preference.findMany({
+    where: { raterId: rater.id },
+    orderBy: { createdAt: 'asc' },
+  });
+  expect(rows.map((row) => row.assignmentId)).toEqual([a, b]);
+  expect(rows.map((row) => row.strength)).toEqual([0, 0]);
+  // Sent in order, each with one key throughout, the one stored already with the key it was stored with.
+  const through = sent.filter((request) => request.through);
+  expect(through.map((request) => request.id)).toEqual([a, b]);
+  for (const id of [a, b]) {
+    expect(new Set(sent.filter((request) => request.id === id).map((request) => request.key)).size).toBe(1);
+  }
+  expect(through[0]!.key).not.toBe(through[1]!.key);
+  expect(await kept()).toEqual({});
+
+  // Nothing is left for a later visit: reloading again sends nothing and tells nothing.
+  await page.reload();
+  await expect(page.getByTestId('comparison')).toBeVisible();
+  await page.waitForTimeout(300);
+  expect(sent.filter((request) => request.through)).toHaveLength(2);
+  await expect(message).toHaveCount(0);
+  expect(await seed.prisma.preference.count({ where: { raterId: rater.id } })).toBe(2);
+
+  // One left unsent whose lease is withdrawn meanwhile is refused on the next visit, with the reason.
+  down = true;
+  const c = await judgeByKeys(page);
+  await expect.poll(kept).toEqual({ [store]: [c] });
+  await seed.prisma.assignment.update({ where: { id: c }, data: { status: 'EXPIRED' } });
+  const tried = sent.length;
+  await page.reload();
+  await expect.poll(() => sent.length).toBeGreaterThan(tried);
+  down = false;
+  await expect(message).toContainText('1 judgment from your last visit was not stored');
+  await expect(message).toContainText('withdrawn');
+  expect(await kept()).toEqual({});
+  expect(await seed.prisma.preference.count({ where: { raterId: rater.id } })).toBe(2);
+
+  // Signing out forgets what is unsent: nothing is left for whoever signs in next on this browser.
+  down = true;
+  await judgeByKeys(page);
+  await expect.poll(async () => Object.keys(await kept())).toEqual([store]);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page).toHaveURL(/\/login/);
+  expect(await kept()).toEqual({});
+  await context.close();
+});
+
 test('a judgment the server refuses (409, 404) is told and does not skip the comparison on screen', async ({
   browser,
   baseURL,

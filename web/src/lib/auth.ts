@@ -4,6 +4,7 @@ import { goto } from '$app/navigation';
 import { resolve } from '$app/paths';
 import type { Role } from '$shared/index.js';
 import { api, ApiError } from './api.js';
+import { forgetUnsentJudgments } from './rating-session.svelte.js';
 import { session } from './session.svelte.js';
 
 let pending: Promise<void> | null = null;
@@ -65,5 +66,7 @@ export async function signOut(): Promise<void> {
     // The session may already be gone; signing out locally is what matters.
   }
   session.clear();
+  // Judgments left unsent here are not for whoever signs in next on this browser.
+  forgetUnsentJudgments();
   await goto(resolve('/login'));
 }

@@ -9,9 +9,15 @@
 // notice that stays until everything is stored, with a button to send now); nothing is dropped. A
 // judgment the server refuses (409: withdrawn, already judged; 404; 400) is told to the rater and
 // leaves the comparison on screen where it is.
+//
+// Unsent judgments are also kept in this browser's localStorage, under the signed-in rater and the
+// project, from when they are queued until the server stored or refused them: a page reloaded or closed
+// anyway (or a browser that crashed) sends them first on the next visit, with the same keys (a judgment
+// the server stored already is answered from its store, not stored twice), and tells the rater.
 import type { AssignmentView, RatingContext, SubmitBody, SubmitResult } from '$shared/index.js';
 import { api, ApiError, errorMessage } from './api.js';
 import { newIdempotencyKey, type Judgment } from './rating.js';
+import { session } from './session.svelte.js';
 
 /** How long U can take a stored judgment back (the server's window, counted from the first send). */
 export const UNDO_WINDOW_MS = 60_000;
@@ -33,12 +39,36 @@ export interface RateMessage {
   text: string;
 }
 
-/** A judgment waiting for the server's answer. */
-interface Outgoing {
-  view: AssignmentView;
-  judgment: Judgment;
+/** Where this browser keeps a rater's unsent judgments (see unsentKey()). */
+const UNSENT_PREFIX = 'loom.unsent.';
+
+function unsentKey(userId: string, projectId: string): string {
+  return `${UNSENT_PREFIX}${userId}.${projectId}`;
+}
+
+/** Forgets every rater's unsent judgments kept in this browser (on signing out). */
+export function forgetUnsentJudgments(): void {
+  try {
+    for (const key of Object.keys(localStorage))
+      if (key.startsWith(UNSENT_PREFIX)) localStorage.removeItem(key);
+  } catch {
+    // No storage: nothing kept.
+  }
+}
+
+/** A judgment as kept in localStorage: what resends it exactly as it was sent. */
+interface Kept {
+  assignmentId: string;
   key: string;
   body: SubmitBody;
+}
+
+/** A judgment waiting for the server's answer. */
+interface Outgoing extends Kept {
+  /** Its localStorage key (the rater and project it was made for). */
+  store: string;
+  /** Left unsent by an earlier visit. */
+  restored: boolean;
   /** When it was first sent (the server's undo window starts at or after it). */
   firstSentAt: number | null;
   failures: number;
@@ -91,6 +121,13 @@ export class RatingSession {
   private fetching: Promise<void> | null = null;
   private fetchRetryAt = 0;
   private troubleReason: string | null = null;
+  /** Idempotency keys of the judgments this page queued or took over (others' stay in localStorage). */
+  private own: string[] = [];
+  /** The localStorage lists this page wrote last. */
+  private persisted: string[] = [];
+  /** Judgments of an earlier visit stored, and why others were refused, told when all are answered. */
+  private restoredSent = 0;
+  private restoredRefused: string[] = [];
   /** The server had nothing beyond what is held when it was last asked. */
   private exhausted = false;
 
@@ -109,6 +146,7 @@ export class RatingSession {
     this.last = null;
     this.exhausted = false;
     this.fetchRetryAt = 0;
+    this.restoreUnsent(projectId);
     try {
       const [context, first] = await Promise.all([
         api.ratingContext(projectId),
@@ -125,6 +163,9 @@ export class RatingSession {
       if (generation !== this.generation) return;
       this.loadError = errorMessage(error);
       this.phase = 'error';
+    } finally {
+      // Judgments an earlier visit left unsent go out first (they are first in the queue).
+      if (generation === this.generation) this.pump();
     }
   }
 
@@ -138,14 +179,18 @@ export class RatingSession {
   submit(judgment: Judgment, timeSpentMs: number): void {
     const view = this.current;
     if (!view || this.phase !== 'rating' || this.undoing) return;
+    const user = session.user;
+    if (!user) return;
     const item: Outgoing = {
-      view,
-      judgment,
+      assignmentId: view.id,
       key: newIdempotencyKey(),
       body: { ...judgment, timeSpentMs },
+      store: unsentKey(user.id, this.projectId),
+      restored: false,
       firstSentAt: null,
       failures: 0,
     };
+    this.own.push(item.key);
     this.queue.push(item);
     this.queueChanged();
     this.last = { view, judgment, deadline: Date.now() + UNDO_WINDOW_MS, outgoing: item, preferenceId: null };
@@ -238,7 +283,7 @@ export class RatingSession {
     const ids = [
       ...(this.current ? [this.current.id] : []),
       ...this.upcoming.map((view) => view.id),
-      ...this.queue.map((item) => item.view.id).reverse(),
+      ...this.queue.map((item) => item.assignmentId).reverse(),
     ];
     return ids.filter((id, index) => ids.indexOf(id) === index).slice(0, MAX_EXCLUDE);
   }
@@ -260,7 +305,7 @@ export class RatingSession {
 
   /** A held comparison that is still fresh, taken off the list. */
   private take(): AssignmentView | undefined {
-    const queued = this.queue.map((item) => item.view.id);
+    const queued = this.queue.map((item) => item.assignmentId);
     let view: AssignmentView | undefined;
     while ((view = this.upcoming.shift())) {
       if (!queued.includes(view.id) && Date.parse(view.expiresAt) > Date.now() + FRESH_MS) return view;
@@ -343,7 +388,7 @@ export class RatingSession {
     const known =
       view.id === this.current?.id ||
       this.upcoming.some((held) => held.id === view.id) ||
-      this.queue.some((item) => item.view.id === view.id);
+      this.queue.some((item) => item.assignmentId === view.id);
     if (!known) {
       this.upcoming = [...this.upcoming, view];
       return;
@@ -364,7 +409,7 @@ export class RatingSession {
     item.firstSentAt ??= Date.now();
     this.sendingItem = item;
     this.sending = api
-      .submitJudgment(item.view.id, body, item.key)
+      .submitJudgment(item.assignmentId, body, item.key)
       .then(
         (result) => this.onStored(item, result, askNext && generation === this.generation),
         (error: unknown) => this.onFailed(item, error),
@@ -381,6 +426,10 @@ export class RatingSession {
     this.queue = this.queue.filter((queued) => queued !== item);
     this.queueChanged();
     if (asked) this.receive(result.next ?? null);
+    if (item.restored) {
+      this.restoredSent++;
+      this.tellRestored();
+    }
     if (this.last?.outgoing === item) {
       this.last = {
         ...this.last,
@@ -417,14 +466,100 @@ export class RatingSession {
     this.queue = this.queue.filter((queued) => queued !== item);
     this.queueChanged();
     if (this.last?.outgoing === item) this.last = null;
-    this.message = {
-      kind: 'error',
-      text: `Your judgment of an earlier comparison was not stored: ${errorMessage(error)}`,
-    };
+    if (item.restored) {
+      this.restoredRefused.push(errorMessage(error));
+      this.tellRestored();
+    } else {
+      this.message = {
+        kind: 'error',
+        text: `Your judgment of an earlier comparison was not stored: ${errorMessage(error)}`,
+      };
+    }
     this.hooks.changed();
   }
 
+  /** Takes over the judgments an earlier visit left unsent in this project, first in the queue. */
+  private restoreUnsent(projectId: string): void {
+    const user = session.user;
+    if (!user) return;
+    const store = unsentKey(user.id, projectId);
+    let kept: unknown;
+    try {
+      kept = JSON.parse(localStorage.getItem(store) ?? '[]');
+    } catch {
+      return;
+    }
+    if (!Array.isArray(kept)) return;
+    const restored: Outgoing[] = [];
+    for (const entry of kept as Partial<Kept>[]) {
+      const { assignmentId, key, body } = entry ?? {};
+      if (typeof assignmentId !== 'string' || typeof key !== 'string' || !body || typeof body !== 'object')
+        continue;
+      if (this.own.includes(key)) continue;
+      this.own.push(key);
+      restored.push({ assignmentId, key, body, store, restored: true, firstSentAt: null, failures: 0 });
+    }
+    if (restored.length === 0) return;
+    this.queue = [...restored, ...this.queue];
+    this.queueChanged();
+  }
+
+  /** Once every judgment of an earlier visit is answered: how many were stored, and why others not. */
+  private tellRestored(): void {
+    if (this.queue.some((item) => item.restored)) return;
+    const sent = this.restoredSent;
+    const refused = this.restoredRefused;
+    this.restoredSent = 0;
+    this.restoredRefused = [];
+    const count = (n: number) => (n === 1 ? '1 judgment' : `${n} judgments`);
+    const parts: string[] = [];
+    if (sent > 0) parts.push(`${count(sent)} from your last visit ${sent === 1 ? 'was' : 'were'} sent.`);
+    if (refused.length > 0) {
+      parts.push(
+        `${count(refused.length)} from your last visit ${refused.length === 1 ? 'was' : 'were'} not stored: ` +
+          refused.filter((reason, index) => refused.indexOf(reason) === index).join(' '),
+      );
+    }
+    this.message = { kind: refused.length > 0 ? 'error' : 'success', text: parts.join(' ') };
+  }
+
+  /**
+   * Keeps the queue in localStorage, one list per rater and project: this page's unsent judgments, and
+   * those another tab keeps there. Only the signed-in rater's lists are written.
+   */
+  private persist(): void {
+    const user = session.user;
+    if (!user) return;
+    const stores = [...this.queue.map((item) => item.store), ...this.persisted].filter(
+      (store, index, all) => all.indexOf(store) === index,
+    );
+    try {
+      for (const store of stores) {
+        if (!store.startsWith(unsentKey(user.id, ''))) continue;
+        let kept: unknown;
+        try {
+          kept = JSON.parse(localStorage.getItem(store) ?? '[]');
+        } catch {
+          kept = [];
+        }
+        const others = (Array.isArray(kept) ? (kept as Kept[]) : []).filter(
+          (entry) => typeof entry?.key === 'string' && !this.own.includes(entry.key),
+        );
+        const mine = this.queue
+          .filter((item) => item.store === store)
+          .map(({ assignmentId, key, body }): Kept => ({ assignmentId, key, body }));
+        const all = [...others, ...mine];
+        if (all.length > 0) localStorage.setItem(store, JSON.stringify(all));
+        else localStorage.removeItem(store);
+      }
+    } catch {
+      // No storage (or it is full): the judgments are kept on this page only.
+    }
+    this.persisted = this.queue.map((item) => item.store);
+  }
+
   private queueChanged(): void {
+    this.persist();
     const count = this.queue.length;
     this.unsent = count;
     if (count === 0) this.troubleReason = null;
@@ -432,6 +567,6 @@ export class RatingSession {
       this.troubleReason === null
         ? null
         : `${count === 1 ? '1 judgment is' : `${count} judgments are`} not saved yet (${this.troubleReason}). ` +
-          'They are kept on this page and sent again automatically; keep this tab open.';
+          'They are kept in this browser and sent again automatically (on your next visit if this tab closes).';
   }
 }
