@@ -10,13 +10,17 @@ import { HttpError } from '../errors.js';
 /** Deeper than any schema of the API (label schemas and criteria are the deepest, at 4 levels). */
 export const MAX_JSON_DEPTH = 32;
 
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** A UTF-16 surrogate without its pair (no UTF-8 form); the import reader searches with it too. */
+export const LONE_SURROGATE_SOURCE =
+  '[\\ud800-\\udbff](?![\\udc00-\\udfff])|(?<![\\ud800-\\udbff])[\\udc00-\\udfff]';
+export const LONE_SURROGATE_PROBLEM =
+  'contains a lone surrogate (e.g. \\ud800), which is not valid Unicode text';
+const LONE_SURROGATE = new RegExp(LONE_SURROGATE_SOURCE);
 
 /** What is wrong with a string for PostgreSQL, or null when it can be stored as it is. */
 export function unstorableText(text: string): string | null {
   if (text.includes('\u0000')) return 'contains a NUL character (\\u0000), which cannot be stored';
-  if (LONE_SURROGATE.test(text))
-    return 'contains a lone surrogate (e.g. \\ud800), which is not valid Unicode text';
+  if (LONE_SURROGATE.test(text)) return LONE_SURROGATE_PROBLEM;
   return null;
 }
 

@@ -304,18 +304,15 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
       async (request) => {
+        // The upload's temporary file is removed by streamImportBodies once the request is answered.
         const upload = request.body.content as unknown as ImportUpload;
-        try {
-          const project = await app.services.projects.visible(principalOf(request), request.params.id);
-          return await importPreferences(
-            app.prisma,
-            project.id,
-            { ...request.body, content: upload },
-            actor(request),
-          );
-        } finally {
-          await upload.dispose();
-        }
+        const project = await app.services.projects.visible(principalOf(request), request.params.id);
+        return importPreferences(
+          app.prisma,
+          project.id,
+          { ...request.body, content: upload },
+          actor(request),
+        );
       },
     );
   });

@@ -11,6 +11,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { parse as parseCsvStream, type Options as CsvOptions } from 'csv-parse';
 import { HttpError } from '../errors.js';
+import { LONE_SURROGATE_PROBLEM, LONE_SURROGATE_SOURCE } from '../plugins/input.js';
 
 /** A file to import: its text, or something that reads it as bytes (as often as asked). */
 export type ImportContent = string | ImportStream;
@@ -193,7 +194,7 @@ export class ImportUpload implements ImportStream {
   }
 }
 
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const LONE_SURROGATE = new RegExp(LONE_SURROGATE_SOURCE, 'g');
 const ESCAPES: Record<string, string> = {
   '"': '"',
   '\\': '\\',
@@ -263,8 +264,7 @@ export async function receiveUpload(
       let line = newlines + 1;
       for (let at = text.indexOf('\n'); at !== -1 && at < match.index; at = text.indexOf('\n', at + 1))
         line++;
-      if (problems.size < 1000 && !problems.has(line))
-        problems.set(line, 'contains a lone surrogate (e.g. \\ud800), which is not valid Unicode text');
+      if (problems.size < 1000 && !problems.has(line)) problems.set(line, LONE_SURROGATE_PROBLEM);
     }
     for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) newlines++;
     if (writeError) throw writeError;

@@ -98,6 +98,17 @@ export const ROUND_SNAPSHOT_SPEC: ExportSpec = {
   encoding: CURRENT_ENCODING,
 };
 
+/** The columns that say how a snapshot's file is made. */
+function specColumns(spec: ExportSpec) {
+  const { filters, format, mode, options, encoding } = spec;
+  return { filters, format, mode, options, encoding };
+}
+
+/** A snapshot row before its file is hashed (no hash yet, so it is not listed). */
+function unsealed(projectId: string, name: string, spec: ExportSpec) {
+  return { projectId, name, ...specColumns(spec), rowCount: 0, contentHash: '' };
+}
+
 /**
  * A training round's snapshot: exactly the given judgments, hashed like any other snapshot, so the
  * lineage a round cites downloads and verifies. Made by no one (createdById null).
@@ -111,15 +122,7 @@ export async function createRoundSnapshot(
   const spec = ROUND_SNAPSHOT_SPEC;
   const snapshot = await prisma.datasetSnapshot.create({
     data: {
-      projectId,
-      name,
-      filters: spec.filters,
-      format: spec.format,
-      mode: spec.mode,
-      options: spec.options,
-      encoding: spec.encoding,
-      rowCount: 0,
-      contentHash: '',
+      ...unsealed(projectId, name, spec),
       items: { createMany: { data: preferenceIds.map((preferenceId) => ({ preferenceId })) } },
     },
   });
@@ -155,11 +158,7 @@ async function sealLegacyRoundSnapshots(prisma: PrismaClient, where: { projectId
     await prisma.datasetSnapshot.update({
       where: { id: snapshot.id },
       data: {
-        format: spec.format,
-        mode: spec.mode,
-        filters: spec.filters,
-        options: spec.options,
-        encoding: spec.encoding,
+        ...specColumns(spec),
         rowCount: result.rows,
         identicalLeftOut: result.identical,
         contentHash: result.sha256,
@@ -185,18 +184,7 @@ export async function createSnapshot(
   const snapshot = await prisma.$transaction(
     async (tx) => {
       const created = await tx.datasetSnapshot.create({
-        data: {
-          projectId,
-          name,
-          filters: spec.filters,
-          format: spec.format,
-          mode: spec.mode,
-          options: spec.options,
-          encoding: spec.encoding,
-          rowCount: 0,
-          contentHash: '',
-          createdById: actor.id,
-        },
+        data: { ...unsealed(projectId, name, spec), createdById: actor.id },
       });
       await tx.$executeRaw`INSERT INTO "DatasetSnapshotItem" ("snapshotId", "preferenceId")
       SELECT ${created.id}::uuid, id FROM (${chosenIdsSql({ projectId, filters: spec.filters })}) AS chosen`;
