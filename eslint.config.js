@@ -11,7 +11,7 @@ export default ts.config(
       'node_modules/',
       'dist/',
       'data/',
-      'server/db/generated/',
+      'core/db/generated/',
       'web/build/',
       'web/.svelte-kit/',
       'test-results/',

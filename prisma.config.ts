@@ -1,5 +1,5 @@
-// Prisma CLI configuration. The runtime connects through server/db/client.ts; migrations are
-// applied by server/db/migrate.ts (see README, "Migrations").
+// Prisma CLI configuration. The runtime connects through core/db/client.ts; migrations are
+// applied by core/db/migrate.ts (see README, "Migrations").
 import { defineConfig } from 'prisma/config';
 
 export default defineConfig({

@@ -1,8 +1,10 @@
 // Durability under crashes: many concurrent raters submit judgments through the HTTP API while the
 // server is killed with SIGKILL again and again and PostgreSQL (an embedded cluster of its own, with
 // its default fsync, synchronous_commit and full_page_writes) is stopped in immediate mode (SIGQUIT
-// to the postmaster) and restarted. Each rater keeps its own ledger of acknowledged submissions
-// (HTTP 201) and retries a failed request with the same idempotency key until it is answered.
+// to the postmaster) and restarted: by default at least 20 server kills and 5 PostgreSQL crashes,
+// every fifth crash PostgreSQL's (BENCH_KILLS, BENCH_DB_RESTARTS, BENCH_CHAOS_SECONDS, BENCH_SECONDS).
+// Each rater keeps its own ledger of acknowledged submissions (HTTP 201) and retries a failed
+// request with the same idempotency key until it is answered.
 // Afterwards the database is checked against the ledgers: no acknowledged judgment lost, none
 // stored twice, no comparison over its overlap, every lease count right.
 // Ends with `durability: acknowledged=<n> lost=<n> duplicated=<n> kills=<n> db_restarts=<n>`.
@@ -14,15 +16,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { seedComparisons } from './database.js';
 import { startProductionServer, type ServerProcess } from './server.js';
-import { loadConfig } from '../server/config.js';
-import { createPrisma } from '../server/db/client.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../server/db/embedded.js';
-import { applyMigrations } from '../server/db/migrate.js';
-import { AuthService } from '../server/services/auth.js';
+import { loadConfig } from '../core/config.js';
+import { createPrisma } from '../core/db/client.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../core/db/embedded.js';
+import { applyMigrations } from '../core/db/migrate.js';
+import { AuthService } from '../core/services/auth.js';
 
 const RATERS = Number(process.env.BENCH_RATERS ?? 1000);
+/** The least time under chaos, in seconds; it goes on until both counts below are reached. */
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
-/** Seconds between server kills; every third kill is a PostgreSQL crash instead. */
+/** Server kills (SIGKILL) and PostgreSQL crashes (immediate shutdown, restart) to reach. */
+const KILLS = Number(process.env.BENCH_KILLS ?? 20);
+const DB_RESTARTS = Number(process.env.BENCH_DB_RESTARTS ?? 5);
+/** Seconds between crashes (±50%); every fifth is a PostgreSQL crash, the others server kills. */
 const CHAOS_EVERY = Number(process.env.BENCH_CHAOS_SECONDS ?? 4);
 const COMPARISONS = Number(process.env.BENCH_COMPARISONS ?? 30_000);
 
@@ -120,7 +126,7 @@ export async function main(): Promise<void> {
       while (!stopping) {
         let assignment: { id: string } | null = null;
         try {
-          const next = await request(port, 'POST', `/api/projects/${project.id}/assignments/next`, token, {});
+          const next = await request(port, 'POST', `/api/projects/${project.id}/leases/next`, token, {});
           if (next.status === 200)
             assignment = (JSON.parse(next.body) as { assignment: { id: string } | null }).assignment;
         } catch {
@@ -136,9 +142,8 @@ export async function main(): Promise<void> {
         for (let attempt = 0; ; attempt++) {
           let status: number;
           try {
-            status = (
-              await request(port, 'POST', `/api/assignments/${assignment.id}/submit`, token, body, key)
-            ).status;
+            status = (await request(port, 'POST', `/api/leases/${assignment.id}/submit`, token, body, key))
+              .status;
           } catch {
             status = 0;
           }
@@ -160,10 +165,11 @@ export async function main(): Promise<void> {
     const started = Date.now();
     const end = started + SECONDS * 1000;
     let cycle = 0;
-    while (Date.now() < end) {
+    while (Date.now() < end || kills < KILLS || dbRestarts < DB_RESTARTS) {
       await sleep(CHAOS_EVERY * 1000 * (0.5 + Math.random()));
       cycle++;
-      if (cycle % 3 === 0) {
+      const crashDatabase = cycle % 5 === 0 || (kills >= KILLS && dbRestarts < DB_RESTARTS);
+      if (crashDatabase) {
         // PostgreSQL crash: immediate shutdown (no checkpoint), then start again with recovery.
         const pid = Number(
           readFileSync(path.join(database.clusterDir, 'postmaster.pid'), 'utf8').split('\n')[0],

@@ -10,9 +10,9 @@ import pg from 'pg';
 import { benchDatabase } from './database.js';
 import { HH_TEST_FILE as HH_FILE } from './hh-data.js';
 import { memoryOf, startProductionServer, type ServerProcess } from './server.js';
-import { createPrisma } from '../server/db/client.js';
-import { importPreferences } from '../server/services/dataset-imports.js';
-import { hashPassword } from '../server/services/passwords.js';
+import { createPrisma } from '../core/db/client.js';
+import { PreferenceImportService } from '../core/services/preference-imports.js';
+import { hashPassword } from '../core/services/passwords.js';
 
 const JUDGMENTS = Number(process.env.BENCH_JUDGMENTS ?? 1_000_000);
 const VOTES = 5; // judgments per comparison, by distinct raters
@@ -125,8 +125,7 @@ export async function main(): Promise<void> {
       const project = await prisma.project.create({ data: { name: 'hh import' } });
       const content = gunzipSync(readFileSync(HH_FILE)).toString('utf8');
       started = performance.now();
-      const report = await importPreferences(
-        prisma,
+      const report = await new PreferenceImportService(prisma).importFile(
         project.id,
         { format: 'hh', content, source: 'hh-rlhf/helpful-base-test', onError: 'skip' },
         { id: researcher.id },

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { benchDatabase, type BenchDatabase } from './database.js';
-import { projectRoot } from '../server/paths.js';
+import { projectRoot } from '../core/paths.js';
 
 interface RateProject {
   id: string;
@@ -104,7 +104,7 @@ export async function main(args: string[]): Promise<void> {
       last = state;
       if (demo && demo.progress.availableToMe > 0) {
         // Rateable: a lease of a demo comparison through the rater's API.
-        const next = await fetch(`${origin}/api/projects/${demo.id}/assignments/next`, {
+        const next = await fetch(`${origin}/api/projects/${demo.id}/leases/next`, {
           method: 'POST',
           headers,
           body: '{}',

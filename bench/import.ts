@@ -10,8 +10,8 @@ import { Readable } from 'node:stream';
 import pg from 'pg';
 import { benchDatabase } from './database.js';
 import { memoryOf, startProductionServer, type ServerProcess } from './server.js';
-import { createPrisma } from '../server/db/client.js';
-import { hashPassword } from '../server/services/passwords.js';
+import { createPrisma } from '../core/db/client.js';
+import { hashPassword } from '../core/services/passwords.js';
 
 const LIMIT = Number(process.env.IMPORT_LIMIT_BYTES ?? 67_108_864);
 const WORDS = (

@@ -1,8 +1,14 @@
 // The closed loop on the demo project: simulated raters (with noise) judge through the HTTP API,
-// a round trains from the queue, its version is promoted, raters judge it against its parent, and
-// so on for 5 rounds. The peer is the SFT policy the loop started from, judged on held-out prompts
-// by the raters' hidden utility (correct first, then concise).
-// Ends with `loop: win_rate_vs_sft=<0..1> kl=<nats> length_drift=<ratio>`.
+// a round trains from the queue, raters judge its new version against its parent, and the version
+// is promoted by the human-judged rule (the lower end of the 95% interval of its win rate against
+// the parent above 0.5, on at least 20 votes; the round scheduler's own promotion); and so on for
+// 5 rounds. Each round reports whether it promoted and on how many votes, next to what the
+// reward-model rule would have done. The peer is the SFT policy the loop started from, judged on
+// held-out prompts by the raters' hidden utility (correct first, then concise).
+// Ends with `loop: win_rate_vs_sft=<0..1> kl=<nats> length_drift=<ratio> promoted=<k>/<rounds>`.
+// `--seeds N` runs the loop N times with seeds 1..N (round settings, raters) and ends with
+// `loop: win_rate_min=<a> win_rate_mean=<b> rounds_worse=<n of N·rounds> kl_max=<c>`, where a round
+// is worse when the version it promoted is worse than its parent by the hidden utility.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -10,10 +16,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { benchDatabase } from './database.js';
 import { buildApp } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
-import { createPrisma } from '../server/db/client.js';
-import { demoUtility, ensureDemoProject, isCorrect } from '../server/demo.js';
-import { startBoss, type JobPayloads } from '../server/jobs.js';
+import { loadConfig } from '../core/config.js';
+import { createPrisma } from '../core/db/client.js';
+import { demoUtility, ensureDemoProject, isCorrect } from '../core/demo.js';
+import { startBoss, type JobPayloads } from '../core/jobs.js';
+import { defaultSchedule } from '../core/schemas/projects.js';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from '../server/simulated-raters.js';
 import { evaluatePolicy } from '../trainer/evaluate.js';
 import { freezeCopy } from '../trainer/policy.js';
@@ -24,15 +31,55 @@ import { initBackend } from '../trainer/runtime.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const NOISE = Number(process.env.BENCH_NOISE ?? 0.1);
-/** Round settings over the defaults, as JSON (e.g. `{"beta":0.05}`), for trying settings. */
-const ROUND_CONFIG = JSON.parse(process.env.BENCH_ROUND ?? '{}') as Record<string, unknown>;
+/**
+ * Round settings over the defaults, as JSON (e.g. `{"beta":0.05}`), for trying settings. By
+ * default each round pairs its new version with its parent on 600 prompts (the round default is
+ * 60): the demo asks one vote per comparison, and a win rate a few points over 0.5 needs hundreds
+ * of votes before its 95% interval clears 0.5.
+ */
+const ROUND_CONFIG: Record<string, unknown> = {
+  comparisonPrompts: 600,
+  ...(JSON.parse(process.env.BENCH_ROUND ?? '{}') as Record<string, unknown>),
+};
 const SAMPLES_PER_PROMPT = 4;
 
-export async function main(): Promise<void> {
+export async function main(args: string[] = []): Promise<void> {
+  const at = args.indexOf('--seeds');
+  const seeds = at >= 0 ? Number(args[at + 1]) : 0;
+  if (at >= 0 && !(Number.isInteger(seeds) && seeds >= 1))
+    throw new Error('--seeds needs a whole number ≥ 1');
+  if (!seeds) {
+    await loop(1);
+    return;
+  }
+  const results: LoopResult[] = [];
+  for (let seed = 1; seed <= seeds; seed++) {
+    results.push(await loop(seed));
+    const r = results.at(-1)!;
+    console.log(
+      `loop: seed ${seed}: win_rate_vs_sft=${r.winRate.toFixed(3)} rounds_worse=${r.roundsWorse} kl=${r.kl.toFixed(3)}`,
+    );
+  }
+  const rates = results.map((r) => r.winRate);
+  console.log(
+    `loop: win_rate_min=${Math.min(...rates).toFixed(3)} win_rate_mean=${(rates.reduce((a, b) => a + b, 0) / rates.length).toFixed(3)} ` +
+      `rounds_worse=${results.reduce((a, r) => a + r.roundsWorse, 0)} of ${seeds * ROUNDS} kl_max=${Math.max(...results.map((r) => r.kl)).toFixed(3)}`,
+  );
+}
+
+interface LoopResult {
+  winRate: number;
+  kl: number;
+  /** Rounds whose promoted version is worse than its parent by the hidden utility. */
+  roundsWorse: number;
+}
+
+async function loop(seed: number): Promise<LoopResult> {
   const database = await benchDatabase('loop');
   const databaseUrl = database.url;
   const started = Date.now();
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)} s`;
+  const roundConfig = { ...ROUND_CONFIG, seed: Number(ROUND_CONFIG.seed ?? 1) + (seed - 1) * 7919 };
   try {
     const config = loadConfig({
       NODE_ENV: 'test',
@@ -68,22 +115,46 @@ export async function main(): Promise<void> {
     const sftId = project.currentPolicyVersionId!;
     const answers = await answerKey(prisma, projectId);
     const accounts = await ensureSimulatedRaters(prisma, projectId, 3);
-
-    for (let round = 1; round <= ROUNDS; round++) {
-      const judged = await runSimulatedRaters({
+    // Promotion by raters' judgments, automatic, as a schedule does it; the raters here are
+    // simulated, so their votes count.
+    await prisma.project.update({
+      where: { id: projectId },
+      data: {
+        schedule: {
+          ...defaultSchedule(),
+          autoPromote: true,
+          promotionRule: 'human',
+          promotionMargin: 0.5,
+          minVotes: 20,
+          countSimulated: true,
+        },
+      },
+    });
+    const judge = (judgeSeed: number) =>
+      runSimulatedRaters({
         origin,
         projectId,
         accounts,
         answers,
         noise: NOISE,
         judgments: Number.POSITIVE_INFINITY,
-        seed: round,
+        seed: judgeSeed + (roundConfig.seed - 1) * 100_003,
       });
+    const promotions: {
+      round: number;
+      promoted: boolean;
+      votes: number;
+      versionId: string;
+      parentId: string;
+    }[] = [];
+
+    for (let round = 1; round <= ROUNDS; round++) {
+      const judged = await judge(round);
       log(`round ${round}: ${judged.judged} new judgments (noise ${NOISE})`);
       project = await prisma.project.findUniqueOrThrow({ where: { id: projectId } });
       const launched = await app.services.rounds.launch(
         project,
-        { algorithm: 'RLOO', config: ROUND_CONFIG },
+        { algorithm: 'RLOO', config: roundConfig },
         { id: null },
       );
       const finished = await waitFor(async () => {
@@ -96,12 +167,49 @@ export async function main(): Promise<void> {
         return row.status === 'SUCCEEDED' ? row : null;
       });
       const m = finished.metrics as Record<string, number | null>;
+      const verdict = finished.metrics as {
+        notBetter?: boolean;
+        notBetterReasons?: string[];
+        stopReason?: string | null;
+        stoppedAt?: number | null;
+        finalBeta?: number;
+      };
+      log(
+        `round ${round}: ${verdict.notBetter ? `not better (${(verdict.notBetterReasons ?? []).join('; ')})` : 'better'}, ` +
+          `${verdict.stopReason ? `stopped at ${verdict.stoppedAt} (${verdict.stopReason})` : 'ran to the end'}, final β ${fmt(verdict.finalBeta)}`,
+      );
       log(
         `round ${round}: RM val acc ${fmt(m.rmValidationAccuracy)}, utility ${fmt(m.parentUtility)} → ${fmt(m.utility)}, ` +
           `correct ${fmt(m.parentCorrectShare)} → ${fmt(m.correctShare)}, KL ${fmt(m.kl)}, win vs parent ${fmt(m.winRateVsParent)}`,
       );
-      await app.services.rounds.promote(finished.outputPolicyVersion!.id, { id: null });
+      // Raters judge the new version against its parent; the scheduler's promotion step decides.
+      const judgedNew = await judge(1000 + round);
+      const promoted = await app.services.rounds.autoPromote();
+      project = await prisma.project.findUniqueOrThrow({ where: { id: projectId } });
+      const evidence = (await app.services.rounds.promotion(project)).versions.find(
+        (v) => v.versionId === finished.outputPolicyVersion!.id,
+      )!;
+      const h = evidence.human;
+      const done = promoted.some((p) => p.versionId === evidence.versionId);
+      promotions.push({
+        round,
+        promoted: done,
+        votes: h.votes,
+        versionId: evidence.versionId,
+        parentId: evidence.parentId,
+      });
+      log(
+        `round ${round}: ${done ? 'promoted' : 'not promoted'} on ${h.votes} votes (${judgedNew.judged} new-vs-parent judgments): ` +
+          `raters' win rate vs parent ${fmt(h.winRate)} [${fmt(h.low)}, ${fmt(h.high)}] ` +
+          `(${h.wins} wins, ${h.losses} losses, ${h.ties + h.bothBad} ties), ${h.decision}; ` +
+          `reward-model rule: ${fmt(evidence.rewardModel.winRate)} vs ${fmt(evidence.rewardModel.threshold)}, ${evidence.rewardModel.decision}`,
+      );
     }
+    console.log(
+      `loop: promotions ${promotions
+        .map((p) => `round ${p.round} ${p.promoted ? 'promoted' : 'not promoted'} on ${p.votes} votes`)
+        .join(', ')}`,
+    );
 
     // The final policy against the SFT policy it started from, by the hidden utility.
     await initBackend();
@@ -149,11 +257,27 @@ export async function main(): Promise<void> {
         `a policy always right and bare would win ${(bound / prompts.length).toFixed(3)} against the same SFT samples`,
     );
     console.log(
-      `loop: win_rate_vs_sft=${winRate.toFixed(3)} kl=${finalEval.kl.toFixed(3)} length_drift=${(finalEval.meanLength / Math.max(1e-9, sftEval.meanLength)).toFixed(3)}`,
+      `loop: win_rate_vs_sft=${winRate.toFixed(3)} kl=${finalEval.kl.toFixed(3)} length_drift=${(finalEval.meanLength / Math.max(1e-9, sftEval.meanLength)).toFixed(3)} ` +
+        `promoted=${promotions.filter((p) => p.promoted).length}/${ROUNDS}`,
     );
+    // Each promoted version against its parent by the hidden utility, on the same samples' seed.
+    let roundsWorse = 0;
+    for (const p of promotions.filter((q) => q.promoted)) {
+      const child = freezeCopy(await loadPolicyVersion(prisma, p.versionId));
+      const parent = freezeCopy(await loadPolicyVersion(prisma, p.parentId));
+      const mine = evaluatePolicy(child, sft, utility, prompts, sampling, 303).meanReward;
+      const theirs = evaluatePolicy(parent, sft, utility, prompts, sampling, 303).meanReward;
+      if (mine < theirs) roundsWorse++;
+      log(
+        `round ${p.round}: promoted version's utility ${fmt(theirs)} → ${fmt(mine)}${mine < theirs ? ' (worse)' : ''}`,
+      );
+      child.model.dispose();
+      parent.model.dispose();
+    }
     await app.close();
     await boss.stop({ graceful: false });
     await prisma.$disconnect();
+    return { winRate, kl: finalEval.kl, roundsWorse };
   } finally {
     await database.drop();
   }

@@ -14,8 +14,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pg from 'pg';
 import { benchDatabase, seedComparisons } from './database.js';
 import { startProductionServer, type ServerProcess } from './server.js';
-import { createPrisma } from '../server/db/client.js';
-import { hashPassword } from '../server/services/passwords.js';
+import { createPrisma } from '../core/db/client.js';
+import { hashPassword } from '../core/services/passwords.js';
 
 const RATERS = Number(process.env.BENCH_RATERS ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -26,7 +26,7 @@ const PROMPTS = Number(process.env.BENCH_PROMPTS ?? 100_000);
 const THINK_MS = Number(process.env.BENCH_THINK_MS ?? 1000);
 const RAW_CLIENTS = 16;
 
-interface Answer {
+export interface Answer {
   status: number;
   body: string;
   setCookie: string[];
@@ -38,7 +38,7 @@ interface Answer {
  * node:http's client would cost about half of what the server spends per request: this one writes
  * a request as one string and reads the answer by its content-length (the server always sends one).
  */
-class RaterConnection {
+export class RaterConnection {
   private socket: net.Socket | null = null;
   private received: Buffer = Buffer.alloc(0);
   private waiting: { resolve(answer: Answer): void; reject(error: Error): void } | null = null;
@@ -108,17 +108,17 @@ class RaterConnection {
 }
 
 /** A signed-in simulated rater: their connection and the headers that carry their session. */
-interface Rater {
+export interface Rater {
   connection: RaterConnection;
   headers: Record<string, string>;
 }
 
-function percentile(values: number[], p: number): number {
+export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-async function rawInsertRate(url: string): Promise<number> {
+export async function rawInsertRate(url: string): Promise<number> {
   const pool = new pg.Pool({ connectionString: url, max: RAW_CLIENTS });
   // An idle connection ended by the database (the bench's database dropped at the end) is dropped.
   pool.on('error', () => undefined);
@@ -144,7 +144,7 @@ async function rawInsertRate(url: string): Promise<number> {
   return count / 5;
 }
 
-interface Phase {
+export interface Phase {
   submitted: number;
   errors: number;
   seconds: number;
@@ -160,7 +160,7 @@ interface Phase {
  * Every rater loops next → submit for SECONDS, pausing about `thinkMs` (±50%) before each submit;
  * paced raters start at random moments within the first pause.
  */
-async function ratePhase(
+export async function ratePhase(
   projectId: string,
   raters: Rater[],
   thinkMs: number,
@@ -185,7 +185,7 @@ async function ratePhase(
             const t0 = performance.now();
             const next = await connection.request(
               'POST',
-              `/api/projects/${projectId}/assignments/next`,
+              `/api/projects/${projectId}/leases/next`,
               headers,
               {},
             );
@@ -202,7 +202,7 @@ async function ratePhase(
           const t0 = performance.now();
           const submit = await connection.request(
             'POST',
-            `/api/assignments/${assignment.id}/submit`,
+            `/api/leases/${assignment.id}/submit`,
             { ...headers, 'idempotency-key': randomUUID() },
             { choice: Math.random() < 0.5 ? 'LEFT' : 'RIGHT', strength: 1, timeSpentMs: 1000, next: {} },
           );

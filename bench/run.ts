@@ -7,18 +7,28 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   speed: () => import('./speed.js'), // tfjs training step time against PyTorch on the CPU
   loop: () => import('./loop.js'), // five rounds of the closed loop on the demo; win rate vs the SFT policy
   rating: () => import('./rating.js'), // submissions and next-comparison latency through the API vs raw INSERTs
+  'rating-scale': () => import('./rating-scale.js'), // the rating phases at 100k, 1M and 5M comparisons and 200 and 1,000 raters; the curve
   export: () => import('./export.js'), // streaming export of 1,000,000 judgments: rows/s and peak RSS
   import: () => import('./import.js'), // preference import of a file at the 64 MB limit: rows/s and peak RSS
   durability: () => import('./durability.js'), // submissions under repeated server kills and PostgreSQL crashes
   ui: () => import('./ui.js'), // the rating screen in Chromium: Enter to the next comparison drawn, judgments stored
   'first-start': () => import('./first-start.js'), // a fresh start to the first demo comparison a rater can lease
+  reliability: () => import('./reliability.js'), // reward-model accuracy with 25% random and 10% inverting raters: reliability weights vs none vs careful raters only
+  generate: () => import('./generate.js'), // a generation job against an endpoint's concurrency limit: rate vs the ceiling, duplicates, lost
 };
 
 async function run(): Promise<void> {
   const [name, ...args] = process.argv.slice(2);
-  const load = name ? benchmarks[name] : undefined;
+  // No name: every benchmark, one after another, into bench/REPORT.md (bench/report.ts).
+  if (!name || name === 'report') {
+    await (await import('./report.js')).main(args, Object.keys(benchmarks));
+    return;
+  }
+  const load = benchmarks[name];
   if (!load) {
-    console.error(`usage: npm run bench -- <${Object.keys(benchmarks).join('|')}> [args]`);
+    console.error(
+      `usage: npm run bench [-- report [options] | -- <${Object.keys(benchmarks).join('|')}> [args]]`,
+    );
     process.exit(2);
   }
   await (await load()).main(args);

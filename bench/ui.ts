@@ -12,8 +12,8 @@ import { chromium, type Page } from '@playwright/test';
 import config from '../playwright.config.js';
 import { benchDatabase, seedComparisons } from './database.js';
 import { startProductionServer, type ServerProcess } from './server.js';
-import { createPrisma } from '../server/db/client.js';
-import { hashPassword } from '../server/services/passwords.js';
+import { createPrisma } from '../core/db/client.js';
+import { hashPassword } from '../core/services/passwords.js';
 
 const JUDGMENTS = Number(process.env.BENCH_UI_JUDGMENTS ?? 40);
 const THINK_MS = Number(process.env.BENCH_UI_THINK_MS ?? 300);

@@ -7,41 +7,82 @@ import Fastify, {
   type FastifySchemaValidationError,
   type FastifyServerOptions,
 } from 'fastify';
-import type { Config } from './config.js';
+import type { Config } from '../core/config.js';
 import type { PgBoss } from 'pg-boss';
-import { poolOf, type PrismaClient } from './db/client.js';
-import { HttpError } from './errors.js';
+import { poolOf, type PrismaClient } from '../core/db/client.js';
+import { HttpError } from '../core/errors.js';
 import { logRedaction } from './log-redaction.js';
 import { consoleStream } from './logging.js';
+import requestId, { requestIdOf } from './request-id.js';
+import { postgresRateLimitStore } from './rate-limit-store.js';
 import authPlugin from './plugins/auth.js';
 import docs from './plugins/docs.js';
 import errors from './plugins/errors.js';
+import metrics from './plugins/metrics.js';
 import input from './plugins/input.js';
 import security from './plugins/security.js';
 import web from './plugins/web.js';
 import auditRoutes from './routes/audit.js';
 import authRoutes from './routes/auth.js';
 import datasetRoutes from './routes/datasets.js';
+import endpointRoutes from './routes/endpoints.js';
+import openaiCompatRoutes from './routes/openai-compat.js';
+import generationRoutes from './routes/generations.js';
 import healthRoutes from './routes/health.js';
+import metricsRoutes from './routes/metrics.js';
 import inviteRoutes from './routes/invites.js';
 import tokenRoutes from './routes/tokens.js';
 import userRoutes from './routes/users.js';
 import projectRoutes from './routes/projects.js';
 import ratingRoutes from './routes/rating.js';
 import roundRoutes from './routes/rounds.js';
-import { AuthService, type CredentialRow } from './services/auth.js';
-import { CredentialCache } from './services/credential-cache.js';
-import { ProjectService } from './services/projects.js';
-import { QueueService } from './services/queue.js';
-import { RoundService } from './services/rounds.js';
-import { UserService } from './services/users.js';
+import engineRoutes from './routes/engine.js';
+import leaderboardRoutes from './routes/leaderboard.js';
+import { AuditService } from '../core/services/audit.js';
+import { AuthService, type CredentialRow } from '../core/services/auth.js';
+import { ComparisonService } from '../core/services/comparisons.js';
+import { CredentialCache } from '../core/services/credential-cache.js';
+import { ExportService } from '../core/services/export-service.js';
+import { EndpointService } from '../core/services/endpoints.js';
+import { ServingService } from '../core/services/serving.js';
+import { policyGenerator, stopPolicyGenerator } from '../trainer/serving.js';
+import { GenerationService } from '../core/services/generations.js';
+import { HealthService } from '../core/services/health.js';
+import { MetricsService } from '../core/services/metrics.js';
+import { PreferenceImportService } from '../core/services/preference-imports.js';
+import { ProjectService } from '../core/services/projects.js';
+import { PromptImportService } from '../core/services/prompt-imports.js';
+import { QualityService } from '../core/services/quality.js';
+import { ReliabilityService } from '../core/services/reliability.js';
+import { RatingService } from '../core/services/rating.js';
+import { RoundService } from '../core/services/rounds.js';
+import { EngineRoundService } from '../core/services/engine-rounds.js';
+import { LeaderboardService } from '../core/services/leaderboard.js';
+import { SnapshotService } from '../core/services/snapshots.js';
+import { UserService } from '../core/services/users.js';
 
+/** The domain services, made once per app; routes reach them as app.services.<name>. */
 export interface Services {
+  health: HealthService;
+  metrics: MetricsService;
   auth: AuthService;
   users: UserService;
+  audit: AuditService;
   projects: ProjectService;
-  queue: QueueService;
+  promptImports: PromptImportService;
+  comparisons: ComparisonService;
+  quality: QualityService;
+  reliability: ReliabilityService;
+  rating: RatingService;
   rounds: RoundService;
+  engineRounds: EngineRoundService;
+  leaderboard: LeaderboardService;
+  exports: ExportService;
+  snapshots: SnapshotService;
+  preferenceImports: PreferenceImportService;
+  generations: GenerationService;
+  endpoints: EndpointService;
+  serving: ServingService;
 }
 
 declare module 'fastify' {
@@ -83,6 +124,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     requestTimeout: config.requestTimeoutMs,
     trustProxy: config.trustProxy,
     return503OnClosing: true,
+    // The caller's X-Request-Id when sane, else a new UUID; logged as reqId (request-id.ts).
+    requestIdHeader: false,
+    genReqId: requestIdOf,
     routerOptions: { ignoreTrailingSlash: true },
     schemaErrorFormatter: formatValidationErrors,
   })
@@ -93,28 +137,51 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   app.decorate('config', config);
   app.decorate('prisma', prisma);
-  const queue = new QueueService(prisma);
+  const rating = new RatingService(prisma);
   // Who is calling, kept between requests and forgotten on every change (LISTEN/NOTIFY).
   const credentials = new CredentialCache<CredentialRow>(poolOf(prisma).options.connectionString!);
   app.addHook('onClose', () => credentials.stop());
   await credentials.start();
   const services: Services = {
+    health: new HealthService(prisma),
+    metrics: new MetricsService(prisma),
     auth: new AuthService(prisma, config, credentials),
     users: new UserService(prisma, config, credentials),
-    projects: new ProjectService(prisma, queue),
-    queue,
+    audit: new AuditService(prisma),
+    projects: new ProjectService(prisma, rating),
+    promptImports: new PromptImportService(prisma),
+    comparisons: new ComparisonService(prisma),
+    quality: new QualityService(prisma),
+    reliability: new ReliabilityService(prisma),
+    rating,
     rounds: new RoundService(prisma, () => {
       if (!options.boss) throw new HttpError(503, 'The job queue is not running.');
       return options.boss;
     }),
+    engineRounds: new EngineRoundService(prisma, config),
+    leaderboard: new LeaderboardService(prisma),
+    exports: new ExportService(prisma, config.sessionSecret),
+    snapshots: new SnapshotService(prisma, config.sessionSecret),
+    preferenceImports: new PreferenceImportService(prisma),
+    generations: new GenerationService(prisma, () => {
+      if (!options.boss) throw new HttpError(503, 'The job queue is not running.');
+      return options.boss;
+    }),
+    endpoints: new EndpointService(prisma, config),
+    // The sampler's thread (TensorFlow.js) starts on the first /v1 request.
+    serving: new ServingService(prisma, async () => policyGenerator()),
   };
   app.decorate('services', services);
 
+  await app.register(requestId);
   await app.register(errors);
+  await app.register(metrics, { service: services.metrics });
   await app.register(input);
   await app.register(security, { webDir: options.webDir });
   await app.register(rateLimit, {
     global: false,
+    // Counted in PostgreSQL, so that limits hold across every server process on the database.
+    store: postgresRateLimitStore(poolOf(prisma)),
     errorResponseBuilder: (_request, context) => ({
       statusCode: 429,
       error: 'Too Many Requests',
@@ -125,6 +192,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(authPlugin, { auth: services.auth });
 
   await app.register(healthRoutes);
+  await app.register(metricsRoutes);
   await app.register(authRoutes);
   await app.register(inviteRoutes);
   await app.register(userRoutes);
@@ -133,7 +201,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(projectRoutes);
   await app.register(ratingRoutes);
   await app.register(roundRoutes);
+  await app.register(engineRoutes);
+  await app.register(leaderboardRoutes);
   await app.register(datasetRoutes);
+  await app.register(generationRoutes);
+  await app.register(endpointRoutes);
+  await app.register(openaiCompatRoutes);
+  app.addHook('onClose', () => stopPolicyGenerator());
 
   await app.register(web, { webDir: options.webDir });
   return app;

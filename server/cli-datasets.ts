@@ -11,10 +11,10 @@ import { createGzip } from 'node:zlib';
 import { Presets, SingleBar } from 'cli-progress';
 import type { TSchema } from 'typebox';
 import { Value } from 'typebox/value';
-import { loadConfig } from './config.js';
-import type { PrismaClient } from './db/client.js';
-import { openDatabase } from './db/open.js';
-import { HttpError } from './errors.js';
+import { loadConfig } from '../core/config.js';
+import type { PrismaClient } from '../core/db/client.js';
+import { openDatabase } from '../core/db/open.js';
+import { HttpError } from '../core/errors.js';
 import {
   CreateSnapshotBody,
   ExportBody,
@@ -23,9 +23,8 @@ import {
   type ExportOptions,
   type PreferenceImportReport,
   type Snapshot,
-} from './schemas/datasets.js';
-import { importPreferences } from './services/dataset-imports.js';
-import { fileContent } from './services/import-source.js';
+} from '../core/schemas/datasets.js';
+import { fileContent } from '../core/services/import-source.js';
 import {
   countJudgments,
   isPairwise,
@@ -33,9 +32,10 @@ import {
   specOf,
   type ExportResult,
   type Sink,
-} from './services/exports.js';
-import { labelSchemaOf } from './services/projects.js';
-import { createSnapshot, downloadSnapshot, getSnapshot, listSnapshots } from './services/snapshots.js';
+} from '../core/services/exports.js';
+import { PreferenceImportService } from '../core/services/preference-imports.js';
+import { labelSchemaOf } from '../core/services/project-settings.js';
+import { SnapshotService } from '../core/services/snapshots.js';
 
 /** A mistake in the command line (exit code 2). */
 export class UsageError extends Error {}
@@ -453,7 +453,9 @@ export async function importCommand(args: string[]): Promise<void> {
     }
     await withLocalDatabase(async (prisma) => {
       const projectId = await projectIdOf(values, null, prisma);
-      printImportReport(await importPreferences(prisma, projectId, { ...fields, content }, { id: null }));
+      printImportReport(
+        await new PreferenceImportService(prisma).importFile(projectId, { ...fields, content }, { id: null }),
+      );
     });
   } catch (error) {
     const answer =
@@ -471,7 +473,8 @@ export async function snapshotCommand(args: string[]): Promise<void> {
   const { values, positionals } = parseDataArgs(rest);
   if (values.help || !action || action === '--help') return void console.log(DATA_HELP);
   const call = process.env.API_TOKEN ? remote(values) : null;
-  const local = <T>(work: (prisma: PrismaClient, secret: string) => Promise<T>) => withLocalDatabase(work);
+  const local = <T>(work: (snapshots: SnapshotService, prisma: PrismaClient) => Promise<T>) =>
+    withLocalDatabase((prisma, secret) => work(new SnapshotService(prisma, secret), prisma));
   if (action === 'create') {
     if (!values.name) throw new UsageError('--name is required.');
     const body: CreateSnapshotBody = { name: values.name, ...exportBodyOf(values) };
@@ -480,8 +483,8 @@ export async function snapshotCommand(args: string[]): Promise<void> {
       ? ((await (
           await call('POST', `/api/projects/${await projectIdOf(values, call)}/snapshots`, body)
         ).json()) as Snapshot)
-      : await local(async (prisma, secret) =>
-          createSnapshot(prisma, secret, await projectIdOf(values, null, prisma), body, { id: null }),
+      : await local(async (snapshots, prisma) =>
+          snapshots.create(await projectIdOf(values, null, prisma), body, { id: null }),
         );
     console.log(
       `${snapshot.id}  ${snapshot.name}: ${snapshot.rowCount} rows, ${snapshot.judgments} judgments` +
@@ -497,7 +500,7 @@ export async function snapshotCommand(args: string[]): Promise<void> {
       ? ((await (
           await call('GET', `/api/projects/${await projectIdOf(values, call)}/snapshots`)
         ).json()) as Snapshot[])
-      : await local(async (prisma) => listSnapshots(prisma, await projectIdOf(values, null, prisma)));
+      : await local(async (snapshots, prisma) => snapshots.list(await projectIdOf(values, null, prisma)));
     for (const s of snapshots)
       console.log(
         `${s.id}  ${s.createdAt}  ${s.format}/${s.mode}  ${s.rowCount} rows  ${s.contentHash.slice(0, 12)}  ${s.name}`,
@@ -514,12 +517,9 @@ export async function snapshotCommand(args: string[]): Promise<void> {
       console.error(`Wrote ${values.out} (sha256 ${meta.contentHash}).`);
       return;
     }
-    await local(async (prisma, secret) => {
-      const snapshot = await getSnapshot(prisma, id);
-      await writeFileStream(
-        values.out!,
-        async (sink) => void (await downloadSnapshot(prisma, secret, snapshot, sink)),
-      );
+    await local(async (snapshots) => {
+      const snapshot = await snapshots.get(id);
+      await writeFileStream(values.out!, async (sink) => void (await snapshots.download(snapshot, sink)));
       console.error(`Wrote ${values.out} (sha256 ${snapshot.contentHash}).`);
     });
     return;

@@ -2,15 +2,19 @@
 // export and training commands join it. Works with or without the server running.
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from './config.js';
-import { openDatabase } from './db/open.js';
-import { HttpError } from './errors.js';
-import { CreateUserBody } from './schemas/users.js';
+import { ConfigError, loadConfig } from '../core/config.js';
+import { openDatabase } from '../core/db/open.js';
+import { HttpError } from '../core/errors.js';
+import { CreateUserBody } from '../core/schemas/users.js';
 import { dataExitCode, exportCommand, importCommand, snapshotCommand } from './cli-datasets.js';
-import { oneTimeLink, publicOrigin, UserService } from './services/users.js';
-import { ProjectService } from './services/projects.js';
-import { QueueService } from './services/queue.js';
+import { leaderboardCommand } from './cli-leaderboard.js';
+import { generateCommand } from './cli-generate.js';
+import { oneTimeLink, publicOrigin, UserService } from '../core/services/users.js';
+import { ProjectService } from '../core/services/projects.js';
+import { RatingService } from '../core/services/rating.js';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from './simulated-raters.js';
+import { backupCommand, restoreCommand } from './cli-backup.js';
+import { BackupError } from '../core/db/backup.js';
 import { Presets, SingleBar } from 'cli-progress';
 import { Value } from 'typebox/value';
 
@@ -33,6 +37,15 @@ Commands:
                   --noise <0..1>                    share of random judgments (default 0.1)
                   --judgments <n>                   stop after this many (default: until the queue is empty)
                   --url <origin>                    the server (default http://localhost:PORT)
+  generate      Generate responses from external versions for a project's prompts, with a progress bar.
+                  --project <id or name> --versions <a,b> [--samples <n>] [--split test]
+                  [--random <n> --seed <n>]        "npm run cli -- generate --help" for the rest
+  leaderboard   Rank a project's policy versions by human votes (Bradley-Terry, 95% intervals).
+                  --project <id or name>  [--include simulated,imported]  [--json]
+                  "npm run cli -- leaderboard --help" for the rest.
+  backup        Back up the whole database into one file:  backup --out <file>
+  restore       Restore a backup (refused over data unless --force):  restore <file> [--force]
+                  "npm run cli -- backup --help" for the rest.
   help          Show this help. Every command also takes --help.
 
 Environment: DATABASE_URL (unset: the embedded PostgreSQL under DATA_DIR, started for the command
@@ -168,7 +181,7 @@ async function simulateRaters(args: string[]): Promise<void> {
     const accounts = await ensureSimulatedRaters(db.prisma, project.id, raters);
     const total = Number.isFinite(judgments)
       ? judgments
-      : (await new ProjectService(db.prisma, new QueueService(db.prisma)).counts(project.id))
+      : (await new ProjectService(db.prisma, new RatingService(db.prisma)).counts(project.id))
           .remainingJudgments;
     const bar = new SingleBar(
       { format: 'judging |{bar}| {value}/{total} judgments', hideCursor: true },
@@ -215,8 +228,20 @@ async function run(argv: string[]): Promise<number> {
       case 'snapshot':
         await snapshotCommand(rest);
         return 0;
+      case 'leaderboard':
+        await leaderboardCommand(rest);
+        return 0;
       case 'simulate-raters':
         await simulateRaters(rest);
+        return 0;
+      case 'generate':
+        await generateCommand(rest);
+        return 0;
+      case 'backup':
+        await backupCommand(rest);
+        return 0;
+      case 'restore':
+        await restoreCommand(rest);
         return 0;
       case undefined:
       case 'help':
@@ -228,6 +253,10 @@ async function run(argv: string[]): Promise<number> {
         throw new UsageError(`Unknown command "${command}".`);
     }
   } catch (error) {
+    if (error instanceof BackupError) {
+      console.error(`Error: ${error.message}`);
+      return error.exitCode;
+    }
     const dataCode = dataExitCode(error);
     if (dataCode !== null) {
       console.error(`Error: ${(error as Error).message}`);

@@ -2,7 +2,7 @@
 // pino's JSON, one per request, for a log collector. Elsewhere (LOG_FORMAT=pretty, the default
 // outside production) a person reads it in a terminal: requests that went well are not logged, and
 // what is logged is one short line each ("[loom] warning: ..."), with the stack of an error.
-import type { Config } from './config.js';
+import type { Config } from '../core/config.js';
 
 export type LogFormat = 'json' | 'pretty';
 
@@ -33,10 +33,14 @@ export function prettyLine(json: string): string | null {
   const message = String(line.msg ?? '');
   if (REDUNDANT.test(message)) return null;
   const label = LEVELS[level >= 60 ? 60 : level >= 50 ? 50 : level >= 40 ? 40 : 30];
-  const request =
+  // Which request: its method and URL when the line has them, and its id (the one in the error body).
+  const where = [
     typeof line.req === 'object' && line.req
-      ? ` (${String((line.req as { method?: string }).method ?? '')} ${String((line.req as { url?: string }).url ?? '')})`
-      : '';
+      ? `${String((line.req as { method?: string }).method ?? '')} ${String((line.req as { url?: string }).url ?? '')}`
+      : '',
+    typeof line.reqId === 'string' ? `request ${line.reqId}` : '',
+  ].filter(Boolean);
+  const request = where.length ? ` (${where.join(', ')})` : '';
   let text = `[loom] ${label ? `${label}: ` : ''}${message}${request}`;
   if (line.err) {
     const detail = line.err.message && line.err.message !== message ? `: ${line.err.message}` : '';

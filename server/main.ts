@@ -4,13 +4,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { PgBoss } from 'pg-boss';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
-import { openDatabase, type OpenDatabase } from './db/open.js';
-import { ensureDemoProject } from './demo.js';
-import { startBoss } from './jobs.js';
+import { ConfigError, loadConfig } from '../core/config.js';
+import { openDatabase, type OpenDatabase } from '../core/db/open.js';
+import { ensureDemoProject } from '../core/demo.js';
+import { startBoss } from '../core/jobs.js';
 import { stopOnSignals, within } from './shutdown.js';
 import { startTrainerProcess, type TrainerProcess } from './trainer-process.js';
-import { oneTimeLink, publicOrigin } from './services/users.js';
+import { oneTimeLink, publicOrigin } from '../core/services/users.js';
 
 async function main(): Promise<void> {
   let config;

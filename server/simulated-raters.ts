@@ -1,10 +1,10 @@
 // Simulated raters: accounts marked `simulated` that judge through the same HTTP API as people,
 // by a hidden utility (the answer key: correct first, then concise) with configurable noise.
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { PrismaClient } from './db/client.js';
-import { demoUtility } from './demo.js';
-import { seededRandom } from './services/comparisons.js';
-import { hashPassword } from './services/passwords.js';
+import type { PrismaClient } from '../core/db/client.js';
+import { demoUtility } from '../core/demo.js';
+import { seededRandom } from '../core/services/comparisons.js';
+import { hashPassword } from '../core/services/passwords.js';
 
 export interface SimulatedAccount {
   email: string;
@@ -133,7 +133,7 @@ export async function runSimulatedRaters(
         const next = await call(
           options.origin,
           'POST',
-          `/api/projects/${options.projectId}/assignments/next`,
+          `/api/projects/${options.projectId}/leases/next`,
           headers,
           {},
         );
@@ -163,7 +163,7 @@ export async function runSimulatedRaters(
         const submit = await call(
           options.origin,
           'POST',
-          `/api/assignments/${assignment.id}/submit`,
+          `/api/leases/${assignment.id}/submit`,
           { ...headers, 'idempotency-key': randomUUID() },
           { ...judgment, timeSpentMs: 500 + Math.floor(random() * 4000) },
         );

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { projectRoot } from './paths.js';
+import { projectRoot } from '../core/paths.js';
 import { within } from './shutdown.js';
 
 export interface TrainerProcess {

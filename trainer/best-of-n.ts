@@ -1,21 +1,13 @@
 // Best-of-n / rejection-sampling fine-tuning (HH, Llama 2): sample n responses per prompt, keep
 // the one the reward model likes best, and fine-tune on those winners with the SFT loss.
-import type { DataParallel } from './data-parallel.js';
+import { gradientStep, SFT_LOSS } from './gradient-losses.js';
 import { AdamW } from './optimizer.js';
-import type { SamplingHelper } from './parallel-sampling.js';
 import type { Policy } from './policy.js';
 import type { RewardScorer } from './preferences.js';
-import {
-  collectRollout,
-  PromptCycle,
-  rolloutStats,
-  type IterationStats,
-  type RolloutConfig,
-} from './rollout.js';
-import { Rng } from './runtime.js';
+import { Rollouts, type IterationStats, type RolloutConfig } from './rollout.js';
 import { DEFAULT_SAMPLING } from './sampling.js';
 import { packBatch, type TokenPair } from './sequences.js';
-import { sftLoss } from './sft.js';
+import { runSteps, type Stepper, type StepperOptions } from './stepper.js';
 
 export interface BestOfNConfig extends RolloutConfig {
   iterations: number;
@@ -38,35 +30,23 @@ export const DEFAULT_BEST_OF_N: BestOfNConfig = {
   seed: 1, // prompts and samples
 };
 
-/** Returns the rounds' statistics (mean score over all n samples, and of the winners as `loss`-free fields). */
-export function trainBestOfN(
+/** A round's statistics, with the mean score of its winners. */
+export type BestOfNStats = IterationStats & { winnerScore: number };
+
+/** Best-of-n one round at a time: each step samples n per prompt and fine-tunes on the winners. */
+export function bestOfNStepper(
   policy: Policy,
   reference: Policy,
   scorer: RewardScorer,
   prompts: string[],
   config: Partial<BestOfNConfig> = {},
-  options: {
-    optimizer?: AdamW;
-    helper?: SamplingHelper;
-    parallel?: DataParallel;
-    onIteration?: (stats: IterationStats & { winnerScore: number }) => void;
-  } = {},
-): { optimizer: AdamW; history: (IterationStats & { winnerScore: number })[] } {
+  options: StepperOptions = {},
+): Stepper<BestOfNStats> {
   const cfg = { ...DEFAULT_BEST_OF_N, ...config };
-  const rng = new Rng(cfg.seed);
-  const cycle = new PromptCycle(prompts, new Rng(cfg.seed + 1));
+  const rollouts = new Rollouts(policy, reference, scorer, prompts, cfg, options.helper);
   const optimizer = options.optimizer ?? new AdamW({ learningRate: cfg.learningRate, weightDecay: 0 });
-  const history: (IterationStats & { winnerScore: number })[] = [];
-  for (let it = 0; it < cfg.iterations; it++) {
-    const r = collectRollout(
-      policy,
-      reference,
-      scorer,
-      cycle.next(cfg.promptsPerIteration),
-      cfg,
-      rng,
-      options.helper,
-    );
+  const step = (): BestOfNStats => {
+    const r = rollouts.next();
     const winners: TokenPair[] = [];
     let winnerScore = 0;
     for (let g = 0; g < r.scores.length; g += cfg.k) {
@@ -78,17 +58,26 @@ export function trainBestOfN(
     }
     let loss = 0;
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-      rng.shuffle(winners);
+      rollouts.rng.shuffle(winners);
       for (let i = 0; i < winners.length; i += cfg.batchSize) {
         const batch = packBatch(winners.slice(i, i + cfg.batchSize), policy.model.config.contextLength);
-        loss = options.parallel
-          ? options.parallel.stepSync(optimizer, batch, 'sft')
-          : optimizer.minimize(policy.model.params, () => sftLoss(policy, batch));
+        loss = gradientStep(policy.model, optimizer, batch, SFT_LOSS, options.parallel);
       }
     }
-    const stats = { ...rolloutStats(it, r, loss), winnerScore: winnerScore / Math.max(1, winners.length) };
-    history.push(stats);
-    options.onIteration?.(stats);
-  }
-  return { optimizer, history };
+    return { ...rollouts.stats(r, loss), winnerScore: winnerScore / Math.max(1, winners.length) };
+  };
+  return { optimizer, step };
+}
+
+export function trainBestOfN(
+  policy: Policy,
+  reference: Policy,
+  scorer: RewardScorer,
+  prompts: string[],
+  config: Partial<BestOfNConfig> = {},
+  options: StepperOptions & { onIteration?: (stats: BestOfNStats) => void } = {},
+): { optimizer: AdamW; history: BestOfNStats[] } {
+  const stepper = bestOfNStepper(policy, reference, scorer, prompts, config, options);
+  const iterations = config.iterations ?? DEFAULT_BEST_OF_N.iterations;
+  return { optimizer: stepper.optimizer, history: runSteps(stepper, iterations, options.onIteration) };
 }

@@ -2,7 +2,7 @@
 // tfjs-node, and stores/loads such Buffers as rows of the ModelArtifact table.
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
-import type { PrismaClient } from '../server/db/client.js';
+import type { PrismaClient } from '../core/db/client.js';
 
 /** Layout: "LOOM" · uint32 LE header length · UTF-8 JSON header · float32 LE tensor bytes. */
 export const CHECKPOINT_FORMAT = 'loom-tfjs-1';

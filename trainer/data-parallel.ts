@@ -3,33 +3,23 @@
 // the token-weighted mean gradient is applied here by the one optimizer.
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
+import {
+  gradientLoss,
+  lossWeighting,
+  sliceRequest,
+  SFT_LOSS,
+  type GradientLossRequest,
+} from './gradient-losses.js';
 import type { GPT } from './model.js';
 import type { AdamW } from './optimizer.js';
-import { grpoLoss, ppoPolicyLoss, rlooLoss } from './losses.js';
 import { initBackend } from './runtime.js';
-import { maskTensor, responseTokenLogProbs, type PackedBatch } from './sequences.js';
+import type { PackedBatch } from './sequences.js';
 
-/**
- * Losses a worker knows how to compute (rebuilt there from plain data):
- * - sft: mean NLL of the response tokens;
- * - reinforce: RLOO's −mean_i A_i·log π(y_i|x), A in extras.rows;
- * - clipped: PPO-style clipped ratio, per-token logpOld and advantages in extras.grids;
- * - grpo: GRPO's loss, A in rows, logpOld/logpRef in grids, epsilon/beta in params.
- */
-export type ShardLossName = 'sft' | 'reinforce' | 'clipped' | 'grpo';
-
-/** Per-row numbers, per-token [B, T] grids and scalars a loss needs besides the batch. */
-export interface ShardExtras {
-  rows?: number[];
-  grids?: Record<string, Float32Array>;
-  params?: Record<string, number>;
-}
-
+/** A worker's share of a gradient step: the weights to load, its rows and the loss (gradient-losses.ts). */
 export interface ShardRequest {
   weights: Record<string, Float32Array>;
   shard: PackedBatch;
-  loss: ShardLossName;
-  extras: ShardExtras;
+  loss: GradientLossRequest;
   /** When set, the worker writes its result here and wakes the waiting thread (stepSync). */
   shared?: SharedArrayBuffer;
 }
@@ -37,58 +27,6 @@ export interface ShardRequest {
 export interface ShardResult {
   loss: number;
   grads: Record<string, Float32Array>;
-}
-
-/** How shard losses combine into the batch loss: per token or per sequence averages. */
-const WEIGHTING: Record<ShardLossName, 'tokens' | 'rows'> = {
-  sft: 'tokens',
-  reinforce: 'rows',
-  clipped: 'tokens',
-  grpo: 'tokens',
-};
-
-export function shardLoss(
-  model: GPT,
-  shard: PackedBatch,
-  loss: ShardLossName,
-  extras: ShardExtras = {},
-): tf.Scalar {
-  return tf.tidy(() => {
-    const { logp } = responseTokenLogProbs(model, shard);
-    const mask = maskTensor(shard);
-    const grid = (name: string): tf.Tensor2D => {
-      const data = extras.grids?.[name];
-      if (!data) throw new Error(`${loss} needs the grid ${name}`);
-      return tf.tensor2d(data, [shard.batch, shard.length]);
-    };
-    const param = (name: string): number => extras.params?.[name] ?? 0;
-    switch (loss) {
-      case 'sft':
-        return tf.div(tf.neg(tf.sum(logp)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
-      case 'reinforce':
-        return rlooLoss(tf.tensor1d(extras.rows ?? []), tf.sum(logp, 1) as tf.Tensor1D);
-      case 'clipped':
-        return ppoPolicyLoss(logp, grid('logpOld'), grid('advantages'), mask, param('epsilon'));
-      case 'grpo':
-        return grpoLoss(
-          logp,
-          grid('logpOld'),
-          grid('logpRef'),
-          tf.tensor1d(extras.rows ?? []),
-          mask,
-          param('epsilon'),
-          param('beta'),
-        );
-    }
-  });
-}
-
-/** The extras of rows [start, start + rows) of a batch of the given length. */
-function sliceExtras(extras: ShardExtras, start: number, rows: number, length: number): ShardExtras {
-  const grids: Record<string, Float32Array> = {};
-  for (const [k, g] of Object.entries(extras.grids ?? {}))
-    grids[k] = g.slice(start * length, (start + rows) * length);
-  return { rows: extras.rows?.slice(start, start + rows), grids, params: extras.params };
 }
 
 /** Splits a batch by rows into n shards (the last ones may be smaller). */
@@ -141,11 +79,10 @@ export class DataParallel {
    */
   async gradients(
     batch: PackedBatch,
-    loss: ShardLossName = 'sft',
-    extras: ShardExtras = {},
+    loss: GradientLossRequest = SFT_LOSS,
   ): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
     const shards = splitBatch(batch, this.workers.length + 1);
-    const shardExtras = this.extrasOf(shards, extras, batch.length);
+    const requests = this.requestsOf(shards, loss, batch.length);
     const weights = this.weights();
     const remote = shards.slice(1).map(
       (shard, i) =>
@@ -157,15 +94,10 @@ export class DataParallel {
             worker.off('error', onError);
             resolve(r);
           });
-          worker.postMessage({
-            weights,
-            shard,
-            loss,
-            extras: shardExtras[i + 1] ?? {},
-          } satisfies ShardRequest);
+          worker.postMessage({ weights, shard, loss: requests[i + 1] ?? loss } satisfies ShardRequest);
         }),
     );
-    const local = this.localShard(shards, shardExtras, loss);
+    const local = this.localShard(shards, requests);
     const results = await Promise.all(remote);
     return this.combine(shards, loss, local, results);
   }
@@ -176,22 +108,21 @@ export class DataParallel {
    */
   gradientsSync(
     batch: PackedBatch,
-    loss: ShardLossName = 'sft',
-    extras: ShardExtras = {},
+    loss: GradientLossRequest = SFT_LOSS,
   ): { loss: number; grads: Map<string, tf.Tensor> } {
     const shards = splitBatch(batch, this.workers.length + 1);
-    const shardExtras = this.extrasOf(shards, extras, batch.length);
+    const requests = this.requestsOf(shards, loss, batch.length);
     const weights = this.weights();
     const names = [...this.model.params.keys()];
     const sizes = names.map((n) => this.model.p(n).size);
     const buffers = shards.slice(1).map((shard, i) => {
       // [done flag, error flag] as int32, then the loss and every gradient as float32.
       const shared = new SharedArrayBuffer(4 * (3 + sizes.reduce((a, b) => a + b, 0)));
-      const request: ShardRequest = { weights, shard, loss, extras: shardExtras[i + 1] ?? {}, shared };
+      const request: ShardRequest = { weights, shard, loss: requests[i + 1] ?? loss, shared };
       (this.workers[i] as Worker).postMessage(request);
       return shared;
     });
-    const local = this.localShard(shards, shardExtras, loss);
+    const local = this.localShard(shards, requests);
     const results = buffers.map((shared): ShardResult => {
       const flags = new Int32Array(shared, 0, 2);
       // Bounded: a worker that died must not hang the trainer forever.
@@ -217,22 +148,26 @@ export class DataParallel {
     return weights;
   }
 
-  private extrasOf(shards: PackedBatch[], extras: ShardExtras, length: number): ShardExtras[] {
+  /** The loss request of each shard: its rows of the per-row and per-token inputs. */
+  private requestsOf(
+    shards: PackedBatch[],
+    loss: GradientLossRequest,
+    length: number,
+  ): GradientLossRequest[] {
     let start = 0;
     return shards.map((s) => {
-      const e = sliceExtras(extras, start, s.batch, length);
+      const request = sliceRequest(loss, start, s.batch, length);
       start += s.batch;
-      return e;
+      return request;
     });
   }
 
   private localShard(
     shards: PackedBatch[],
-    extras: ShardExtras[],
-    loss: ShardLossName,
+    requests: GradientLossRequest[],
   ): { value: tf.Scalar; grads: tf.NamedTensorMap } {
     return tf.variableGrads(
-      () => shardLoss(this.model, shards[0] as PackedBatch, loss, extras[0]),
+      () => gradientLoss(this.model, shards[0] as PackedBatch, requests[0] ?? SFT_LOSS),
       [...this.model.params.values()],
     );
   }
@@ -240,13 +175,13 @@ export class DataParallel {
   /** Weighted mean of the shards' losses and gradients (by tokens or by rows, per loss). */
   private combine(
     shards: PackedBatch[],
-    loss: ShardLossName,
+    loss: GradientLossRequest,
     local: { value: tf.Scalar; grads: tf.NamedTensorMap },
     results: ShardResult[],
   ): { loss: number; grads: Map<string, tf.Tensor> } {
     const { value, grads } = local;
     const weight = shards.map((s) =>
-      WEIGHTING[loss] === 'rows'
+      lossWeighting(loss) === 'rows'
         ? s.batch
         : Math.max(
             1,
@@ -274,25 +209,16 @@ export class DataParallel {
   }
 
   /** One optimizer step on the batch; returns the loss. */
-  async step(
-    optimizer: AdamW,
-    batch: PackedBatch,
-    loss: ShardLossName = 'sft',
-    extras: ShardExtras = {},
-  ): Promise<number> {
-    const { loss: value, grads } = await this.gradients(batch, loss, extras);
+  async step(optimizer: AdamW, batch: PackedBatch, loss: GradientLossRequest = SFT_LOSS): Promise<number> {
+    const { loss: value, grads } = await this.gradients(batch, loss);
     optimizer.apply(this.model.params, grads);
     tf.dispose([...grads.values()]);
     return value;
   }
 
-  stepSync(
-    optimizer: AdamW,
-    batch: PackedBatch,
-    loss: ShardLossName = 'sft',
-    extras: ShardExtras = {},
-  ): number {
-    const { loss: value, grads } = this.gradientsSync(batch, loss, extras);
+  /** step() for synchronous loops (gradientStep in gradient-losses.ts). */
+  stepSync(optimizer: AdamW, batch: PackedBatch, loss: GradientLossRequest = SFT_LOSS): number {
+    const { loss: value, grads } = this.gradientsSync(batch, loss);
     optimizer.apply(this.model.params, grads);
     tf.dispose([...grads.values()]);
     return value;

@@ -1,5 +1,5 @@
 // Makes the demo's shipped first model (trainer/checkpoints/demo-sft.bin): the demo project's
-// prompts and demonstrations as the first start stores them (server/demo.ts), fine-tuned exactly as
+// prompts and demonstrations as the first start stores them (core/demo.ts), fine-tuned exactly as
 // the seed job would fine-tune them (trainer/jobs/seed-demo.ts, the default settings), on the
 // WebAssembly backend in one thread, so that a run gives the same bytes again.
 //
@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { demoPromptRows } from '../server/demo.js';
+import { demoPromptRows } from '../core/demo.js';
 import {
   DEFAULT_DEMO,
   DEMO_CHECKPOINT,

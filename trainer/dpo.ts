@@ -12,6 +12,7 @@ import {
 } from './preferences.js';
 import { Rng } from './runtime.js';
 import { packBatch, sequenceLogProbs, sum, tokenLogProbRows, type TokenPair } from './sequences.js';
+import { runSteps, type Stepper } from './stepper.js';
 
 export interface DPOConfig {
   epochs: number;
@@ -38,14 +39,17 @@ export interface DPOStep {
   rewardAccuracy: number;
 }
 
-/** TIE and BOTH_BAD judgments carry no direction and are skipped, as in the reward model. */
-export function trainDPO(
+/**
+ * DPO one epoch at a time (its iteration: a shuffled pass over the preference pairs, batched by
+ * prompt). TIE and BOTH_BAD judgments carry no direction and are skipped, as in the reward model.
+ */
+export function dpoStepper(
   policy: Policy,
   reference: Policy,
   comparisons: ComparisonExample[],
   config: Partial<DPOConfig> = {},
   options: { optimizer?: AdamW; onStep?: (s: DPOStep, total: number) => void } = {},
-): { optimizer: AdamW; history: DPOStep[] } {
+): Stepper<DPOStep[]> & { readonly batchesPerEpoch: number } {
   const cfg = { ...DEFAULT_DPO, ...config };
   const rng = new Rng(cfg.seed);
   const optimizer = options.optimizer ?? new AdamW({ learningRate: cfg.learningRate, weightDecay: 0 });
@@ -65,9 +69,11 @@ export function trainDPO(
     refChosen: sum(refRows[2 * i] ?? []),
     refRejected: sum(refRows[2 * i + 1] ?? []),
   }));
-  const history: DPOStep[] = [];
-  const total = cfg.epochs * batchesByPrompt(indexed, cfg.batchSize, new Rng(cfg.seed)).length;
-  for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+  const batchesPerEpoch = batchesByPrompt(indexed, cfg.batchSize, new Rng(cfg.seed)).length;
+  const total = cfg.epochs * batchesPerEpoch;
+  let steps = 0;
+  const step = (): DPOStep[] => {
+    const epoch: DPOStep[] = [];
     for (const group of batchesByPrompt(indexed, cfg.batchSize, rng)) {
       const batch = packBatch(group.flatMap(tokens), C);
       let accuracy = 0;
@@ -82,10 +88,23 @@ export function trainDPO(
           return dpoLoss(chosen, rejected, refChosen, refRejected, cfg.beta);
         }),
       );
-      const s = { step: history.length + 1, loss, rewardAccuracy: accuracy };
-      history.push(s);
+      const s = { step: ++steps, loss, rewardAccuracy: accuracy };
+      epoch.push(s);
       options.onStep?.(s, total);
     }
-  }
-  return { optimizer, history };
+    return epoch;
+  };
+  return { optimizer, batchesPerEpoch, step };
+}
+
+export function trainDPO(
+  policy: Policy,
+  reference: Policy,
+  comparisons: ComparisonExample[],
+  config: Partial<DPOConfig> = {},
+  options: { optimizer?: AdamW; onStep?: (s: DPOStep, total: number) => void } = {},
+): { optimizer: AdamW; history: DPOStep[] } {
+  const stepper = dpoStepper(policy, reference, comparisons, config, options);
+  const epochs = runSteps(stepper, config.epochs ?? DEFAULT_DPO.epochs);
+  return { optimizer: stepper.optimizer, history: epochs.flat() };
 }

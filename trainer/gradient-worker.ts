@@ -4,7 +4,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { GPT, type GPTConfig } from './model.js';
 import { initBackend, type BackendName } from './runtime.js';
-import { shardLoss, type ShardRequest, type ShardResult } from './data-parallel.js';
+import type { ShardRequest, ShardResult } from './data-parallel.js';
+import { gradientLoss } from './gradient-losses.js';
 
 const { config, backend } = workerData as { config: GPTConfig; backend: BackendName };
 await initBackend(backend);
@@ -40,14 +41,14 @@ port.on('message', (request: ShardRequest) => {
   Atomics.notify(flags, 0);
 });
 
-function computeShard({ weights, shard, loss, extras }: ShardRequest): ShardResult {
+function computeShard({ weights, shard, loss }: ShardRequest): ShardResult {
   for (const [name, data] of Object.entries(weights)) {
     const v = model.p(name);
     tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
   }
   const names = [...model.params.keys()];
   const { value, grads } = tf.variableGrads(
-    () => shardLoss(model, shard, loss, extras),
+    () => gradientLoss(model, shard, loss),
     [...model.params.values()],
   );
   const out: Record<string, Float32Array> = {};

@@ -1,22 +1,14 @@
 // GRPO (DeepSeekMath): a group of k samples per prompt, advantages standardized within the
 // group, a PPO-style clipped per-token ratio and the KL₃ penalty to the reference in the loss.
-import * as tf from '@tensorflow/tfjs';
-import type { DataParallel } from './data-parallel.js';
-import { grpoAdvantages, grpoLoss } from './losses.js';
+import { gradientStep } from './gradient-losses.js';
+import { grpoAdvantages } from './losses.js';
 import { AdamW } from './optimizer.js';
-import type { SamplingHelper } from './parallel-sampling.js';
 import type { Policy } from './policy.js';
 import type { RewardScorer } from './preferences.js';
-import {
-  collectRollout,
-  PromptCycle,
-  rolloutStats,
-  type IterationStats,
-  type RolloutConfig,
-} from './rollout.js';
-import { Rng } from './runtime.js';
+import { Rollouts, type IterationStats, type RolloutConfig } from './rollout.js';
 import { DEFAULT_SAMPLING } from './sampling.js';
-import { maskTensor, packBatch, responseTokenLogProbs, rowsToGrid, rowsToGridData } from './sequences.js';
+import { packBatch, rowsToGridData } from './sequences.js';
+import { runSteps, type Stepper, type StepperOptions } from './stepper.js';
 
 export interface GRPOConfig extends RolloutConfig {
   iterations: number;
@@ -43,61 +35,51 @@ export const DEFAULT_GRPO: GRPOConfig = {
   seed: 1, // prompts and samples
 };
 
+/** GRPO one rollout at a time: each step samples a group per prompt and takes `epochs` optimizer steps. */
+export function grpoStepper(
+  policy: Policy,
+  reference: Policy,
+  scorer: RewardScorer,
+  prompts: string[],
+  config: Partial<GRPOConfig> = {},
+  options: StepperOptions = {},
+): Stepper<IterationStats> {
+  const cfg = { ...DEFAULT_GRPO, ...config };
+  const rollouts = new Rollouts(policy, reference, scorer, prompts, cfg, options.helper);
+  const optimizer = options.optimizer ?? new AdamW({ learningRate: cfg.learningRate, weightDecay: 0 });
+  const step = (): IterationStats => {
+    const r = rollouts.next();
+    const batch = packBatch(r.pairs, policy.model.config.contextLength);
+    const inputs = {
+      advantages: grpoAdvantages(r.scores, cfg.k),
+      logpOld: rowsToGridData(r.logpOld, batch),
+      logpRef: rowsToGridData(r.logpRef, batch),
+      epsilon: cfg.clipEpsilon,
+      beta: cfg.beta,
+    };
+    let loss = 0;
+    for (let epoch = 0; epoch < cfg.epochs; epoch++)
+      loss = gradientStep(policy.model, optimizer, batch, { name: 'grpo', inputs }, options.parallel);
+    return rollouts.stats(r, loss);
+  };
+  return {
+    optimizer,
+    step,
+    setBeta: (beta) => {
+      cfg.beta = beta;
+    },
+  };
+}
+
 export function trainGRPO(
   policy: Policy,
   reference: Policy,
   scorer: RewardScorer,
   prompts: string[],
   config: Partial<GRPOConfig> = {},
-  options: {
-    optimizer?: AdamW;
-    helper?: SamplingHelper;
-    parallel?: DataParallel;
-    onIteration?: (stats: IterationStats) => void;
-  } = {},
+  options: StepperOptions & { onIteration?: (stats: IterationStats) => void } = {},
 ): { optimizer: AdamW; history: IterationStats[] } {
-  const cfg = { ...DEFAULT_GRPO, ...config };
-  const rng = new Rng(cfg.seed);
-  const cycle = new PromptCycle(prompts, new Rng(cfg.seed + 1));
-  const optimizer = options.optimizer ?? new AdamW({ learningRate: cfg.learningRate, weightDecay: 0 });
-  const history: IterationStats[] = [];
-  for (let it = 0; it < cfg.iterations; it++) {
-    const r = collectRollout(
-      policy,
-      reference,
-      scorer,
-      cycle.next(cfg.promptsPerIteration),
-      cfg,
-      rng,
-      options.helper,
-    );
-    const advantages = grpoAdvantages(r.scores, cfg.k);
-    const batch = packBatch(r.pairs, policy.model.config.contextLength);
-    let loss = 0;
-    for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-      loss = options.parallel
-        ? options.parallel.stepSync(optimizer, batch, 'grpo', {
-            rows: advantages,
-            grids: { logpOld: rowsToGridData(r.logpOld, batch), logpRef: rowsToGridData(r.logpRef, batch) },
-            params: { epsilon: cfg.clipEpsilon, beta: cfg.beta },
-          })
-        : optimizer.minimize(policy.model.params, () =>
-            tf.tidy(() =>
-              grpoLoss(
-                responseTokenLogProbs(policy.model, batch).logp,
-                rowsToGrid(r.logpOld, batch),
-                rowsToGrid(r.logpRef, batch),
-                tf.tensor1d(advantages),
-                maskTensor(batch),
-                cfg.clipEpsilon,
-                cfg.beta,
-              ),
-            ),
-          );
-    }
-    const stats = rolloutStats(it, r, loss);
-    history.push(stats);
-    options.onIteration?.(stats);
-  }
-  return { optimizer, history };
+  const stepper = grpoStepper(policy, reference, scorer, prompts, config, options);
+  const iterations = config.iterations ?? DEFAULT_GRPO.iterations;
+  return { optimizer: stepper.optimizer, history: runSteps(stepper, iterations, options.onIteration) };
 }

@@ -4,17 +4,9 @@ import * as tf from '@tensorflow/tfjs';
 import { gae, ppoPolicyLoss, ppoTokenRewards, ppoValueLoss, whiten } from './losses.js';
 import { ScalarHead } from './model.js';
 import { AdamW } from './optimizer.js';
-import type { SamplingHelper } from './parallel-sampling.js';
 import type { Policy } from './policy.js';
 import type { RewardScorer } from './preferences.js';
-import {
-  collectRollout,
-  PromptCycle,
-  rolloutStats,
-  type IterationStats,
-  type RolloutConfig,
-} from './rollout.js';
-import { Rng } from './runtime.js';
+import { Rollouts, type IterationStats, type RolloutConfig } from './rollout.js';
 import { DEFAULT_SAMPLING } from './sampling.js';
 import {
   maskedRow,
@@ -24,6 +16,7 @@ import {
   rowsToGrid,
   type PackedBatch,
 } from './sequences.js';
+import { runSteps, type Stepper, type StepperOptions } from './stepper.js';
 
 export interface PPOConfig extends RolloutConfig {
   iterations: number;
@@ -57,43 +50,32 @@ export const DEFAULT_PPO: PPOConfig = {
   seed: 1, // prompts and samples
 };
 
+/** PPO's stepper also carries its value head from one step to the next (and between rounds' calls). */
+export type PPOStepper = Stepper<IterationStats> & { readonly valueHead: ScalarHead };
+
 /**
- * The value head sits on the policy's own trunk (one network, as in the original
- * lm-human-preferences code at this scale) rather than on a second copy of the model: half the
- * memory and compute; vfCoef keeps the value loss from dominating the shared weights.
+ * PPO one rollout at a time. The value head sits on the policy's own trunk (one network, as in
+ * the original lm-human-preferences code at this scale) rather than on a second copy of the
+ * model: half the memory and compute; vfCoef keeps the value loss from dominating the shared
+ * weights. Its steps run on this thread (the workers compute the policy-only losses).
  */
-export function trainPPO(
+export function ppoStepper(
   policy: Policy,
   reference: Policy,
   scorer: RewardScorer,
   prompts: string[],
   config: Partial<PPOConfig> = {},
-  options: {
-    optimizer?: AdamW;
-    helper?: SamplingHelper;
-    valueHead?: ScalarHead;
-    onIteration?: (stats: IterationStats) => void;
-  } = {},
-): { optimizer: AdamW; valueHead: ScalarHead; history: IterationStats[] } {
+  options: Omit<StepperOptions, 'parallel'> & { valueHead?: ScalarHead } = {},
+): PPOStepper {
   const cfg = { ...DEFAULT_PPO, ...config };
-  const rng = new Rng(cfg.seed);
-  const cycle = new PromptCycle(prompts, new Rng(cfg.seed + 1));
+  const rollouts = new Rollouts(policy, reference, scorer, prompts, cfg, options.helper);
   const optimizer = options.optimizer ?? new AdamW({ learningRate: cfg.learningRate, weightDecay: 0 });
   const valueHead =
     options.valueHead ?? new ScalarHead(policy.model.config.nEmbd, cfg.seed + 7, 'value-head');
   const params = new Map<string, tf.Variable>(policy.model.params);
   for (const [n, v] of valueHead.params) params.set(`value/${n}`, v);
-  const history: IterationStats[] = [];
-  for (let it = 0; it < cfg.iterations; it++) {
-    const r = collectRollout(
-      policy,
-      reference,
-      scorer,
-      cycle.next(cfg.promptsPerIteration),
-      cfg,
-      rng,
-      options.helper,
-    );
+  const step = (): IterationStats => {
+    const r = rollouts.next();
     const batch = packBatch(r.pairs, policy.model.config.contextLength);
     const valuesOld = valueRows(policy, valueHead, batch);
     const advantages: number[][] = [];
@@ -133,11 +115,33 @@ export function trainPPO(
         }),
       );
     }
-    const stats = rolloutStats(it, r, loss);
-    history.push(stats);
-    options.onIteration?.(stats);
-  }
-  return { optimizer, valueHead, history };
+    return rollouts.stats(r, loss);
+  };
+  return {
+    optimizer,
+    valueHead,
+    step,
+    setBeta: (beta) => {
+      cfg.klCoef = beta;
+    },
+  };
+}
+
+export function trainPPO(
+  policy: Policy,
+  reference: Policy,
+  scorer: RewardScorer,
+  prompts: string[],
+  config: Partial<PPOConfig> = {},
+  options: Omit<StepperOptions, 'parallel'> & {
+    valueHead?: ScalarHead;
+    onIteration?: (stats: IterationStats) => void;
+  } = {},
+): { optimizer: AdamW; valueHead: ScalarHead; history: IterationStats[] } {
+  const stepper = ppoStepper(policy, reference, scorer, prompts, config, options);
+  const iterations = config.iterations ?? DEFAULT_PPO.iterations;
+  const history = runSteps(stepper, iterations, options.onIteration);
+  return { optimizer: stepper.optimizer, valueHead: stepper.valueHead, history };
 }
 
 /** V at each response token's position (the state before the token is emitted), no gradient. */

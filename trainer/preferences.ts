@@ -31,7 +31,6 @@ export interface PreferencePair {
 
 /** Llama 2's margins for a 4-level scale (significantly/better/slightly/negligibly better). */
 export const LLAMA2_MARGINS_LARGE = [3, 2, 1, 0];
-export const LLAMA2_MARGINS_SMALL = [1, 2 / 3, 1 / 3, 0];
 
 /**
  * TIE and BOTH_BAD: a tie says nothing about direction, so it is excluded from the Bradley-Terry

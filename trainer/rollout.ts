@@ -31,7 +31,8 @@ export interface RolloutConfig {
   missingEndPenalty: number;
 }
 
-export function collectRollout(
+/** k samples of each prompt, scored, with log π_old and log π_ref of every response token. */
+function collectRollout(
   policy: Policy,
   reference: Policy,
   scorer: RewardScorer,
@@ -60,8 +61,47 @@ export function collectRollout(
   };
 }
 
+/**
+ * Where an online algorithm's rollouts come from, one per step: the next prompts of a shuffled
+ * cycle over the training prompts, sampled with one random stream for the whole run.
+ */
+export class Rollouts {
+  /** The run's random numbers (sampling; best-of-n also shuffles its winners with it). */
+  readonly rng: Rng;
+  private readonly cycle: PromptCycle;
+  private count = 0;
+  constructor(
+    private readonly policy: Policy,
+    private readonly reference: Policy,
+    private readonly scorer: RewardScorer,
+    prompts: string[],
+    private readonly config: RolloutConfig & { seed: number },
+    private readonly helper?: SamplingHelper,
+  ) {
+    this.rng = new Rng(config.seed);
+    this.cycle = new PromptCycle(prompts, new Rng(config.seed + 1));
+  }
+  next(): Rollout {
+    const prompts = this.cycle.next(this.config.promptsPerIteration);
+    this.count++;
+    return collectRollout(
+      this.policy,
+      this.reference,
+      this.scorer,
+      prompts,
+      this.config,
+      this.rng,
+      this.helper,
+    );
+  }
+  /** The statistics of the latest rollout and the loss of its last optimizer step. */
+  stats(r: Rollout, loss: number): IterationStats {
+    return rolloutStats(this.count - 1, r, loss);
+  }
+}
+
 /** Picks the next prompts in a shuffled cycle over the training prompts. */
-export class PromptCycle {
+class PromptCycle {
   private order: number[] = [];
   constructor(
     private readonly prompts: string[],
@@ -89,7 +129,7 @@ export interface IterationStats {
   loss: number;
 }
 
-export function rolloutStats(iteration: number, r: Rollout, loss: number): IterationStats {
+function rolloutStats(iteration: number, r: Rollout, loss: number): IterationStats {
   const n = Math.max(1, r.scores.length);
   return {
     iteration,

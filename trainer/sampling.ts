@@ -11,6 +11,8 @@ export interface SamplingConfig {
   maxNewTokens: number;
   /** Rows decoded together; bounds memory of the cache. */
   batchSize: number;
+  /** Nucleus sampling: the smallest set of tokens whose probability reaches topP (1 or unset = off). */
+  topP?: number;
 }
 
 export const DEFAULT_SAMPLING: SamplingConfig = {
@@ -20,8 +22,14 @@ export const DEFAULT_SAMPLING: SamplingConfig = {
   batchSize: 64, // rows per decoding batch
 };
 
-/** Draws a token id from logits with temperature and top-k; temperature 0 is greedy. */
-export function sampleToken(logits: ArrayLike<number>, temperature: number, topK: number, rng: Rng): number {
+/** Draws a token id from logits with temperature, top-k and top-p (nucleus); temperature 0 is greedy. */
+export function sampleToken(
+  logits: ArrayLike<number>,
+  temperature: number,
+  topK: number,
+  rng: Rng,
+  topP = 1,
+): number {
   const n = logits.length;
   let best = 0;
   for (let i = 1; i < n; i++) if ((logits[i] ?? -Infinity) > (logits[best] ?? -Infinity)) best = i;
@@ -36,6 +44,20 @@ export function sampleToken(logits: ArrayLike<number>, temperature: number, topK
     const w = l >= threshold ? Math.exp((l - max) / temperature) : 0;
     weights[i] = w;
     total += w;
+  }
+  if (topP < 1) {
+    // Keep the most probable tokens until their mass reaches topP; the rest get no weight.
+    const order = Array.from(weights.keys()).sort((a, b) => (weights[b] ?? 0) - (weights[a] ?? 0));
+    let mass = 0;
+    let kept = 0;
+    for (const i of order) {
+      if (mass >= topP * total && kept > 0) weights[i] = 0;
+      else {
+        mass += weights[i] ?? 0;
+        kept += 1;
+      }
+    }
+    total = mass;
   }
   let u = rng.next() * total;
   for (let i = 0; i < n; i++) {
@@ -102,7 +124,13 @@ function generateBatch(model: GPT, prompts: number[][], config: SamplingConfig, 
         next[b] = PAD;
         continue;
       }
-      const token = sampleToken(data.subarray(b * V, (b + 1) * V), config.temperature, config.topK, rng);
+      const token = sampleToken(
+        data.subarray(b * V, (b + 1) * V),
+        config.temperature,
+        config.topK,
+        rng,
+        config.topP ?? 1,
+      );
       responses[b]?.push(token);
       next[b] = token;
       if (token === END) done[b] = true;

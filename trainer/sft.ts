@@ -2,16 +2,11 @@
 // response tokens, with a validation loss so the caller can watch for overfitting.
 import * as tf from '@tensorflow/tfjs';
 import type { DataParallel } from './data-parallel.js';
+import { gradientLoss, SFT_LOSS } from './gradient-losses.js';
 import { AdamW } from './optimizer.js';
 import type { Policy } from './policy.js';
 import { Rng } from './runtime.js';
-import {
-  packBatch,
-  responseTokenLogProbs,
-  maskTensor,
-  type PackedBatch,
-  type TokenPair,
-} from './sequences.js';
+import { packBatch, type PackedBatch, type TokenPair } from './sequences.js';
 
 export interface Demonstration {
   prompt: string;
@@ -39,11 +34,8 @@ export const DEFAULT_SFT: SFTConfig = {
 };
 
 /** Mean negative log-likelihood of the response tokens of a batch. */
-export function sftLoss(policy: Policy, batch: PackedBatch): tf.Scalar {
-  return tf.tidy(() => {
-    const { logp } = responseTokenLogProbs(policy.model, batch);
-    return tf.div(tf.neg(tf.sum(logp)), tf.maximum(tf.sum(maskTensor(batch)), 1)) as tf.Scalar;
-  });
+function sftLoss(policy: Policy, batch: PackedBatch): tf.Scalar {
+  return gradientLoss(policy.model, batch, SFT_LOSS);
 }
 
 export function toTokenPairs(policy: Policy, demos: Demonstration[]): TokenPair[] {
@@ -113,7 +105,7 @@ export async function trainSFT(
     );
     optimizer.config.learningRate = learningRateAt(step, cfg.learningRate, cfg.warmupSteps, cfg.steps);
     const loss = options.parallel
-      ? await options.parallel.step(optimizer, batch, 'sft')
+      ? await options.parallel.step(optimizer, batch)
       : optimizer.minimize(policy.model.params, () => sftLoss(policy, batch));
     result.trainLosses.push(loss);
     await options.onStep?.(step, loss);

@@ -3,10 +3,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import closeWithGrace from 'close-with-grace';
-import { ConfigError, loadConfig } from '../server/config.js';
-import { openDatabase } from '../server/db/open.js';
-import { JOB_NAMES, startBoss, type JobName, type JobPayloads } from '../server/jobs.js';
-import { RoundService } from '../server/services/rounds.js';
+import { ConfigError, loadConfig } from '../core/config.js';
+import { openDatabase } from '../core/db/open.js';
+import { JOB_NAMES, startBoss, type JobName, type JobPayloads } from '../core/jobs.js';
+import { RoundService } from '../core/services/rounds.js';
+import { runGeneration } from './jobs/generation.js';
+import { endpointDeps } from './jobs/generation-endpoints.js';
 import { runInThread, type ThreadSettings } from './jobs/thread.js';
 
 /** Touched while the worker is alive; trainer/healthcheck.ts reads its age. */
@@ -31,13 +33,19 @@ async function main(): Promise<void> {
     monitorIntervalSeconds: config.jobMonitorSeconds,
   });
   const settings: ThreadSettings = { databaseUrl: db.url, demoSftSteps: config.demoSftSteps };
-  const handlers: { [N in JobName]: (payload: JobPayloads[N]) => Promise<void> } = {
+  const handlers: { [N in JobName]: (payload: JobPayloads[N], signal: AbortSignal) => Promise<void> } = {
     'training-round': (payload) => runInThread('training-round', payload, settings, say),
     'seed-demo': (payload) => runInThread('seed-demo', payload, settings, say),
     'round-scheduler': async () => {
+      // Promotions first: a round the schedule starts then trains from the promoted version.
+      for (const version of await rounds.autoPromote())
+        say(`promoted ${version.name}: raters prefer it to its parent (${version.votes} votes)`);
       const started = await rounds.runSchedules();
       if (started.length) say(`scheduled ${started.length} round(s)`);
     },
+    // Waits on endpoints, not the CPU: runs on this thread.
+    generation: (payload, signal) =>
+      runGeneration(db.prisma, payload.jobId, { ...endpointDeps(db.prisma, config), log: say, signal }),
   };
   const rounds = new RoundService(db.prisma, () => boss);
   await boss.schedule('round-scheduler', '* * * * *', {}, { singletonKey: 'round-scheduler' });
@@ -46,7 +54,11 @@ async function main(): Promise<void> {
       name,
       { batchSize: 1, pollingIntervalSeconds: 1 },
       async ([job]) => {
-        if (job) await (handlers[name] as (payload: JobPayloads[typeof name]) => Promise<void>)(job.data);
+        if (job)
+          await (handlers[name] as (payload: JobPayloads[typeof name], signal: AbortSignal) => Promise<void>)(
+            job.data,
+            job.signal,
+          );
       },
     );
   }

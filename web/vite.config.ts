@@ -6,7 +6,7 @@ import { sveltekit } from '@sveltejs/kit/vite';
 import { defineConfig } from 'vite';
 
 /** Shared TypeBox schemas of the server; the web app imports their types (and a few constants). */
-const shared = fileURLToPath(new URL('../server/schemas', import.meta.url));
+const shared = fileURLToPath(new URL('../core/schemas', import.meta.url));
 
 export default defineConfig({
   plugins: [

@@ -1,15 +1,16 @@
 // Authentication and authorization for every route. Each /api route declares `config.access`
-// ('public', 'authenticated' or a list of roles); a route without one refuses to register.
+// ('public', 'authenticated', a list of roles, or 'training': only an API token scoped to training
+// work, which reaches nothing else); a route without one refuses to register.
 // Cookie sessions must send the CSRF token on writes; Bearer API tokens need none.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../config.js';
+import type { Config } from '../../core/config.js';
 import fp from 'fastify-plugin';
-import { forbidden, HttpError, unauthorized } from '../errors.js';
-import type { Role } from '../schemas/common.js';
-import type { AuthService, Principal } from '../services/auth.js';
-import { safeEqual } from '../services/secrets.js';
+import { forbidden, HttpError, unauthorized } from '../../core/errors.js';
+import type { Role } from '../../core/schemas/common.js';
+import type { AuthService, Principal } from '../../core/services/auth.js';
+import { safeEqual } from '../../core/services/secrets.js';
 
-export type Access = 'public' | 'authenticated' | readonly Role[];
+export type Access = 'public' | 'authenticated' | 'training' | readonly Role[];
 
 export interface RouteEntry {
   method: string;
@@ -102,7 +103,13 @@ export default fp(async function auth(app: FastifyInstance, options: { auth: Aut
 
     if (access === 'public') return;
     if (!request.principal) throw unauthorized('Sign in first (your session may have expired).');
-    if (access !== 'authenticated' && !access.includes(request.principal.user.role)) throw forbidden();
+    const training = request.principal.tokenScope === 'training';
+    if (access === 'training') {
+      if (!training) throw forbidden('This route needs an API token scoped to training work.');
+    } else {
+      if (training) throw forbidden('A training token reaches only the training engines’ routes.');
+      if (access !== 'authenticated' && !access.includes(request.principal.user.role)) throw forbidden();
+    }
 
     if (viaCookie && !SAFE_METHODS.has(request.method) && (request.routeOptions.config?.csrf ?? true)) {
       const sent = request.headers[CSRF_HEADER];

@@ -1,8 +1,8 @@
 // One error handler for the whole API: 4xx answers say what was wrong, 5xx answers never carry
-// internals (the details go to the log with the request id).
+// internals (the details go to the log with the request id, which every error body carries).
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { HttpError } from '../errors.js';
+import { HttpError } from '../../core/errors.js';
 
 const PRISMA_STATUS: Record<string, { status: number; message: string }> = {
   P2002: { status: 409, message: 'This already exists.' },
@@ -105,8 +105,13 @@ export default fp(async function errors(app: FastifyInstance) {
     } else {
       request.log.info({ status, code, message }, 'request refused');
     }
-    void reply
-      .status(status)
-      .send({ ...extra, statusCode: status, error: statusText(status), message, ...(code ? { code } : {}) });
+    void reply.status(status).send({
+      ...extra,
+      statusCode: status,
+      error: statusText(status),
+      message,
+      ...(code ? { code } : {}),
+      requestId: request.id,
+    });
   });
 });

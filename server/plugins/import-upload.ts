@@ -13,7 +13,7 @@ import type {
 } from 'fastify';
 import { Type, type TObject, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { ImportUpload, receiveUpload } from '../services/import-source.js';
+import { ImportUpload, receiveUpload } from '../../core/services/import-source.js';
 
 export function streamImportBodies(app: FastifyInstance): void {
   app.removeContentTypeParser('application/json');

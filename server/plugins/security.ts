@@ -9,7 +9,7 @@ import cookie from '@fastify/cookie';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import helmet, { type HelmetOptions } from 'helmet';
-import { webBuildDir } from '../paths.js';
+import { webBuildDir } from '../../core/paths.js';
 
 /** sha256 sources for every inline <script> in the built index.html. */
 export function inlineScriptHashes(indexHtml: string): string[] {

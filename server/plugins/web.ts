@@ -5,7 +5,7 @@ import path from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { webBuildDir } from '../paths.js';
+import { webBuildDir } from '../../core/paths.js';
 
 export default fp(async function web(app: FastifyInstance, options: { webDir?: string }) {
   const root = options.webDir ?? webBuildDir;
@@ -36,6 +36,7 @@ export default fp(async function web(app: FastifyInstance, options: { webDir?: s
       statusCode: 404,
       error: 'Not Found',
       message: `No route ${request.method} ${pathname}.`,
+      requestId: request.id,
     });
   });
 });

@@ -1,8 +1,7 @@
 // The audit log, newest first (admins only).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { HttpError } from '../errors.js';
-import { AuditPage, AuditQuery } from '../schemas/audit.js';
-import { listAudit } from '../services/audit.js';
+import { HttpError } from '../../core/errors.js';
+import { AuditPage, AuditQuery } from '../../core/schemas/audit.js';
 
 const MAX_BIGINT = 9_223_372_036_854_775_807n;
 
@@ -12,6 +11,7 @@ const audit: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ['ADMIN'] },
       schema: {
+        operationId: 'listAuditEvents',
         tags: ['audit'],
         summary: 'Audit log, newest first',
         querystring: AuditQuery,
@@ -27,7 +27,7 @@ const audit: FastifyPluginAsyncTypebox = async (app) => {
           `Invalid request: querystring.before: must be at most ${MAX_BIGINT} (a 64-bit id)`,
           'VALIDATION',
         );
-      return listAudit(app.prisma, before, request.query.limit ?? 50);
+      return app.services.audit.list(before, request.query.limit ?? 50);
     },
   );
 };

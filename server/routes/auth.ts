@@ -2,9 +2,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { clientInfo, principalOf, SESSION_COOKIE, setSessionCookie } from '../plugins/auth.js';
-import { ChangePasswordBody, LoginBody, MeResponse, SessionList } from '../schemas/auth.js';
-import { ErrorSchema, IdParams } from '../schemas/common.js';
-import { toUserDto } from '../services/users.js';
+import { ChangePasswordBody, LoginBody, MeResponse, SessionList } from '../../core/schemas/auth.js';
+import { ErrorSchema, IdParams } from '../../core/schemas/common.js';
+import { toUserDto } from '../../core/services/users.js';
 
 const auth: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
@@ -16,6 +16,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
         rateLimit: { max: app.config.loginRateLimitPerMinute, timeWindow: '1 minute' },
       },
       schema: {
+        operationId: 'login',
         tags: ['auth'],
         summary: 'Sign in; sets the session cookie',
         body: LoginBody,
@@ -38,7 +39,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     '/api/auth/logout',
     {
       config: { access: 'authenticated' },
-      schema: { tags: ['auth'], summary: 'Sign out', response: { 204: Type.Null() } },
+      schema: { operationId: 'logout', tags: ['auth'], summary: 'Sign out', response: { 204: Type.Null() } },
     },
     async (request, reply) => {
       const principal = principalOf(request);
@@ -53,6 +54,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'authenticated' },
       schema: {
+        operationId: 'getMe',
         tags: ['auth'],
         summary: 'The signed-in user and the CSRF token',
         response: { 200: MeResponse, 401: ErrorSchema },
@@ -68,7 +70,12 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     '/api/auth/sessions',
     {
       config: { access: 'authenticated' },
-      schema: { tags: ['auth'], summary: 'My active sessions', response: { 200: SessionList } },
+      schema: {
+        operationId: 'listSessions',
+        tags: ['auth'],
+        summary: 'My active sessions',
+        response: { 200: SessionList },
+      },
     },
     async (request) => {
       const principal = principalOf(request);
@@ -90,6 +97,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'authenticated' },
       schema: {
+        operationId: 'revokeSession',
         tags: ['auth'],
         summary: 'End one of my sessions',
         params: IdParams,
@@ -110,6 +118,7 @@ const auth: FastifyPluginAsyncTypebox = async (app) => {
         rateLimit: { max: app.config.loginRateLimitPerMinute, timeWindow: '1 minute' },
       },
       schema: {
+        operationId: 'changePassword',
         tags: ['auth'],
         summary: 'Change my password (ends my other sessions)',
         body: ChangePasswordBody,

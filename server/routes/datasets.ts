@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { principalOf } from '../plugins/auth.js';
 import { importBodyValidator, streamImportBodies } from '../plugins/import-upload.js';
-import { ErrorSchema, IdParams } from '../schemas/common.js';
+import { ErrorSchema, IdParams } from '../../core/schemas/common.js';
 import {
   CreateSnapshotBody,
   ExportBody,
@@ -15,33 +15,18 @@ import {
   PreferenceImportBody,
   PreferenceImportReport,
   SnapshotSchema,
-} from '../schemas/datasets.js';
-import { recordAudit } from '../services/audit.js';
-import { importPreferences } from '../services/dataset-imports.js';
-import type { ImportUpload } from '../services/import-source.js';
+} from '../../core/schemas/datasets.js';
+import type { ImportUpload } from '../../core/services/import-source.js';
 import {
   CONTENT_TYPES,
-  countIdentical,
-  countJudgments,
-  countSelection,
-  isPairwise,
   ExportAborted,
-  runExport,
   safeFileName,
   specOf,
   type ExportResult,
   type Sink,
-} from '../services/exports.js';
-import { labelSchemaOf } from '../services/projects.js';
-import {
-  createSnapshot,
-  downloadSnapshot,
-  getSnapshot,
-  listSnapshots,
-  snapshotDto,
-  snapshotSpec,
-} from '../services/snapshots.js';
-import type { ExportFormat } from '../schemas/datasets.js';
+} from '../../core/services/exports.js';
+import { snapshotSpec } from '../../core/services/snapshots.js';
+import type { ExportFormat } from '../../core/schemas/datasets.js';
 
 const STAFF = ['ADMIN', 'RESEARCHER'] as const;
 
@@ -52,7 +37,7 @@ const ImportError = Type.Intersect([ErrorSchema, Type.Partial(PreferenceImportRe
  * bytes with backpressure. A failure midway destroys the connection, so a client never takes a
  * truncated file for a whole one.
  */
-function streamFile(
+export function streamFile(
   request: FastifyRequest,
   reply: FastifyReply,
   format: ExportFormat,
@@ -95,6 +80,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: STAFF },
       schema: {
+        operationId: 'exportJudgments',
         tags: ['datasets'],
         summary: 'Export judgments as a file (streamed)',
         description:
@@ -113,47 +99,20 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const project = await app.services.projects.visible(principalOf(request), request.params.id);
       const spec = specOf(request.body);
-      const selection = { projectId: project.id, filters: spec.filters };
-      // Pairwise files leave out pairs of identical responses; a header says how many. Both counts
-      // at once: each reads the selection, and the file waits for both.
-      const [judgments, identical] = await Promise.all([
-        countJudgments(app.prisma, selection),
-        isPairwise(spec.format) ? countIdentical(app.prisma, selection) : null,
-      ]);
-      await recordAudit(app.prisma, {
-        actorId: actor(request).id,
-        action: 'project.export',
-        targetType: 'project',
-        targetId: project.id,
-        details: {
-          format: spec.format,
-          mode: spec.mode,
-          judgments,
-          identifyRaters: spec.options.identifyRaters ?? false,
-        },
-        ip: request.ip,
-      });
+      const file = await app.services.exports.start(project, spec, actor(request));
+      // Pairwise files leave out pairs of identical responses; a header says how many.
       return streamFile(
         request,
         reply,
         spec.format,
         safeFileName(`${project.name}-${spec.format}-${spec.mode}`, spec.format),
         {
-          'x-loom-judgments': String(judgments),
-          ...(identical
-            ? {
-                'x-loom-identical-left-out': String(
-                  spec.mode === 'aggregated' ? identical.comparisons : identical.judgments,
-                ),
-              }
-            : {}),
+          'x-loom-judgments': String(file.judgments),
+          ...(file.identicalLeftOut === null
+            ? {}
+            : { 'x-loom-identical-left-out': String(file.identicalLeftOut) }),
         },
-        (sink, aborted) =>
-          runExport(app.prisma, selection, spec, sink, {
-            secret: app.config.sessionSecret,
-            levels: labelSchemaOf(project).strengths.length,
-            aborted,
-          }),
+        file.write,
       );
     },
   );
@@ -163,6 +122,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: STAFF },
       schema: {
+        operationId: 'countExport',
         tags: ['datasets'],
         summary: 'How many judgments, comparisons and prompts an export would hold',
         params: IdParams,
@@ -172,16 +132,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const project = await app.services.projects.visible(principalOf(request), request.params.id);
-      const selection = { projectId: project.id, filters: specOf(request.body).filters };
-      const [counts, identical] = await Promise.all([
-        countSelection(app.prisma, selection),
-        countIdentical(app.prisma, selection),
-      ]);
-      return {
-        ...counts,
-        identicalJudgments: identical.judgments,
-        identicalComparisons: identical.comparisons,
-      };
+      return app.services.exports.count(project.id, specOf(request.body).filters);
     },
   );
 
@@ -190,6 +141,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: STAFF },
       schema: {
+        operationId: 'createSnapshot',
         tags: ['datasets'],
         summary: 'Freeze an export as a dataset snapshot',
         description:
@@ -202,13 +154,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const project = await app.services.projects.visible(principalOf(request), request.params.id);
-      const snapshot = await createSnapshot(
-        app.prisma,
-        app.config.sessionSecret,
-        project.id,
-        request.body,
-        actor(request),
-      );
+      const snapshot = await app.services.snapshots.create(project.id, request.body, actor(request));
       return reply.status(201).send(snapshot);
     },
   );
@@ -218,6 +164,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: STAFF },
       schema: {
+        operationId: 'listSnapshots',
         tags: ['datasets'],
         summary: 'Dataset snapshots of a project, newest first',
         params: IdParams,
@@ -226,7 +173,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const project = await app.services.projects.visible(principalOf(request), request.params.id);
-      return listSnapshots(app.prisma, project.id);
+      return app.services.snapshots.list(project.id);
     },
   );
 
@@ -235,6 +182,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: STAFF },
       schema: {
+        operationId: 'getSnapshot',
         tags: ['datasets'],
         summary: 'A dataset snapshot',
         params: IdParams,
@@ -242,9 +190,9 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const snapshot = await getSnapshot(app.prisma, request.params.id);
+      const snapshot = await app.services.snapshots.get(request.params.id);
       await app.services.projects.visible(principalOf(request), snapshot.projectId);
-      return snapshotDto(app.prisma, snapshot);
+      return app.services.snapshots.dto(snapshot);
     },
   );
 
@@ -253,6 +201,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: STAFF },
       schema: {
+        operationId: 'downloadSnapshot',
         tags: ['datasets'],
         summary: 'Download a dataset snapshot (byte-identical to when it was made)',
         description: 'The ETag and X-Loom-Sha256 headers carry the stored sha256 of the file.',
@@ -262,7 +211,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const snapshot = await getSnapshot(app.prisma, request.params.id);
+      const snapshot = await app.services.snapshots.get(request.params.id);
       await app.services.projects.visible(principalOf(request), snapshot.projectId);
       const spec = snapshotSpec(snapshot);
       return streamFile(
@@ -275,7 +224,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
           'x-loom-sha256': snapshot.contentHash,
           'content-length': String(snapshot.byteSize),
         },
-        (sink, aborted) => downloadSnapshot(app.prisma, app.config.sessionSecret, snapshot, sink, aborted),
+        (sink, aborted) => app.services.snapshots.download(snapshot, sink, aborted),
       );
     },
   );
@@ -291,6 +240,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
         validatorCompiler: importBodyValidator,
         config: { access: STAFF },
         schema: {
+          operationId: 'importPreferences',
           tags: ['datasets'],
           summary: 'Import a preference data set (TRL JSONL, HH-RLHF JSONL or CSV)',
           description:
@@ -307,8 +257,7 @@ const datasets: FastifyPluginAsyncTypebox = async (app) => {
         // The upload's temporary file is removed by streamImportBodies once the request is answered.
         const upload = request.body.content as unknown as ImportUpload;
         const project = await app.services.projects.visible(principalOf(request), request.params.id);
-        return importPreferences(
-          app.prisma,
+        return app.services.preferenceImports.importFile(
           project.id,
           { ...request.body, content: upload },
           actor(request),

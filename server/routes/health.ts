@@ -1,8 +1,7 @@
 // Liveness and readiness: 200 only when the database answers.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { HttpError } from '../errors.js';
-import { ErrorSchema } from '../schemas/common.js';
-import { HealthResponse } from '../schemas/health.js';
+import { ErrorSchema } from '../../core/schemas/common.js';
+import { HealthResponse } from '../../core/schemas/health.js';
 
 const health: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -10,17 +9,14 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'public' },
       schema: {
+        operationId: 'getHealth',
         tags: ['system'],
         summary: 'Health check',
         response: { 200: HealthResponse, 503: ErrorSchema },
       },
     },
     async () => {
-      try {
-        await app.prisma.$queryRaw`SELECT 1`;
-      } catch {
-        throw new HttpError(503, 'The database is unavailable.', 'DATABASE_UNAVAILABLE');
-      }
+      await app.services.health.check();
       return { status: 'ok' as const };
     },
   );

@@ -1,7 +1,7 @@
 // Invitations (admins) and the one-time links they produce, including the first admin's setup link.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { notFound } from '../errors.js';
+import { notFound } from '../../core/errors.js';
 import { clientInfo, principalOf, setSessionCookie } from '../plugins/auth.js';
 import {
   AcceptInviteBody,
@@ -9,10 +9,10 @@ import {
   InviteLookupBody,
   MeResponse,
   SetupStatus,
-} from '../schemas/auth.js';
-import { ErrorSchema, IdParams } from '../schemas/common.js';
-import { CreatedInvite, CreateInviteBody, InviteList } from '../schemas/users.js';
-import { oneTimeLink, publicOrigin, toInviteDto, toUserDto } from '../services/users.js';
+} from '../../core/schemas/auth.js';
+import { ErrorSchema, IdParams } from '../../core/schemas/common.js';
+import { CreatedInvite, CreateInviteBody, InviteList } from '../../core/schemas/users.js';
+import { oneTimeLink, publicOrigin, toInviteDto, toUserDto } from '../../core/services/users.js';
 
 const ADMIN = ['ADMIN'] as const;
 
@@ -22,6 +22,7 @@ const invites: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'public' },
       schema: {
+        operationId: 'getSetupStatus',
         tags: ['setup'],
         summary: 'Whether the first admin is still to be created',
         response: { 200: SetupStatus },
@@ -36,6 +37,7 @@ const invites: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'public', csrf: false, rateLimit: { max: 30, timeWindow: '1 minute' } },
       schema: {
+        operationId: 'lookupInvite',
         tags: ['invites'],
         summary: 'What a setup or invitation link grants',
         body: InviteLookupBody,
@@ -60,6 +62,7 @@ const invites: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'public', csrf: false, rateLimit: { max: 30, timeWindow: '1 minute' } },
       schema: {
+        operationId: 'acceptInvite',
         tags: ['invites'],
         summary: 'Create the account a link grants, and sign in',
         body: AcceptInviteBody,
@@ -82,7 +85,12 @@ const invites: FastifyPluginAsyncTypebox = async (app) => {
     '/api/invites',
     {
       config: { access: ADMIN },
-      schema: { tags: ['invites'], summary: 'Invitations', response: { 200: InviteList } },
+      schema: {
+        operationId: 'listInvites',
+        tags: ['invites'],
+        summary: 'Invitations',
+        response: { 200: InviteList },
+      },
     },
     async () => (await app.services.users.listInvites()).map(toInviteDto),
   );
@@ -92,6 +100,7 @@ const invites: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'createInvite',
         tags: ['invites'],
         summary: 'Invite a user; the link is returned once',
         body: CreateInviteBody,
@@ -116,6 +125,7 @@ const invites: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'revokeInvite',
         tags: ['invites'],
         summary: 'Revoke a pending invitation',
         params: IdParams,

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import { Type } from 'typebox';
 import { principalOf } from '../plugins/auth.js';
 import { importBodyValidator, streamImportBodies } from '../plugins/import-upload.js';
-import { ErrorSchema, IdParams } from '../schemas/common.js';
+import { ErrorSchema, IdParams } from '../../core/schemas/common.js';
 import {
   AddMembersBody,
   ComparisonListQuery,
@@ -20,12 +20,15 @@ import {
   ProjectSchema,
   UpdateComparisonBody,
   UpdateProjectBody,
-} from '../schemas/projects.js';
-import { ProjectQuality } from '../schemas/quality.js';
-import { generateComparisons, listComparisons, updateComparison } from '../services/comparisons.js';
-import type { ImportUpload } from '../services/import-source.js';
-import { importPrompts } from '../services/imports.js';
-import { projectQuality } from '../services/quality.js';
+} from '../../core/schemas/projects.js';
+import {
+  ExcludeRaterBody,
+  ProjectQuality,
+  ProjectReliability,
+  RaterParams,
+  ReliabilityQuery,
+} from '../../core/schemas/quality.js';
+import type { ImportUpload } from '../../core/services/import-source.js';
 
 const ADMIN = ['ADMIN'] as const;
 const STAFF = ['ADMIN', 'RESEARCHER'] as const;
@@ -43,6 +46,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'authenticated' },
       schema: {
+        operationId: 'listProjects',
         tags: ['projects'],
         summary: 'Projects I can see',
         response: { 200: Type.Array(ProjectSchema) },
@@ -56,6 +60,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'createProject',
         tags: ['projects'],
         summary: 'Create a project',
         body: CreateProjectBody,
@@ -73,6 +78,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'authenticated' },
       schema: {
+        operationId: 'getProject',
         tags: ['projects'],
         summary: 'A project',
         params: IdParams,
@@ -88,6 +94,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'updateProject',
         tags: ['projects'],
         summary: 'Change a project’s settings, or archive it',
         params: IdParams,
@@ -106,6 +113,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'listMembers',
         tags: ['projects'],
         summary: 'Who works on a project',
         params: IdParams,
@@ -123,6 +131,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'addMembers',
         tags: ['projects'],
         summary: 'Add users to a project',
         params: IdParams,
@@ -141,6 +150,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'removeMember',
         tags: ['projects'],
         summary: 'Remove a user from a project',
         params: MemberParams,
@@ -158,12 +168,13 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(async (scoped) => {
     streamImportBodies(scoped);
     scoped.withTypeProvider<TypeBoxTypeProvider>().post(
-      '/api/projects/:id/import',
+      '/api/projects/:id/prompts/import',
       {
         bodyLimit: app.config.importLimit,
         validatorCompiler: importBodyValidator,
-        config: { access: ADMIN },
+        config: { access: ADMIN, formerly: '/api/projects/:id/import' },
         schema: {
+          operationId: 'importPrompts',
           tags: ['projects'],
           summary: 'Import prompts and responses (JSONL or CSV); all lines or none',
           description:
@@ -179,7 +190,11 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
         // The upload's temporary file is removed by streamImportBodies once the request is answered.
         const upload = request.body.content as unknown as ImportUpload;
         const project = await app.services.projects.visible(principalOf(request), request.params.id);
-        return importPrompts(app.prisma, project.id, { ...request.body, content: upload }, actor(request));
+        return app.services.promptImports.importFile(
+          project.id,
+          { ...request.body, content: upload },
+          actor(request),
+        );
       },
     );
   });
@@ -189,6 +204,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'generateComparisons',
         tags: ['projects'],
         summary: 'Pair responses to the same prompt into comparisons',
         params: IdParams,
@@ -198,7 +214,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const project = await app.services.projects.visible(principalOf(request), request.params.id);
-      return generateComparisons(app.prisma, project, request.body, actor(request));
+      return app.services.comparisons.generate(project, request.body, actor(request));
     },
   );
 
@@ -207,6 +223,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: STAFF },
       schema: {
+        operationId: 'listComparisons',
         tags: ['projects'],
         summary: 'Comparisons of a project, with their vote counts',
         params: IdParams,
@@ -216,7 +233,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const project = await app.services.projects.visible(principalOf(request), request.params.id);
-      return listComparisons(app.prisma, project.id, request.query);
+      return app.services.comparisons.list(project.id, request.query);
     },
   );
 
@@ -225,6 +242,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'updateComparison',
         tags: ['projects'],
         summary: 'Set a comparison’s priority or gold answer',
         params: IdParams,
@@ -232,7 +250,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ComparisonSummary, 404: ErrorSchema },
       },
     },
-    async (request) => updateComparison(app.prisma, request.params.id, request.body, actor(request)),
+    async (request) => app.services.comparisons.update(request.params.id, request.body, actor(request)),
   );
 
   app.get(
@@ -240,6 +258,7 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'getProjectQuality',
         tags: ['projects'],
         summary: 'Agreement, gold accuracy and biases, live',
         params: IdParams,
@@ -248,7 +267,70 @@ const projects: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const project = await app.services.projects.visible(principalOf(request), request.params.id);
-      return projectQuality(app.prisma, project.id);
+      return app.services.quality.ofProject(project.id);
+    },
+  );
+
+  app.get(
+    '/api/projects/:id/reliability',
+    {
+      config: { access: ADMIN },
+      schema: {
+        operationId: 'getProjectReliability',
+        tags: ['projects'],
+        summary: 'Each rater’s estimated reliability with its interval; raters below the threshold flagged',
+        params: IdParams,
+        querystring: ReliabilityQuery,
+        response: { 200: ProjectReliability, 404: ErrorSchema },
+      },
+    },
+    async (request) => {
+      const project = await app.services.projects.visible(principalOf(request), request.params.id);
+      return app.services.reliability.ofProject(project.id, request.query.threshold);
+    },
+  );
+
+  app.put(
+    '/api/projects/:id/excluded-raters/:raterId',
+    {
+      config: { access: ADMIN },
+      schema: {
+        operationId: 'excludeRater',
+        tags: ['projects'],
+        summary: 'Leave a rater’s judgments out of this project’s training and exports (audited)',
+        params: RaterParams,
+        body: ExcludeRaterBody,
+        response: { 204: Type.Null(), 400: ErrorSchema, 404: ErrorSchema },
+      },
+    },
+    async (request, reply) => {
+      const project = await app.services.projects.visible(principalOf(request), request.params.id);
+      await app.services.reliability.exclude(
+        project.id,
+        request.params.raterId,
+        request.body?.reason ?? '',
+        actor(request),
+      );
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.delete(
+    '/api/projects/:id/excluded-raters/:raterId',
+    {
+      config: { access: ADMIN },
+      schema: {
+        operationId: 'includeRater',
+        tags: ['projects'],
+        summary: 'Take an excluded rater’s judgments back into training and exports (audited)',
+        params: RaterParams,
+        response: { 204: Type.Null(), 404: ErrorSchema },
+      },
+    },
+    async (request, reply) => {
+      const project = await app.services.projects.visible(principalOf(request), request.params.id);
+      await app.services.reliability.include(project.id, request.params.raterId, actor(request));
+      return reply.status(204).send(null);
     },
   );
 };

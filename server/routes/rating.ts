@@ -2,9 +2,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { HttpError } from '../errors.js';
+import { HttpError } from '../../core/errors.js';
 import { principalOf } from '../plugins/auth.js';
-import { ErrorSchema, IdParams } from '../schemas/common.js';
+import { ErrorSchema, IdParams } from '../../core/schemas/common.js';
 import {
   IdempotencyHeaders,
   NextAssignmentBody,
@@ -16,8 +16,8 @@ import {
   SubmitBody,
   SubmitResult,
   UndoResult,
-} from '../schemas/rating.js';
-import { labelSchemaOf, preparingOf } from '../services/projects.js';
+} from '../../core/schemas/rating.js';
+import { labelSchemaOf, preparingOf } from '../../core/services/project-settings.js';
 
 const rating: FastifyPluginAsyncTypebox = async (app) => {
   /**
@@ -46,31 +46,22 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'authenticated' },
       schema: {
+        operationId: 'listRatingProjects',
         tags: ['rating'],
         summary: 'Projects I rate (admins: every active project), with my progress',
         response: { 200: RaterProjectList },
       },
     },
     async (request) => {
-      const principal = principalOf(request);
-      // Admins may rate any project (the demo one too, right after the first start).
-      const projects = await app.prisma.project.findMany({
-        where: {
-          archivedAt: null,
-          ...(principal.user.role === 'ADMIN' ? {} : { members: { some: { userId: principal.user.id } } }),
-        },
-        orderBy: { createdAt: 'asc' },
-      });
-      return Promise.all(
-        projects.map(async (project) => ({
-          id: project.id,
-          name: project.name,
-          description: project.description,
-          isDemo: project.isDemo,
-          progress: await app.services.queue.progress(principal, project.id),
-          preparing: preparingOf(project),
-        })),
-      );
+      const projects = await app.services.rating.projectsToRate(principalOf(request));
+      return projects.map(({ project, progress }) => ({
+        id: project.id,
+        name: project.name,
+        description: project.description,
+        isDemo: project.isDemo,
+        progress,
+        preparing: preparingOf(project),
+      }));
     },
   );
 
@@ -79,6 +70,7 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'authenticated' },
       schema: {
+        operationId: 'getRatingContext',
         tags: ['rating'],
         summary: 'Guidelines and label schema for raters',
         params: IdParams,
@@ -97,10 +89,11 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.post(
-    '/api/projects/:id/assignments/next',
+    '/api/projects/:id/leases/next',
     {
-      config: { access: 'authenticated' },
+      config: { access: 'authenticated', formerly: '/api/projects/:id/assignments/next' },
       schema: {
+        operationId: 'leaseNextComparison',
         tags: ['rating'],
         summary: 'The next comparison for me (a lease that expires); call again with exclude to prefetch',
         params: IdParams,
@@ -111,18 +104,19 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const principal = principalOf(request);
       const project = await app.services.projects.ratable(principal, request.params.id);
-      return { assignment: await app.services.queue.next(principal, project, request.body.exclude ?? []) };
+      return { assignment: await app.services.rating.next(principal, project, request.body.exclude ?? []) };
     },
   );
 
   app.post(
-    '/api/assignments/:id/submit',
+    '/api/leases/:id/submit',
     {
-      config: { access: 'authenticated' },
+      config: { access: 'authenticated', formerly: '/api/assignments/:id/submit' },
       preHandler: limitSubmissions,
       schema: {
+        operationId: 'submitJudgment',
         tags: ['rating'],
-        summary: 'Submit my judgment; the Idempotency-Key makes retries safe',
+        summary: 'Submit my judgment of the comparison I lease; the Idempotency-Key makes retries safe',
         params: IdParams,
         headers: IdempotencyHeaders,
         body: SubmitBody,
@@ -138,7 +132,7 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const result = await app.services.queue.submit(
+      const result = await app.services.rating.submit(
         principalOf(request),
         request.params.id,
         request.body,
@@ -149,13 +143,14 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.post(
-    '/api/assignments/:id/skip',
+    '/api/leases/:id/skip',
     {
-      config: { access: 'authenticated' },
+      config: { access: 'authenticated', formerly: '/api/assignments/:id/skip' },
       preHandler: limitSubmissions,
       schema: {
+        operationId: 'skipLease',
         tags: ['rating'],
-        summary: 'Skip a comparison, with a reason',
+        summary: 'Skip the comparison I lease, with a reason',
         params: IdParams,
         body: SkipBody,
         response: {
@@ -168,16 +163,17 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      await app.services.queue.skip(principalOf(request), request.params.id, request.body.reason);
+      await app.services.rating.skip(principalOf(request), request.params.id, request.body.reason);
       return reply.status(204).send(null);
     },
   );
 
   app.post(
-    '/api/preferences/:id/undo',
+    '/api/judgments/:id/undo',
     {
-      config: { access: 'authenticated' },
+      config: { access: 'authenticated', formerly: '/api/preferences/:id/undo' },
       schema: {
+        operationId: 'undoJudgment',
         tags: ['rating'],
         summary: 'Take back my last judgment within the undo window',
         params: IdParams,
@@ -185,7 +181,7 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => ({
-      assignment: await app.services.queue.undo(principalOf(request), request.params.id),
+      assignment: await app.services.rating.undo(principalOf(request), request.params.id),
     }),
   );
 
@@ -194,6 +190,7 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'authenticated' },
       schema: {
+        operationId: 'getRatingProgress',
         tags: ['rating'],
         summary: 'My progress in a project',
         params: IdParams,
@@ -203,7 +200,7 @@ const rating: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const principal = principalOf(request);
       const project = await app.services.projects.ratable(principal, request.params.id);
-      return app.services.queue.progress(principal, project.id);
+      return app.services.rating.progress(principal, project.id);
     },
   );
 };

@@ -3,15 +3,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { principalOf } from '../plugins/auth.js';
-import { ErrorSchema, IdParams } from '../schemas/common.js';
+import { ErrorSchema, IdParams } from '../../core/schemas/common.js';
+import { PromotionEvidenceSchema } from '../../core/schemas/promotion.js';
 import {
   CreateRoundBody,
   PolicyVersionSchema,
   RoundEventSchema,
   RoundEventsQuery,
   RoundSchema,
-} from '../schemas/rounds.js';
-import { toRoundDto } from '../services/rounds.js';
+} from '../../core/schemas/rounds.js';
+import { toRoundDto } from '../../core/services/rounds.js';
 
 const ADMIN = ['ADMIN'] as const;
 const STAFF = ['ADMIN', 'RESEARCHER'] as const;
@@ -24,6 +25,7 @@ const rounds: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: STAFF },
       schema: {
+        operationId: 'listRounds',
         tags: ['rounds'],
         summary: 'A project’s training rounds, newest first',
         params: IdParams,
@@ -41,6 +43,7 @@ const rounds: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'launchRound',
         tags: ['rounds'],
         summary: 'Launch a training round from the promoted policy version',
         params: IdParams,
@@ -50,7 +53,12 @@ const rounds: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const project = await app.services.projects.visible(principalOf(request), request.params.id);
-      return reply.status(201).send(await app.services.rounds.launch(project, request.body, actor(request)));
+      // An external engine's round waits for its workers; the built-in trainer never takes it.
+      const launched =
+        request.body.engine && request.body.engine !== 'builtin'
+          ? await app.services.engineRounds.launch(project, request.body, actor(request))
+          : await app.services.rounds.launch(project, request.body, actor(request));
+      return reply.status(201).send(launched);
     },
   );
 
@@ -59,6 +67,7 @@ const rounds: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: STAFF },
       schema: {
+        operationId: 'getRound',
         tags: ['rounds'],
         summary: 'A round: status, phase, progress, metrics',
         params: IdParams,
@@ -73,6 +82,7 @@ const rounds: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: STAFF },
       schema: {
+        operationId: 'listRoundEvents',
         tags: ['rounds'],
         summary: 'A round’s live log (loss points, phases); poll with `after`',
         params: IdParams,
@@ -92,6 +102,7 @@ const rounds: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'cancelRound',
         tags: ['rounds'],
         summary: 'Cancel a queued or running round',
         params: IdParams,
@@ -106,6 +117,7 @@ const rounds: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: STAFF },
       schema: {
+        operationId: 'listPolicyVersions',
         tags: ['rounds'],
         summary: 'Policy versions with their lineage and metrics',
         params: IdParams,
@@ -118,11 +130,32 @@ const rounds: FastifyPluginAsyncTypebox = async (app) => {
       ),
   );
 
+  app.get(
+    '/api/projects/:id/promotion',
+    {
+      config: { access: STAFF },
+      schema: {
+        operationId: 'getPromotionEvidence',
+        tags: ['rounds'],
+        summary: 'Both promotion rules for every version with a parent, side by side',
+        description:
+          'Per version: raters’ win rate against its parent on their comparisons (wins + ½ ties and both-bad, over votes; human votes only unless the project counts simulated ones) with its 95% interval, the votes it rests on and what the human rule decides; the reward model’s win rate from the round against 0.5 + its margin and what that rule decides; and the decision of the project’s active rule.',
+        params: IdParams,
+        response: { 200: PromotionEvidenceSchema, 404: ErrorSchema },
+      },
+    },
+    async (request) =>
+      app.services.rounds.promotion(
+        await app.services.projects.visible(principalOf(request), request.params.id),
+      ),
+  );
+
   app.post(
     '/api/policy-versions/:id/promote',
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'promotePolicyVersion',
         tags: ['rounds'],
         summary: 'Make this version answer new prompts (promote, or roll back to an earlier one)',
         params: IdParams,

@@ -2,10 +2,11 @@
 // (a role change revokes a user's tokens, and a demoted user can still see and clean up the list).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { forbidden } from '../../core/errors.js';
 import { principalOf } from '../plugins/auth.js';
-import { ErrorSchema, IdParams } from '../schemas/common.js';
-import { ApiTokenList, CreatedToken, CreateTokenBody } from '../schemas/tokens.js';
-import { toApiTokenDto } from '../services/auth.js';
+import { ErrorSchema, IdParams } from '../../core/schemas/common.js';
+import { ApiTokenList, CreatedToken, CreateTokenBody } from '../../core/schemas/tokens.js';
+import { toApiTokenDto } from '../../core/services/auth.js';
 
 const CREATE = ['ADMIN', 'RESEARCHER'] as const;
 
@@ -14,7 +15,12 @@ const tokens: FastifyPluginAsyncTypebox = async (app) => {
     '/api/tokens',
     {
       config: { access: 'authenticated' },
-      schema: { tags: ['tokens'], summary: 'My API tokens', response: { 200: ApiTokenList } },
+      schema: {
+        operationId: 'listTokens',
+        tags: ['tokens'],
+        summary: 'My API tokens',
+        response: { 200: ApiTokenList },
+      },
     },
     async (request) =>
       (await app.services.auth.listApiTokens(principalOf(request).user.id)).map(toApiTokenDto),
@@ -25,18 +31,24 @@ const tokens: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: CREATE },
       schema: {
+        operationId: 'createToken',
         tags: ['tokens'],
-        summary: 'Create an API token; it is shown once',
+        summary: 'Create an API token; it is shown once (scope training: admins only)',
         body: CreateTokenBody,
         response: { 201: CreatedToken },
       },
     },
     async (request, reply) => {
+      const principal = principalOf(request);
+      // Training tokens take rounds and publish versions: an admin's decision, like launching one.
+      if (request.body.scope === 'training' && principal.user.role !== 'ADMIN')
+        throw forbidden('Only admins create training tokens.');
       const { apiToken, token } = await app.services.auth.createApiToken(
-        principalOf(request).user.id,
+        principal.user.id,
         request.body.name,
         request.body.expiresInDays,
         request.ip,
+        request.body.scope ?? 'user',
       );
       return reply.status(201).send({ apiToken: toApiTokenDto(apiToken), token });
     },
@@ -47,6 +59,7 @@ const tokens: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'authenticated' },
       schema: {
+        operationId: 'revokeToken',
         tags: ['tokens'],
         summary: 'Revoke one of my API tokens',
         params: IdParams,

@@ -2,10 +2,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { principalOf } from '../plugins/auth.js';
-import { UserSchema } from '../schemas/auth.js';
-import { ErrorSchema, IdParams } from '../schemas/common.js';
-import { CreateUserBody, UpdateUserBody } from '../schemas/users.js';
-import { toUserDto } from '../services/users.js';
+import { UserSchema } from '../../core/schemas/auth.js';
+import { ErrorSchema, IdParams } from '../../core/schemas/common.js';
+import { CreateUserBody, UpdateUserBody } from '../../core/schemas/users.js';
+import { toUserDto } from '../../core/services/users.js';
 
 const ADMIN = ['ADMIN'] as const;
 
@@ -14,7 +14,12 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
     '/api/users',
     {
       config: { access: ADMIN },
-      schema: { tags: ['users'], summary: 'All users', response: { 200: Type.Array(UserSchema) } },
+      schema: {
+        operationId: 'listUsers',
+        tags: ['users'],
+        summary: 'All users',
+        response: { 200: Type.Array(UserSchema) },
+      },
     },
     async () => (await app.services.users.list()).map(toUserDto),
   );
@@ -24,6 +29,7 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'createUser',
         tags: ['users'],
         summary: 'Create a user with a password',
         body: CreateUserBody,
@@ -44,6 +50,7 @@ const users: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: ADMIN },
       schema: {
+        operationId: 'updateUser',
         tags: ['users'],
         summary: 'Change a user’s name or role, or disable them (ends their sessions at once)',
         params: IdParams,

@@ -4,9 +4,9 @@
 import { randomUUID } from 'node:crypto';
 import { AxeBuilder } from '@axe-core/playwright';
 import { test as base, expect, type Page } from '@playwright/test';
-import { createPrisma, type PrismaClient } from '../../server/db/client.js';
-import type { Role } from '../../server/schemas/common.js';
-import { hashPassword } from '../../server/services/passwords.js';
+import { createPrisma, type PrismaClient } from '../../core/db/client.js';
+import type { Role } from '../../core/schemas/common.js';
+import { hashPassword } from '../../core/services/passwords.js';
 
 /* eslint-disable no-empty-pattern -- Playwright reads fixture dependencies from the destructuring pattern. */
 

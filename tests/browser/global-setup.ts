@@ -5,8 +5,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import pg from 'pg';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../server/db/embedded.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../core/db/embedded.js';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 
@@ -36,6 +37,15 @@ async function waitForStart(server: ChildProcess): Promise<{ baseURL: string; se
   });
 }
 
+/** A loopback port free now, for a test's fake model endpoint (the server allow-lists only it). */
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
 export default async function globalSetup(): Promise<() => Promise<void>> {
   const entry = path.join(root, 'dist', 'server', 'main.js');
   if (!existsSync(entry) || !existsSync(path.join(root, 'web', 'build', 'index.html'))) {
@@ -56,6 +66,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const databaseUrl = new URL(adminUrl);
   databaseUrl.pathname = `/${name}`;
 
+  const fakeEndpointPort = await freePort();
+
   const server = spawn(process.execPath, [entry], {
     cwd: root,
     env: {
@@ -72,6 +84,9 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       START_TRAINER: 'true',
       DEMO_SFT_STEPS: '30',
       NODE_ENV: 'test',
+      // The outbound guard lets requests reach this one loopback port, where a test starts a fake
+      // OpenAI-compatible endpoint; every other loopback address stays refused.
+      OUTBOUND_ALLOW_HOSTS: `127.0.0.1:${fakeEndpointPort}`,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -79,6 +94,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   process.env.LOOM_E2E_BASE_URL = baseURL;
   process.env.LOOM_E2E_SETUP_URL = setupUrl;
   process.env.LOOM_E2E_DATABASE_URL = databaseUrl.toString();
+  process.env.LOOM_E2E_FAKE_ENDPOINT_PORT = String(fakeEndpointPort);
 
   return async () => {
     const exited = new Promise((resolve) => server.once('exit', resolve));

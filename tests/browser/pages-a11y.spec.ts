@@ -64,7 +64,7 @@ test('the main pages have no serious or critical accessibility violations', asyn
     data: { name: 'Colours', description: 'Which answer names a colour better?', overlap: 2 },
   });
   const { id: projectId } = (await created.json()) as { id: string };
-  await api.post(`/api/projects/${projectId}/import`, {
+  await api.post(`/api/projects/${projectId}/prompts/import`, {
     headers,
     data: { format: 'jsonl', content: prompts() },
   });

@@ -3,7 +3,13 @@
 // matches what was pressed (the un-swapped side when B was shown on the left); a submit whose answer is
 // lost is retried with the same Idempotency-Key and stored once; undo brings the last
 // comparison back; nothing injected runs; the admin sees the quality numbers afterwards.
-import type { APIRequestContext, Page } from '@playwright/test';
+import type {
+  APIRequestContext,
+  Browser,
+  BrowserContext,
+  BrowserContextOptions,
+  Page,
+} from '@playwright/test';
 import { expect, test, type Seed, type SeededUser, uiSignIn } from './fixtures.js';
 
 const PAYLOADS = [
@@ -137,12 +143,12 @@ test('a rater judges 10 comparisons with the keyboard; stored rows match; undo w
   const project = (await created.json()) as { id: string; labelSchema: { strengths: string[] } };
   expect(project.labelSchema.strengths).toHaveLength(4);
 
-  const dry = await api.post(`/api/projects/${project.id}/import`, {
+  const dry = await api.post(`/api/projects/${project.id}/prompts/import`, {
     headers,
     data: { format: 'jsonl', content: importFile(), dryRun: true },
   });
   expect(await dry.json()).toMatchObject({ prompts: 4, responses: 12, errors: [] });
-  const imported = await api.post(`/api/projects/${project.id}/import`, {
+  const imported = await api.post(`/api/projects/${project.id}/prompts/import`, {
     headers,
     data: { format: 'jsonl', content: importFile() },
   });
@@ -169,7 +175,7 @@ test('a rater judges 10 comparisons with the keyboard; stored rows match; undo w
   let submissionsWithNext = 0;
   page.on('request', (request) => {
     if (request.method() !== 'POST') return;
-    if (request.url().endsWith('/assignments/next')) nextRequests++;
+    if (request.url().endsWith('/leases/next')) nextRequests++;
     if (request.url().endsWith('/submit') && (request.postDataJSON() as { next?: unknown }).next)
       submissionsWithNext++;
   });
@@ -231,7 +237,7 @@ test('a rater judges 10 comparisons with the keyboard; stored rows match; undo w
     // with the same Idempotency-Key and body, and the server keeps one row.
     const sent: { key: string; body: string | null }[] = [];
     if (index === 1) {
-      await page.route('**/api/assignments/*/submit', async (route) => {
+      await page.route('**/api/leases/*/submit', async (route) => {
         sent.push({
           key: route.request().headers()['idempotency-key'] ?? '',
           body: route.request().postData(),
@@ -249,7 +255,7 @@ test('a rater judges 10 comparisons with the keyboard; stored rows match; undo w
     if (index === 1) {
       // The first send stored it already; the retry (in the background) is answered from that row.
       await expect.poll(() => sent.length).toBe(2);
-      await page.unroute('**/api/assignments/*/submit');
+      await page.unroute('**/api/leases/*/submit');
       expect(sent[0]!.key).toMatch(/^[0-9a-f-]{36}$/);
       expect(sent[1]).toEqual(sent[0]);
       expect(await seed.prisma.preference.count({ where: { assignmentId } })).toBe(1);
@@ -354,7 +360,7 @@ async function ratedProject(
   const created = await api.post('/api/projects', { headers, data: { name, overlap: 1, goldRate: 0 } });
   expect(created.status(), await created.text()).toBe(201);
   const { id } = (await created.json()) as { id: string };
-  const imported = await api.post(`/api/projects/${id}/import`, {
+  const imported = await api.post(`/api/projects/${id}/prompts/import`, {
     headers,
     data: { format: 'jsonl', content: importFile() },
   });
@@ -368,6 +374,36 @@ async function ratedProject(
   expect(added.status(), await added.text()).toBe(200);
   await api.dispose();
   return id;
+}
+
+interface Fixtures {
+  browser: Browser;
+  baseURL: string | undefined;
+  playwright: Parameters<typeof ratedProject>[0];
+  seed: Seed;
+}
+
+/**
+ * A rater of a fresh project (ratedProject(), made by a fresh admin) signed in on its rating screen
+ * (a desktop unless `options` say otherwise): the first comparison is shown and the following one
+ * held.
+ */
+async function openRating(
+  { browser, baseURL, playwright, seed }: Fixtures,
+  name: string,
+  options: BrowserContextOptions = { viewport: { width: 1280, height: 900 } },
+): Promise<{ rater: SeededUser; projectId: string; context: BrowserContext; page: Page }> {
+  const admin = await seed.createUser('ADMIN');
+  const rater = await seed.createUser('RATER');
+  const projectId = await ratedProject(playwright, baseURL, admin, rater, name);
+  const context = await browser.newContext({ baseURL, ...options });
+  const page = await context.newPage();
+  await uiSignIn(page, rater);
+  await page.goto(`/rate/${projectId}`);
+  await expect(page.getByTestId('comparison')).toBeVisible();
+  // The following comparison is held before the first judgment.
+  await expect.poll(() => seed.prisma.assignment.count({ where: { raterId: rater.id } })).toBe(2);
+  return { rater, projectId, context, page };
 }
 
 /** Presses "A is better, strongest" and Enter; returns the id that was on screen. */
@@ -385,14 +421,10 @@ test('the next comparison shows before the server answers; undo waits for the an
   playwright,
   seed,
 }) => {
-  const admin = await seed.createUser('ADMIN');
-  const rater = await seed.createUser('RATER');
-  const projectId = await ratedProject(playwright, baseURL, admin, rater, 'Background sends');
-  const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  await uiSignIn(page, rater);
-  await page.goto(`/rate/${projectId}`);
-  await expect(page.getByTestId('comparison')).toBeVisible();
+  const { rater, context, page } = await openRating(
+    { browser, baseURL, playwright, seed },
+    'Background sends',
+  );
   // On a desktop the keys are shown next to the buttons.
   await expect(page.locator('.decide kbd').first()).toBeVisible();
 
@@ -400,7 +432,7 @@ test('the next comparison shows before the server answers; undo waits for the an
   let release: () => void = () => {};
   let held = new Promise<void>((done) => (release = done));
   const submits: string[] = [];
-  await page.route('**/api/assignments/*/submit', async (route) => {
+  await page.route('**/api/leases/*/submit', async (route) => {
     submits.push(route.request().url());
     await held;
     await route.continue();
@@ -429,7 +461,7 @@ test('the next comparison shows before the server answers; undo waits for the an
   await expect(page.locator('[data-choice="LEFT"]')).toHaveAttribute('aria-pressed', 'true');
   await expect(page.getByTestId('rate-message')).toContainText('taken back');
   await expect.poll(() => seed.prisma.preference.count({ where: { assignmentId: second } })).toBe(0);
-  await page.unroute('**/api/assignments/*/submit');
+  await page.unroute('**/api/leases/*/submit');
 
   // Judged again, then quickly three more: every one stored once, one request each.
   const judged = [second];
@@ -454,21 +486,12 @@ test('sends that fail are told, kept in order and sent again; U takes back an un
   playwright,
   seed,
 }) => {
-  const admin = await seed.createUser('ADMIN');
-  const rater = await seed.createUser('RATER');
-  const projectId = await ratedProject(playwright, baseURL, admin, rater, 'Failing sends');
-  const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  await uiSignIn(page, rater);
-  await page.goto(`/rate/${projectId}`);
-  await expect(page.getByTestId('comparison')).toBeVisible();
-  // The following comparison is held before the first judgment.
-  await expect.poll(() => seed.prisma.assignment.count({ where: { raterId: rater.id } })).toBe(2);
+  const { rater, context, page } = await openRating({ browser, baseURL, playwright, seed }, 'Failing sends');
 
   // The network is down for submissions.
   let down = true;
   const attempts = new Map<string, string[]>();
-  await page.route('**/api/assignments/*/submit', async (route) => {
+  await page.route('**/api/leases/*/submit', async (route) => {
     const url = route.request().url();
     attempts.set(url, [...(attempts.get(url) ?? []), route.request().headers()['idempotency-key'] ?? '']);
     if (down) await route.abort('connectionrefused');
@@ -527,15 +550,10 @@ test('judgments unsent when the page is reloaded are sent on the next visit, onc
   playwright,
   seed,
 }) => {
-  const admin = await seed.createUser('ADMIN');
-  const rater = await seed.createUser('RATER');
-  const projectId = await ratedProject(playwright, baseURL, admin, rater, 'Reloaded with unsent judgments');
-  const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  await uiSignIn(page, rater);
-  await page.goto(`/rate/${projectId}`);
-  await expect(page.getByTestId('comparison')).toBeVisible();
-  await expect.poll(() => seed.prisma.assignment.count({ where: { raterId: rater.id } })).toBe(2);
+  const { rater, projectId, context, page } = await openRating(
+    { browser, baseURL, playwright, seed },
+    'Reloaded with unsent judgments',
+  );
   const store = `loom.unsent.${rater.id}.${projectId}`;
   /** The unsent judgments this browser keeps: assignment ids by localStorage key. */
   const kept = () =>
@@ -554,7 +572,7 @@ test('judgments unsent when the page is reloaded are sent on the next visit, onc
   // answer is lost: two judgments wait on the page, one of them stored already. Every request is noted.
   let down = true;
   const sent: { id: string; key: string; through: boolean }[] = [];
-  await page.route('**/api/assignments/*/submit', async (route) => {
+  await page.route('**/api/leases/*/submit', async (route) => {
     const id = route.request().url().split('/').at(-2)!;
     const first = sent.length === 0;
     sent.push({ id, key: route.request().headers()['idempotency-key'] ?? '', through: !down });
@@ -635,16 +653,8 @@ test('a judgment the server refuses (409, 404) is told and does not skip the com
   playwright,
   seed,
 }) => {
-  const admin = await seed.createUser('ADMIN');
-  const rater = await seed.createUser('RATER');
+  const { rater, context, page } = await openRating({ browser, baseURL, playwright, seed }, 'Refused sends');
   const other = await seed.createUser('RATER');
-  const projectId = await ratedProject(playwright, baseURL, admin, rater, 'Refused sends');
-  const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  await uiSignIn(page, rater);
-  await page.goto(`/rate/${projectId}`);
-  await expect(page.getByTestId('comparison')).toBeVisible();
-  await expect.poll(() => seed.prisma.assignment.count({ where: { raterId: rater.id } })).toBe(2);
 
   // 409: the lease on screen is withdrawn before the rater submits.
   const withdrawn = await shownAssignmentId(page);
@@ -680,20 +690,12 @@ test('on a phone the decision bar is on screen, its buttons are 44 px high and n
   playwright,
   seed,
 }) => {
-  const admin = await seed.createUser('ADMIN');
-  const rater = await seed.createUser('RATER');
-  const projectId = await ratedProject(playwright, baseURL, admin, rater, 'On a phone');
-  const context = await browser.newContext({
-    baseURL,
+  const { context, page } = await openRating({ browser, baseURL, playwright, seed }, 'On a phone', {
     viewport: { width: 390, height: 844 },
     isMobile: true,
     hasTouch: true,
     deviceScaleFactor: 3,
   });
-  const page = await context.newPage();
-  await uiSignIn(page, rater);
-  await page.goto(`/rate/${projectId}`);
-  await expect(page.getByTestId('comparison')).toBeVisible();
   expect(
     await page.evaluate(
       () =>

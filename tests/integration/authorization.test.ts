@@ -2,14 +2,14 @@
 // anonymous) gives the expected status; ids the caller does not own give 404 and change nothing.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Role } from '../../server/schemas/common.js';
+import type { Role } from '../../core/schemas/common.js';
 import { createAndSignIn, createTestApp, signIn, type SignedIn, type TestApp } from '../support/app.js';
 
 type Caller = Role | 'ANONYMOUS';
 const CALLERS: Caller[] = ['ANONYMOUS', 'RATER', 'RESEARCHER', 'ADMIN'];
 
 /** Who may call each route. A new route must be added here, or the first test fails. */
-const EXPECTED: Record<string, 'public' | 'authenticated' | Role[]> = {
+const EXPECTED: Record<string, 'public' | 'authenticated' | 'training' | Role[]> = {
   'GET /api/health': 'public',
   'GET /api/setup/status': 'public',
   'POST /api/invites/lookup': 'public',
@@ -37,13 +37,22 @@ const EXPECTED: Record<string, 'public' | 'authenticated' | Role[]> = {
   'GET /api/projects/:id/members': ['ADMIN'],
   'POST /api/projects/:id/members': ['ADMIN'],
   'DELETE /api/projects/:id/members/:userId': ['ADMIN'],
-  'POST /api/projects/:id/import': ['ADMIN'],
+  'POST /api/projects/:id/prompts/import': ['ADMIN'],
+  'POST /api/projects/:id/import': ['ADMIN'], // deprecated alias
   'POST /api/projects/:id/comparisons/generate': ['ADMIN'],
   'GET /api/projects/:id/comparisons': ['ADMIN', 'RESEARCHER'],
   'PATCH /api/comparisons/:id': ['ADMIN'],
   'GET /api/projects/:id/quality': ['ADMIN'],
+  'GET /api/projects/:id/reliability': ['ADMIN'],
+  'PUT /api/projects/:id/excluded-raters/:raterId': ['ADMIN'],
+  'DELETE /api/projects/:id/excluded-raters/:raterId': ['ADMIN'],
   'GET /api/rating/projects': 'authenticated',
   'GET /api/projects/:id/rating-context': 'authenticated',
+  'POST /api/projects/:id/leases/next': 'authenticated',
+  'POST /api/leases/:id/submit': 'authenticated',
+  'POST /api/leases/:id/skip': 'authenticated',
+  'POST /api/judgments/:id/undo': 'authenticated',
+  // The same four under their former paths (deprecated aliases).
   'POST /api/projects/:id/assignments/next': 'authenticated',
   'POST /api/assignments/:id/submit': 'authenticated',
   'POST /api/assignments/:id/skip': 'authenticated',
@@ -56,6 +65,8 @@ const EXPECTED: Record<string, 'public' | 'authenticated' | Role[]> = {
   'POST /api/rounds/:id/cancel': ['ADMIN'],
   'GET /api/projects/:id/policy-versions': ['ADMIN', 'RESEARCHER'],
   'POST /api/policy-versions/:id/promote': ['ADMIN'],
+  'GET /api/projects/:id/promotion': ['ADMIN', 'RESEARCHER'],
+  'GET /api/projects/:id/leaderboard': ['ADMIN', 'RESEARCHER'],
   'POST /api/projects/:id/export': ['ADMIN', 'RESEARCHER'],
   'POST /api/projects/:id/export/count': ['ADMIN', 'RESEARCHER'],
   'POST /api/projects/:id/snapshots': ['ADMIN', 'RESEARCHER'],
@@ -63,6 +74,24 @@ const EXPECTED: Record<string, 'public' | 'authenticated' | Role[]> = {
   'GET /api/snapshots/:id': ['ADMIN', 'RESEARCHER'],
   'GET /api/snapshots/:id/download': ['ADMIN', 'RESEARCHER'],
   'POST /api/projects/:id/preferences/import': ['ADMIN', 'RESEARCHER'],
+  'GET /api/projects/:id/generations': ['ADMIN'],
+  'POST /api/projects/:id/generations': ['ADMIN'],
+  'GET /api/generations/:id': ['ADMIN'],
+  'POST /api/generations/:id/cancel': ['ADMIN'],
+  'GET /api/projects/:id/endpoints': ['ADMIN'],
+  'POST /api/projects/:id/endpoints': ['ADMIN'],
+  'PATCH /api/endpoints/:id': ['ADMIN'],
+  'DELETE /api/endpoints/:id': ['ADMIN'],
+  'POST /api/endpoints/:id/test': ['ADMIN'],
+  'POST /api/endpoints/test': ['ADMIN'],
+  // External training engines: only API tokens scoped to training (no session, no plain token).
+  'POST /api/engine/claim': 'training',
+  'POST /api/engine/rounds/:id/attempts/:attempt/heartbeat': 'training',
+  'POST /api/engine/rounds/:id/attempts/:attempt/events': 'training',
+  'POST /api/engine/rounds/:id/attempts/:attempt/metrics': 'training',
+  'GET /api/engine/rounds/:id/attempts/:attempt/snapshot': 'training',
+  'POST /api/engine/rounds/:id/attempts/:attempt/results': 'training',
+  'POST /api/engine/rounds/:id/attempts/:attempt/fail': 'training',
 };
 
 const SECRET_KEYS = /passwordHash|tokenHash|ciphertext|"credential"|sessionSecret/;
@@ -82,6 +111,7 @@ function expectedStatus(access: (typeof EXPECTED)[string], caller: Caller): 'all
   if (access === 'public') return 'allowed';
   if (caller === 'ANONYMOUS') return 401;
   if (access === 'authenticated') return 'allowed';
+  if (access === 'training') return 403; // no session reaches them; tokens are tested below
   return access.includes(caller) ? 'allowed' : 403;
 }
 
@@ -104,7 +134,7 @@ describe('authorization matrix', () => {
       for (const caller of CALLERS) {
         const signedIn = callers.get(caller) ?? null;
         // A random id is an object the caller does not own (or that does not exist).
-        const url = route.url.replace(/:\w+/g, () => randomUUID());
+        const url = route.url.replace(/:\w+/g, (param) => (param === ':attempt' ? '1' : randomUUID()));
         const response = await t.app.inject({
           method: route.method as 'GET',
           url,
@@ -158,6 +188,40 @@ describe('authorization matrix', () => {
       payload: { name: 'second' },
     });
     expect(write.statusCode).toBe(201);
+  });
+});
+
+describe('training routes', () => {
+  it('answer only tokens scoped to training; plain researcher and admin tokens get 403', async () => {
+    const token = async (caller: SignedIn, scope?: 'training') => {
+      const created = await t.app.inject({
+        method: 'POST',
+        url: '/api/tokens',
+        headers: caller.headers,
+        payload: { name: 'engine', ...(scope ? { scope } : {}) },
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      return { authorization: `Bearer ${created.json<{ token: string }>().token}` };
+    };
+    const admin = callers.get('ADMIN')!;
+    const plain = [await token(callers.get('RESEARCHER')!), await token(admin)];
+    const training = await token(admin, 'training');
+    const routes = t.app.routeTable.filter((route) => route.access === 'training');
+    expect(routes).toHaveLength(7);
+    for (const route of routes) {
+      const url = route.url.replace(/:\w+/g, (param) => (param === ':attempt' ? '1' : randomUUID()));
+      const send = (headers: Record<string, string>) =>
+        t.app.inject({
+          method: route.method as 'GET',
+          url,
+          headers,
+          ...(route.method === 'GET' ? {} : { payload: {} }),
+        });
+      for (const headers of plain) expect((await send(headers)).statusCode, route.url).toBe(403);
+      const allowed = await send(training);
+      expect([401, 403], `${route.url}: ${allowed.body}`).not.toContain(allowed.statusCode);
+      expect(allowed.statusCode, route.url).toBeLessThan(500);
+    }
   });
 });
 

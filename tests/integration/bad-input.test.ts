@@ -11,30 +11,58 @@ let t: TestApp;
 let admin: SignedIn;
 let rater: SignedIn;
 let projectId: string;
+/** A token scoped to training: the only caller the external engines' routes answer. */
+let training: Record<string, string>;
 beforeAll(async () => {
   t = await createTestApp({ BODY_LIMIT_BYTES: '4096', IMPORT_LIMIT_BYTES: '4096' });
   admin = await createAndSignIn(t, 'ADMIN');
+  const created = await t.app.inject({
+    method: 'POST',
+    url: '/api/tokens',
+    headers: admin.headers,
+    payload: { name: 'engine', scope: 'training' },
+  });
+  training = { authorization: `Bearer ${created.json<{ token: string }>().token}` };
   const setup = await createProject(t, {}, { prompts: 3, responses: 2 });
   projectId = setup.projectId;
   rater = (await addRaters(t, setup, 1))[0]!;
 });
 afterAll(() => t.close());
 
-/** Routes that take a JSON body (sign-out takes none, so a valid call cannot end the session). */
+/**
+ * Routes that take a JSON body (sign-out takes none, so a valid call cannot end the session): the
+ * API's, and the OpenAI-compatible chat completions, which answers errors in OpenAI's shape.
+ */
 function writeRoutes() {
-  return t.app.routeTable.filter((route) => route.body);
+  return [
+    ...t.app.routeTable.filter((route) => route.body),
+    { method: 'POST', url: '/v1/chat/completions', body: true },
+  ];
 }
 
 function concrete(url: string): string {
-  return url.replace(/:\w+/g, '00000000-0000-4000-8000-000000000000');
+  return url.replace(/:\w+/g, (param) =>
+    param === ':attempt' ? '1' : '00000000-0000-4000-8000-000000000000',
+  );
+}
+
+/** The admin, or for the external engines' routes the training token. */
+function callerFor(route: object): Record<string, string> {
+  return 'access' in route && route.access === 'training' ? training : admin.headers;
+}
+
+/** An error's message: Loom's routes answer {message}, the OpenAI-compatible /v1 routes {error: {message}}. */
+function errorMessage(body: string): unknown {
+  const parsed = JSON.parse(body) as { message?: unknown; error?: { message?: unknown } };
+  return typeof parsed.error === 'object' && parsed.error !== null ? parsed.error.message : parsed.message;
 }
 
 function expectClientError(response: { statusCode: number; body: string }, label: string) {
   expect(response.statusCode, `${label}: ${response.body}`).toBeGreaterThanOrEqual(400);
   expect(response.statusCode, `${label}: ${response.body}`).toBeLessThan(500);
-  const body = JSON.parse(response.body) as { message?: unknown };
-  expect(typeof body.message, label).toBe('string');
-  expect((body.message as string).length, label).toBeGreaterThan(0);
+  const message = errorMessage(response.body);
+  expect(typeof message, label).toBe('string');
+  expect((message as string).length, label).toBeGreaterThan(0);
 }
 
 describe('bad input', () => {
@@ -48,7 +76,7 @@ describe('bad input', () => {
         const response = await t.app.inject({
           method: route.method as 'POST',
           url: concrete(route.url),
-          headers: { ...admin.headers, 'content-type': 'application/json' },
+          headers: { ...callerFor(route), 'content-type': 'application/json' },
           payload: body,
         });
         expectClientError(response, `${route.method} ${route.url} with ${JSON.stringify(body)}`);
@@ -71,7 +99,7 @@ describe('bad input', () => {
         const response = await t.app.inject({
           method: route.method as 'POST',
           url: concrete(route.url),
-          headers: { ...admin.headers, 'content-type': 'application/json' },
+          headers: { ...callerFor(route), 'content-type': 'application/json' },
           payload: JSON.stringify(body),
         });
         expectClientError(response, `${route.method} ${route.url} with ${JSON.stringify(body)}`);
@@ -83,7 +111,7 @@ describe('bad input', () => {
       const polluted = await t.app.inject({
         method: route.method as 'POST',
         url: concrete(route.url),
-        headers: { ...admin.headers, 'content-type': 'application/json' },
+        headers: { ...callerFor(route), 'content-type': 'application/json' },
         payload: '{"__proto__":{"role":"ADMIN"},"constructor":{"prototype":{"x":1}}}',
       });
       expectClientError(polluted, `${route.method} ${route.url} with __proto__`);
@@ -92,9 +120,9 @@ describe('bad input', () => {
       method: 'POST',
       url: '/api/tokens',
       headers: admin.headers,
-      payload: { name: 'ok', scope: 'everything' },
+      payload: { name: 'ok', permissions: 'everything' },
     });
-    expect(unknown.json().message).toMatch(/body\.scope: unknown field/);
+    expect(unknown.json().message).toMatch(/body\.permissions: unknown field/);
   });
 
   it('refuses oversized bodies with 413 and other content types with 415', async () => {
@@ -102,7 +130,7 @@ describe('bad input', () => {
       const big = await t.app.inject({
         method: route.method as 'POST',
         url: concrete(route.url),
-        headers: { ...admin.headers, 'content-type': 'application/json' },
+        headers: { ...callerFor(route), 'content-type': 'application/json' },
         payload: JSON.stringify({ name: 'x'.repeat(8192) }),
       });
       expectClientError(big, `${route.method} ${route.url} oversized`);
@@ -110,7 +138,7 @@ describe('bad input', () => {
       const text = await t.app.inject({
         method: route.method as 'POST',
         url: concrete(route.url),
-        headers: { ...admin.headers, 'content-type': 'text/plain' },
+        headers: { ...callerFor(route), 'content-type': 'text/plain' },
         payload: 'hello',
       });
       expectClientError(text, `${route.method} ${route.url} text/plain`);
@@ -172,7 +200,7 @@ describe('bad input', () => {
           const response = await t.app.inject({
             method: route.method as 'POST',
             url: concrete(route.url),
-            headers: admin.headers,
+            headers: callerFor(route),
             payload: body,
           });
           expect(
@@ -345,11 +373,12 @@ describe('values PostgreSQL cannot store', () => {
   /** Real ids where a route names one, so the request gets as far as it can. */
   async function concreteFor(url: string, who: string): Promise<string> {
     let assignment = '00000000-0000-4000-8000-000000000000';
-    if (who === 'rater' && url.startsWith('/api/assignments/'))
-      assignment = (await next(t, rater, projectId))?.id ?? assignment;
+    // Leases, also under their deprecated path /api/assignments.
+    const lease = /^\/api\/(leases|assignments)\/\{id\}/;
+    if (who === 'rater' && lease.test(url)) assignment = (await next(t, rater, projectId))?.id ?? assignment;
     return url
       .replace(/^\/api\/projects\/\{id\}/, `/api/projects/${projectId}`)
-      .replace(/^\/api\/assignments\/\{id\}/, `/api/assignments/${assignment}`)
+      .replace(lease, `/api/$1/${assignment}`)
       .replace(/\{\w+\}/g, '00000000-0000-4000-8000-000000000000');
   }
 
@@ -363,7 +392,7 @@ describe('values PostgreSQL cannot store', () => {
     expectClientError(response, label);
     if (![401, 403, 404, 413, 429].includes(response.statusCode)) {
       expect(response.statusCode, `${label}: ${response.body}`).toBe(400);
-      expect(JSON.parse(response.body).message, label).toContain(field);
+      expect(errorMessage(response.body), label).toContain(field);
     }
   }
 
@@ -508,7 +537,7 @@ describe('values PostgreSQL cannot store', () => {
     const lease = (await next(t, rater, projectId))!;
     const submitted = await t.app.inject({
       method: 'POST',
-      url: `/api/assignments/${lease.id}/submit`,
+      url: `/api/leases/${lease.id}/submit`,
       headers: { ...rater.headers, 'idempotency-key': crypto.randomUUID() },
       payload: { choice: 'LEFT', strength: 1, timeSpentMs: 1000, rationale: 'because\u0000' },
     });
@@ -516,7 +545,7 @@ describe('values PostgreSQL cannot store', () => {
     expect(submitted.json().message).toContain('body.rationale');
     const skipped = await t.app.inject({
       method: 'POST',
-      url: `/api/assignments/${lease.id}/skip`,
+      url: `/api/leases/${lease.id}/skip`,
       headers: rater.headers,
       payload: { reason: 'x\u0000' },
     });
@@ -524,7 +553,7 @@ describe('values PostgreSQL cannot store', () => {
     expect(skipped.json().message).toContain('body.reason');
     const fine = await t.app.inject({
       method: 'POST',
-      url: `/api/assignments/${lease.id}/skip`,
+      url: `/api/leases/${lease.id}/skip`,
       headers: rater.headers,
       payload: { reason: 'unclear' },
     });

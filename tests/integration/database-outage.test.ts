@@ -9,8 +9,8 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
-import { createPrisma, type PrismaClient } from '../../server/db/client.js';
+import { loadConfig } from '../../core/config.js';
+import { createPrisma, type PrismaClient } from '../../core/db/client.js';
 import { PASSWORD } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 

@@ -4,10 +4,10 @@
 import { createHash } from 'node:crypto';
 import { parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Choice } from '../../server/db/client.js';
-import { extractPromptTrl } from '../../server/services/export-formats.js';
-import { runExport, specOf, type Selection } from '../../server/services/exports.js';
-import type { ExportBody } from '../../server/schemas/datasets.js';
+import type { Choice } from '../../core/db/client.js';
+import { extractPromptTrl } from '../../core/services/export-formats.js';
+import { runExport, specOf, type Selection } from '../../core/services/exports.js';
+import type { ExportBody } from '../../core/schemas/datasets.js';
 import { createAndSignIn, createTestApp, createUser, type SignedIn, type TestApp } from '../support/app.js';
 import { addRaters, createProject } from '../support/rating.js';
 

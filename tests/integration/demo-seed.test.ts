@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoPromptRows, ensureDemoProject } from '../../server/demo.js';
-import type { Preparing, Project, RaterProjectList } from '../../server/schemas/index.js';
+import { demoPromptRows, ensureDemoProject } from '../../core/demo.js';
+import type { Preparing, Project, RaterProjectList } from '../../core/schemas/index.js';
 import { decodeCheckpoint, loadArtifact } from '../../trainer/checkpoint.js';
 import {
   demoTrainingData,

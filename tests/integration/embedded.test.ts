@@ -24,7 +24,7 @@ import {
   SYSTEM_ROOT,
   usableBinaries,
   withPasswordFile,
-} from '../../server/db/embedded.js';
+} from '../../core/db/embedded.js';
 
 const asRoot = process.getuid?.() === 0;
 const cleanup: string[] = [];

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Choice } from '../../server/db/client.js';
+import type { Choice } from '../../core/db/client.js';
 import { createAndSignIn, createUser, createTestApp, type SignedIn, type TestApp } from '../support/app.js';
 import { createProject } from '../support/rating.js';
 

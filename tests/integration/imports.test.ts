@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAndSignIn, createTestApp, type SignedIn, type TestApp } from '../support/app.js';
 import { createProject } from '../support/rating.js';
+import { PreferenceImportService } from '../../core/services/preference-imports.js';
 
 const LIMIT = 65_536;
 let t: TestApp;
@@ -60,7 +61,7 @@ describe('prompt imports', () => {
     const answers = [];
     for (const dryRun of [true, false]) {
       const response = await post(
-        `/api/projects/${projectId}/import`,
+        `/api/projects/${projectId}/prompts/import`,
         JSON.stringify({ format: 'jsonl', content, dryRun }),
       );
       expect(response.statusCode, response.body).toBe(400);
@@ -79,7 +80,7 @@ describe('prompt imports', () => {
   it('refuses a NUL byte in a CSV cell and a lone surrogate sent raw in the upload, by line', async () => {
     const { projectId } = await createProject(t, {}, { prompts: 0, responses: 0 });
     const csv = await post(
-      `/api/projects/${projectId}/import`,
+      `/api/projects/${projectId}/prompts/import`,
       JSON.stringify({ format: 'csv', content: 'prompt,response\nok,fine\nbad\u0000,x\n' }),
     );
     expect(csv.statusCode, csv.body).toBe(400);
@@ -88,7 +89,7 @@ describe('prompt imports', () => {
     ]);
     // The JSON body itself carries a lone surrogate in the file's text (not valid Unicode).
     const raw = await post(
-      `/api/projects/${projectId}/import`,
+      `/api/projects/${projectId}/prompts/import`,
       '{"format":"jsonl","content":"{\\"prompt\\":\\"a\\",\\"response\\":\\"b\\"}\\n{\\"prompt\\":\\"\\ud800\\",\\"response\\":\\"b\\"}"}',
     );
     expect(raw.statusCode, raw.body).toBe(400);
@@ -105,17 +106,21 @@ describe('prompt imports', () => {
       JSON.stringify({ prompt: 'Two', response: 'd' }),
     ].join('\r\n');
     const body = gzipSync(JSON.stringify({ format: 'jsonl', content, source: 'upload' }));
-    const first = await post(`/api/projects/${projectId}/import`, body, { 'content-encoding': 'gzip' });
+    const first = await post(`/api/projects/${projectId}/prompts/import`, body, {
+      'content-encoding': 'gzip',
+    });
     expect(first.statusCode, first.body).toBe(200);
     expect(first.json()).toMatchObject({ lines: 4, prompts: 2, newPrompts: 2, responses: 5, errors: [] });
     expect(await stored(projectId)).toMatchObject({ prompts: 2, responses: 4 });
     const two = await t.prisma.prompt.findFirstOrThrow({ where: { projectId, externalId: null } });
     expect(two).toMatchObject({ split: 'TEST', metadata: { answer: 4 } });
-    const again = await post(`/api/projects/${projectId}/import`, body, { 'content-encoding': 'gzip' });
+    const again = await post(`/api/projects/${projectId}/prompts/import`, body, {
+      'content-encoding': 'gzip',
+    });
     expect(again.json()).toMatchObject({ newPrompts: 0 });
     expect(await stored(projectId)).toMatchObject({ prompts: 2, responses: 4 });
     const conflict = await post(
-      `/api/projects/${projectId}/import`,
+      `/api/projects/${projectId}/prompts/import`,
       JSON.stringify({
         format: 'jsonl',
         content: JSON.stringify({ id: 'p1', prompt: 'Other', response: 'e' }),
@@ -268,6 +273,90 @@ describe('preference imports', () => {
   );
 });
 
+describe('preference imports in batches', () => {
+  /** 12,000 rows (more than two batches); rows 11,001 and 11,002 repeat row 1's pair, reversed and not. */
+  const rows = Array.from({ length: 12_000 }, (_, i) => ({
+    prompt: `Q${Math.floor(i / 3)}`,
+    chosen: `yes ${i}`,
+    rejected: `no ${Math.floor(i / 3)}`,
+    margin: i % 3,
+  }));
+  rows[11_000] = { prompt: 'Q0', chosen: 'no 0', rejected: 'yes 0', margin: 0 };
+  rows[11_001] = { prompt: 'Q0', chosen: 'yes 0', rejected: 'no 0', margin: 0 };
+  const content = rows.map((row) => JSON.stringify(row)).join('\n');
+
+  /** The stored judgments of a project as (prompt, A, B, votes, choice) rows, in a stable order. */
+  async function contents(projectId: string) {
+    const comparisons = await t.prisma.comparison.findMany({
+      where: { projectId },
+      include: { prompt: true, responseA: true, responseB: true, preferences: true },
+    });
+    return comparisons
+      .map((c) => ({
+        prompt: (c.prompt.messages as { content: string }[])[0]!.content,
+        a: c.responseA.text,
+        b: c.responseB.text,
+        votes: [c.requiredVotes, c.voteCount],
+        choices: c.preferences.map((p) => `${p.choice}${p.strength}`).sort(),
+      }))
+      .sort((x, y) => `${x.prompt} ${x.a}`.localeCompare(`${y.prompt} ${y.a}`));
+  }
+
+  it('matches prompts, responses and pairs across batches and with what is stored, with or without key checks', async () => {
+    const actor = { id: admin.userId, ip: null };
+    const imported: string[] = [];
+    for (const skipKeyChecks of [true, false]) {
+      const { projectId } = await createProject(t, {}, { prompts: 0, responses: 0 });
+      const service = new PreferenceImportService(t.prisma, { skipKeyChecks });
+      const dry = await service.importFile(
+        projectId,
+        { format: 'trl', source: 'b', content, dryRun: true },
+        actor,
+      );
+      expect(dry).toMatchObject({ imported: 12_000, prompts: 4_000, newPrompts: 4_000, comparisons: 11_998 });
+      expect(await stored(projectId)).toEqual({ prompts: 0, responses: 0, comparisons: 0, judgments: 0 });
+      const report = await service.importFile(projectId, { format: 'trl', source: 'b', content }, actor);
+      expect(report).toMatchObject({
+        imported: 12_000,
+        prompts: 4_000,
+        newPrompts: 4_000,
+        comparisons: 11_998,
+      });
+      expect(await stored(projectId)).toEqual({
+        prompts: 4_000,
+        responses: 11_998 + 4_000,
+        comparisons: 11_998,
+        judgments: 12_000,
+      });
+      const first = (await contents(projectId)).find((c) => c.prompt === 'Q0' && c.a === 'yes 0')!;
+      // Row 1's chosen response is A; the repeats add their votes and judge B, then A.
+      expect(first).toEqual({
+        prompt: 'Q0',
+        a: 'yes 0',
+        b: 'no 0',
+        votes: [3, 3],
+        choices: ['A3', 'A3', 'B3'],
+      });
+      // Again into the same project: everything is matched, and the votes added.
+      const again = await service.importFile(projectId, { format: 'trl', source: 'b', content }, actor);
+      expect(again).toMatchObject({ prompts: 4_000, newPrompts: 0, comparisons: 0 });
+      expect(await stored(projectId)).toMatchObject({ prompts: 4_000, responses: 15_998, judgments: 24_000 });
+      const twice = await contents(projectId);
+      expect(twice.find((c) => c.prompt === 'Q0' && c.a === 'yes 0')!.votes).toEqual([6, 6]);
+      imported.push(JSON.stringify(twice));
+      // Every stored row refers to rows that exist.
+      const orphans = await t.prisma.$queryRaw<{ n: number }[]>`
+        SELECT ((SELECT count(*) FROM "Response" r LEFT JOIN "Prompt" p ON p.id = r."promptId" WHERE p.id IS NULL)
+          + (SELECT count(*) FROM "Comparison" c LEFT JOIN "Response" a ON a.id = c."responseAId"
+             LEFT JOIN "Response" b ON b.id = c."responseBId" LEFT JOIN "Prompt" p ON p.id = c."promptId"
+             WHERE a.id IS NULL OR b.id IS NULL OR p.id IS NULL)
+          + (SELECT count(*) FROM "Preference" j LEFT JOIN "Comparison" c ON c.id = j."comparisonId" WHERE c.id IS NULL))::int AS n`;
+      expect(orphans[0]!.n).toBe(0);
+    }
+    expect(imported[0]).toBe(imported[1]);
+  }, 120_000);
+});
+
 describe('fuzzed import files', () => {
   /** Text PostgreSQL cannot store, or JSON it cannot nest, in one field of one line of a file. */
   const poison = fc.oneof(
@@ -302,7 +391,7 @@ describe('fuzzed import files', () => {
           const send = (dryRun: boolean) =>
             post(
               kind === 'prompts'
-                ? `/api/projects/${projectId}/import`
+                ? `/api/projects/${projectId}/prompts/import`
                 : `/api/projects/${projectId}/preferences/import`,
               JSON.stringify({
                 format: kind === 'prompts' ? 'jsonl' : 'trl',

@@ -4,8 +4,8 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AddressInfo } from 'node:net';
-import { ensureDemoProject } from '../../server/demo.js';
-import type { JobPayloads } from '../../server/jobs.js';
+import { ensureDemoProject } from '../../core/demo.js';
+import type { JobPayloads } from '../../core/jobs.js';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from '../../server/simulated-raters.js';
 import { runInThread } from '../../trainer/jobs/thread.js';
 import { runRound } from '../../trainer/jobs/training-round.js';

@@ -2,7 +2,7 @@
 // second time, applies once under concurrent starts, and refuses an edited migration.
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { applyMigrations, MigrationError, readMigrations } from '../../server/db/migrate.js';
+import { applyMigrations, MigrationError, readMigrations } from '../../core/db/migrate.js';
 import { createEmptyDatabase, type TestDatabase } from '../support/database.js';
 
 const databases: TestDatabase[] = [];

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../server/app.js';
-import { createPrisma, poolOf } from '../../server/db/client.js';
+import { createPrisma, poolOf } from '../../core/db/client.js';
 import { createAndSignIn, createTestApp, type SignedIn, type TestApp } from '../support/app.js';
 import { addRaters, createProject, next, submit, type RatingSetup } from '../support/rating.js';
 
@@ -28,7 +28,7 @@ const body = { choice: 'LEFT', strength: 1, timeSpentMs: 900 };
 function skip(app: TestApp, rater: SignedIn, assignmentId: string) {
   return app.app.inject({
     method: 'POST',
-    url: `/api/assignments/${assignmentId}/skip`,
+    url: `/api/leases/${assignmentId}/skip`,
     headers: rater.headers,
     payload: { reason: 'Not my language' },
   });
@@ -37,7 +37,7 @@ function skip(app: TestApp, rater: SignedIn, assignmentId: string) {
 function undo(app: TestApp, rater: SignedIn, preferenceId: string) {
   return app.app.inject({
     method: 'POST',
-    url: `/api/preferences/${preferenceId}/undo`,
+    url: `/api/judgments/${preferenceId}/undo`,
     headers: rater.headers,
   });
 }

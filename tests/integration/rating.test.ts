@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../server/app.js';
-import { createPrisma, poolOf } from '../../server/db/client.js';
+import { createPrisma, poolOf } from '../../core/db/client.js';
 import { createAndSignIn, createTestApp, type TestApp } from '../support/app.js';
 import {
   addRaters,
@@ -39,7 +39,7 @@ describe('import', () => {
       JSON.stringify({ messages: [{ role: 'user', content: 'Hi' }], response: 'Hello' });
     const dry = await t.app.inject({
       method: 'POST',
-      url: `/api/projects/${projectId}/import`,
+      url: `/api/projects/${projectId}/prompts/import`,
       headers: admin.headers,
       payload: { format: 'jsonl', content, dryRun: true },
     });
@@ -56,7 +56,7 @@ describe('import', () => {
 
     const real = await t.app.inject({
       method: 'POST',
-      url: `/api/projects/${projectId}/import`,
+      url: `/api/projects/${projectId}/prompts/import`,
       headers: admin.headers,
       payload: { format: 'jsonl', content },
     });
@@ -66,7 +66,7 @@ describe('import', () => {
 
     const again = await t.app.inject({
       method: 'POST',
-      url: `/api/projects/${projectId}/import`,
+      url: `/api/projects/${projectId}/prompts/import`,
       headers: admin.headers,
       payload: { format: 'jsonl', content },
     });
@@ -91,7 +91,7 @@ describe('import', () => {
     ].join('\n');
     const response = await t.app.inject({
       method: 'POST',
-      url: `/api/projects/${projectId}/import`,
+      url: `/api/projects/${projectId}/prompts/import`,
       headers: admin.headers,
       payload: { format: 'jsonl', content },
     });
@@ -114,7 +114,7 @@ describe('import', () => {
       'id,prompt,response,source\np1,"Say ""hi""","Hi, there",model-a\np1,"Say ""hi""","Hello\nworld",model-b\np2,Count,123,model-a\n';
     const ok = await t.app.inject({
       method: 'POST',
-      url: `/api/projects/${projectId}/import`,
+      url: `/api/projects/${projectId}/prompts/import`,
       headers: admin.headers,
       payload: { format: 'csv', content: csv },
     });
@@ -128,7 +128,7 @@ describe('import', () => {
     const bad = 'prompt,response\nfine,ok\n,empty prompt\n';
     const refused = await t.app.inject({
       method: 'POST',
-      url: `/api/projects/${projectId}/import`,
+      url: `/api/projects/${projectId}/prompts/import`,
       headers: admin.headers,
       payload: { format: 'csv', content: bad },
     });
@@ -136,7 +136,7 @@ describe('import', () => {
     expect(refused.json().errors).toEqual([{ line: 3, message: 'prompt must be a non-empty string' }]);
     const noColumn = await t.app.inject({
       method: 'POST',
-      url: `/api/projects/${projectId}/import`,
+      url: `/api/projects/${projectId}/prompts/import`,
       headers: admin.headers,
       payload: { format: 'csv', content: 'prompt\nx\n' },
     });
@@ -166,7 +166,7 @@ describe('import', () => {
     const third = await createProject(t, {}, { prompts: 0, responses: 0 });
     await t.app.inject({
       method: 'POST',
-      url: `/api/projects/${third.projectId}/import`,
+      url: `/api/projects/${third.projectId}/prompts/import`,
       headers: third.admin.headers,
       payload: { format: 'jsonl', content: promptsJsonl(5, 4) },
     });
@@ -407,7 +407,7 @@ describe('the queue', () => {
     }
     const response = await t.app.inject({
       method: 'POST',
-      url: `/api/projects/${setup.projectId}/assignments/next`,
+      url: `/api/projects/${setup.projectId}/leases/next`,
       headers: outsider.headers,
       payload: {},
     });
@@ -438,7 +438,7 @@ describe('submissions', () => {
     expect(different.statusCode).toBe(422);
     const missingKey = await t.app.inject({
       method: 'POST',
-      url: `/api/assignments/${assignment!.id}/submit`,
+      url: `/api/leases/${assignment!.id}/submit`,
       headers: rater!.headers,
       payload: body,
     });
@@ -501,7 +501,7 @@ describe('submissions', () => {
           i === 1
             ? await limited.app.inject({
                 method: 'POST',
-                url: `/api/assignments/${assignment!.id}/skip`,
+                url: `/api/leases/${assignment!.id}/skip`,
                 headers: rater!.headers,
                 payload: { reason: 'Unclear' },
               })
@@ -686,7 +686,7 @@ describe('submissions', () => {
     const first = await next(t, rater!, setup.projectId);
     const skipped = await t.app.inject({
       method: 'POST',
-      url: `/api/assignments/${first!.id}/skip`,
+      url: `/api/leases/${first!.id}/skip`,
       headers: rater!.headers,
       payload: { reason: 'Not my language' },
     });
@@ -699,7 +699,7 @@ describe('submissions', () => {
 
     const undone = await t.app.inject({
       method: 'POST',
-      url: `/api/preferences/${done.json().preferenceId}/undo`,
+      url: `/api/judgments/${done.json().preferenceId}/undo`,
       headers: rater!.headers,
     });
     expect(undone.statusCode, undone.body).toBe(200);
@@ -724,7 +724,7 @@ describe('submissions', () => {
       (
         await t.app.inject({
           method: 'POST',
-          url: `/api/preferences/${redo.json().preferenceId}/undo`,
+          url: `/api/judgments/${redo.json().preferenceId}/undo`,
           headers: other.headers,
         })
       ).statusCode,
@@ -737,7 +737,7 @@ describe('submissions', () => {
       (
         await t.app.inject({
           method: 'POST',
-          url: `/api/preferences/${redo.json().preferenceId}/undo`,
+          url: `/api/judgments/${redo.json().preferenceId}/undo`,
           headers: rater!.headers,
         })
       ).statusCode,

@@ -2,7 +2,7 @@
 // queue's guarantees hold inside a batch as they do for a lone judgment.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { poolOf } from '../../server/db/client.js';
+import { poolOf } from '../../core/db/client.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { addRaters, createProject, next, submit, type AssignmentJson } from '../support/rating.js';
 import { until } from '../support/wait.js';
@@ -80,11 +80,11 @@ async function asOneBatch<T>(
       20_000,
       20,
     );
-    const before = t.app.services.queue.batchStats();
+    const before = t.app.services.rating.batchStats();
     const batched = submissions();
     await until(
       'every judgment to be queued for the batch',
-      async () => t.app.services.queue.batchStats().queued >= batched.length,
+      async () => t.app.services.rating.batchStats().queued >= batched.length,
       20_000,
       20,
     );
@@ -92,7 +92,7 @@ async function asOneBatch<T>(
     await during?.();
     const answers = await Promise.all(batched);
     for (const answer of await Promise.all(waiting)) expect(answer.statusCode).toBe(201);
-    const after = t.app.services.queue.batchStats();
+    const after = t.app.services.rating.batchStats();
     expect(after.batches - before.batches, 'one batch').toBe(1);
     expect(after.judgments - before.judgments, 'all in it').toBe(batched.length);
     expect(after.failed - before.failed, 'the batch failed').toBe(fails ? 1 : 0);
@@ -110,7 +110,7 @@ describe('batched judgments', () => {
     const leases = await Promise.all(raters.map((rater) => next(t, rater, setup.projectId)));
     const seen = await Promise.all(leases.map((lease) => comparisonOf(lease!.id)));
 
-    const before = t.app.services.queue.batchStats();
+    const before = t.app.services.rating.batchStats();
     const answers = await asOneBatch(() =>
       raters.map((rater, i) => submit(t, rater, leases[i]!.id, { ...body, next: {} })),
     );
@@ -125,7 +125,7 @@ describe('batched judgments', () => {
     }
     expect(new Set(fresh).size).toBe(40);
     // The batch handed out all of them itself: nobody was left to search on their own.
-    expect(t.app.services.queue.batchStats().searches - before.searches).toBe(0);
+    expect(t.app.services.rating.batchStats().searches - before.searches).toBe(0);
     await expectCounters(setup.projectId, 40);
   });
 
@@ -223,7 +223,7 @@ describe('batched judgments', () => {
       expect(marked.statusCode, marked.body).toBe(200);
     }
     const goldIds = gold.map((comparison) => comparison.id).sort();
-    const before = t.app.services.queue.batchStats();
+    const before = t.app.services.rating.batchStats();
 
     // Twice in a batch: every rater gets both gold comparisons, one each time, and never one twice.
     let shown = leases.map((lease) => lease!.id);
@@ -242,7 +242,7 @@ describe('batched judgments', () => {
       );
     }
     for (const comparisons of handed) expect([...comparisons].sort()).toEqual(goldIds);
-    expect(t.app.services.queue.batchStats().searches - before.searches).toBe(0);
+    expect(t.app.services.rating.batchStats().searches - before.searches).toBe(0);
     await expectCounters(setup.projectId, 18);
   });
 

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureDemoProject } from '../../server/demo.js';
+import { ensureDemoProject } from '../../core/demo.js';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from '../../server/simulated-raters.js';
 import { seedDemo } from '../../trainer/jobs/seed-demo.js';
 import { initBackend } from '../../trainer/runtime.js';

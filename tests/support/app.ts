@@ -5,11 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { PgBoss } from 'pg-boss';
-import { startBoss } from '../../server/jobs.js';
+import { startBoss } from '../../core/jobs.js';
 import { buildApp } from '../../server/app.js';
-import { loadConfig, type Config } from '../../server/config.js';
-import { createPrisma, type PrismaClient } from '../../server/db/client.js';
-import type { Role } from '../../server/schemas/common.js';
+import { loadConfig, type Config } from '../../core/config.js';
+import { createPrisma, type PrismaClient } from '../../core/db/client.js';
+import type { Role } from '../../core/schemas/common.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export const PASSWORD = 'correct horse battery staple';

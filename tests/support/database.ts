@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { applyMigrations } from '../../server/db/migrate.js';
+import { applyMigrations } from '../../core/db/migrate.js';
 
 export interface TestDatabase {
   url: string;

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedPostgres } from '../../server/db/embedded.js';
+import { startEmbeddedPostgres } from '../../core/db/embedded.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -3,27 +3,18 @@
 // it as root. node_modules is hard-linked when the file system allows it (a second or so; the files
 // keep their modes, and the folders above them are the new, private ones), else copied.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 
-/** What `npm start` and the CLI need; build outputs are copied when present (never linked). */
-const ENTRIES = [
-  'package.json',
-  'package-lock.json',
-  'tsconfig.json',
-  'tsconfig.build.json',
-  'prisma.config.ts',
-  'server',
-  'trainer',
-  'prisma',
-  'scripts',
-  'shared',
-  'web',
-  'dist',
-];
+/**
+ * Top-level entries left out of the copy: node_modules is linked separately, the rest are git's
+ * folder and what runs or tests leave behind. Everything else is copied (build outputs included,
+ * never linked), so a new top-level source folder cannot be missed.
+ */
+const LEFT_OUT = new Set(['node_modules', '.git', 'data', 'test-results', 'playwright-report']);
 const SKIPPED = new Set(['node_modules', '.svelte-kit']);
 
 export interface PrivateClone {
@@ -39,9 +30,9 @@ export function privateClone(): PrivateClone {
   chmodSync(parent, 0o700);
   const dir = path.join(parent, 'loom');
   mkdirSync(dir);
-  for (const entry of ENTRIES) {
+  for (const entry of readdirSync(root)) {
+    if (LEFT_OUT.has(entry)) continue;
     const from = path.join(root, entry);
-    if (!existsSync(from)) continue;
     cpSync(from, path.join(dir, entry), {
       recursive: true,
       preserveTimestamps: true,

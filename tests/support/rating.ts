@@ -1,7 +1,7 @@
 // Helpers for rating tests: a project with prompts, responses and comparisons, and raters in it.
 import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
-import type { CreateProjectBody } from '../../server/schemas/projects.js';
+import type { CreateProjectBody } from '../../core/schemas/projects.js';
 import { createAndSignIn, type SignedIn, type TestApp } from './app.js';
 
 export interface RatingSetup {
@@ -40,7 +40,7 @@ export async function createProject(
   if (data.prompts > 0) {
     const imported = await t.app.inject({
       method: 'POST',
-      url: `/api/projects/${projectId}/import`,
+      url: `/api/projects/${projectId}/prompts/import`,
       headers: admin.headers,
       payload: { format: 'jsonl', content: promptsJsonl(data.prompts, data.responses) },
     });
@@ -83,7 +83,7 @@ export async function next(
 ): Promise<AssignmentJson | null> {
   const response = await t.app.inject({
     method: 'POST',
-    url: `/api/projects/${projectId}/assignments/next`,
+    url: `/api/projects/${projectId}/leases/next`,
     headers: rater.headers,
     payload: { exclude },
   });
@@ -100,7 +100,7 @@ export function submit(
 ) {
   return t.app.inject({
     method: 'POST',
-    url: `/api/assignments/${assignmentId}/submit`,
+    url: `/api/leases/${assignmentId}/submit`,
     headers: { ...rater.headers, 'idempotency-key': key },
     payload: body,
   });

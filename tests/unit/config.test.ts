@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, weakSecretReason } from '../../server/config.js';
+import { ConfigError, loadConfig, weakSecretReason } from '../../core/config.js';
 
 const STRONG = 'Zx8-kQ2!vN7#pL4@wR9$tY6%uB3^mC1&'; // 32 characters, all distinct
 

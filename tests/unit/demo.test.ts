@@ -1,7 +1,7 @@
 // The demo's prompts: held-out prompts ask about words no practice prompt uses, every sum is
 // practised, the same seed gives the same prompts, and demonstrations are noisy as documented.
 import { describe, expect, it } from 'vitest';
-import { DEMO_PROMPTS, demoDemonstrations, demoTasks, demoUtility, isCorrect } from '../../server/demo.js';
+import { DEMO_PROMPTS, demoDemonstrations, demoTasks, demoUtility, isCorrect } from '../../core/demo.js';
 
 const wordOf = (prompt: string) => prompt.split(': ')[1];
 

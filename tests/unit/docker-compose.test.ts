@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ENV_KEYS } from '../../server/config.js';
+import { ENV_KEYS } from '../../core/config.js';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 

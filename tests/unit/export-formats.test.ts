@@ -12,9 +12,9 @@ import {
   pairRow,
   splitHhPair,
   strengthOf,
-} from '../../server/services/export-formats.js';
-import { pairOfHhRow, pairOfTrlRow, parsePreferenceFile } from '../../server/services/dataset-imports.js';
-import { safeFileName, selectionSql, type Selection } from '../../server/services/exports.js';
+} from '../../core/services/export-formats.js';
+import { pairOfHhRow, pairOfTrlRow, parsePreferenceFile } from '../../core/services/preference-imports.js';
+import { safeFileName, selectionSql, type Selection } from '../../core/services/exports.js';
 
 describe("TRL's implicit prompt", () => {
   it('splits at the first difference and gives the space before it to the completions', () => {

@@ -48,7 +48,10 @@ describe('console log format', () => {
     expect(prettyLine('{"level":30,"msg":"Server listening at http://127.0.0.1:3000"}')).toBeNull();
     expect(
       prettyLine('{"level":40,"reqId":"req-2","req":{"method":"POST","url":"/api/x"},"msg":"slow"}'),
-    ).toBe('[loom] warning: slow (POST /api/x)');
+    ).toBe('[loom] warning: slow (POST /api/x, request req-2)');
+    expect(prettyLine('{"level":50,"reqId":"0f3c-77","msg":"request failed"}')).toBe(
+      '[loom] error: request failed (request 0f3c-77)',
+    );
     expect(prettyLine('not json')).toBe('not json');
   });
 

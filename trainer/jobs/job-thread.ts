@@ -1,7 +1,7 @@
 // The worker-thread side of runInThread: one job, with its own database connection and tfjs.
 import { parentPort, workerData } from 'node:worker_threads';
-import { createPrisma } from '../../server/db/client.js';
-import type { JobName, JobPayloads } from '../../server/jobs.js';
+import { createPrisma } from '../../core/db/client.js';
+import type { JobName, JobPayloads } from '../../core/jobs.js';
 import { initBackend } from '../runtime.js';
 import { DEFAULT_DEMO, seedDemo } from './seed-demo.js';
 import type { ThreadSettings } from './thread.js';

@@ -1,7 +1,7 @@
 // Pairs of sampled responses for raters: never two equal texts (a rater cannot prefer one of them,
 // and the pair would train as chosen == rejected). Where samples of one prompt coincide, more are
 // drawn for that prompt a few times; a prompt whose samples still coincide gets no comparison.
-import { comparable } from '../../server/services/comparisons.js';
+import { comparable } from '../../core/services/comparisons.js';
 
 /** Extra draws for prompts whose samples coincide, before such a prompt is given up. */
 export const REDRAWS = 4;

@@ -1,5 +1,5 @@
 // Policies and reward models in PostgreSQL: load a policy version's weights, save new ones.
-import type { PrismaClient } from '../../server/db/client.js';
+import type { PrismaClient } from '../../core/db/client.js';
 import { loadArtifact, saveArtifact } from '../checkpoint.js';
 import { decodePolicy, encodePolicy, type Policy } from '../policy.js';
 

@@ -10,9 +10,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Prisma, PrismaClient } from '../../server/db/client.js';
-import { projectRoot } from '../../server/paths.js';
-import type { PreparingPhase } from '../../server/schemas/projects.js';
+import type { Prisma, PrismaClient } from '../../core/db/client.js';
+import { projectRoot } from '../../core/paths.js';
+import type { PreparingPhase } from '../../core/schemas/projects.js';
 import { readCheckpointHeader } from '../checkpoint.js';
 import { DEFAULT_GPT, type GPTConfig } from '../model.js';
 import { createPolicy, decodePolicy, encodePolicy, type Policy } from '../policy.js';

@@ -1,7 +1,7 @@
 // Runs one job in a worker thread: training keeps a core busy for minutes, and the process's main
 // thread must stay free to send the job's heartbeats (a silent job counts as crashed).
 import { Worker } from 'node:worker_threads';
-import type { JobPayloads } from '../../server/jobs.js';
+import type { JobPayloads } from '../../core/jobs.js';
 import type { DemoSettings } from './seed-demo.js';
 
 export interface ThreadSettings {

@@ -2,13 +2,8 @@
 // computed in one piece, and parallel sampling returns what one thread would (greedy decoding).
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  DataParallel,
-  shardLoss,
-  splitBatch,
-  type ShardExtras,
-  type ShardLossName,
-} from '../../../trainer/data-parallel.js';
+import { DataParallel, splitBatch } from '../../../trainer/data-parallel.js';
+import { gradientLoss, SFT_LOSS, type GradientLossRequest } from '../../../trainer/gradient-losses.js';
 import { SamplingHelper } from '../../../trainer/parallel-sampling.js';
 import { createPolicy, freezeCopy } from '../../../trainer/policy.js';
 import { trainRLOO } from '../../../trainer/rloo.js';
@@ -76,7 +71,7 @@ describe('data-parallel gradients', () => {
       16,
     );
     const { value, grads } = tf.variableGrads(
-      () => shardLoss(model, batch, 'sft'),
+      () => gradientLoss(model, batch, SFT_LOSS),
       [...model.params.values()],
     );
     const parallel = await DataParallel.start(model, 1);
@@ -109,26 +104,29 @@ describe('data-parallel gradients', () => {
     );
     const noise = (i: number): number => Math.sin(i * 12.9898) * 0.3;
     const grid = (shift: number): Float32Array => batch.mask.map((m, i) => m * (noise(i + shift) - 1.5));
-    const cases: [ShardLossName, ShardExtras][] = [
-      ['reinforce', { rows: [1, -1, 0.5, -0.5, 2, -2] }],
-      ['clipped', { grids: { logpOld: grid(1), advantages: grid(2) }, params: { epsilon: 0.2 } }],
-      [
-        'grpo',
-        {
-          rows: [1, -1, 0.5, -0.5, 2, -2],
-          grids: { logpOld: grid(3), logpRef: grid(4) },
-          params: { epsilon: 0.2, beta: 0.1 },
+    const cases: GradientLossRequest[] = [
+      { name: 'reinforce', inputs: { advantages: [1, -1, 0.5, -0.5, 2, -2] } },
+      { name: 'clipped', inputs: { logpOld: grid(1), advantages: grid(2), epsilon: 0.2 } },
+      {
+        name: 'grpo',
+        inputs: {
+          advantages: [1, -1, 0.5, -0.5, 2, -2],
+          logpOld: grid(3),
+          logpRef: grid(4),
+          epsilon: 0.2,
+          beta: 0.1,
         },
-      ],
+      },
     ];
     const parallel = await DataParallel.start(model, 1);
     try {
-      for (const [loss, extras] of cases) {
+      for (const request of cases) {
+        const loss = request.name;
         const { value, grads } = tf.variableGrads(
-          () => shardLoss(model, batch, loss, extras),
+          () => gradientLoss(model, batch, request),
           [...model.params.values()],
         );
-        const result = parallel.gradientsSync(batch, loss, extras);
+        const result = parallel.gradientsSync(batch, request);
         expect(result.loss, loss).toBeCloseTo(value.dataSync()[0] ?? NaN, 4);
         for (const [name, v] of model.params) {
           const expected = Array.from(grads[v.name]?.dataSync() ?? []);

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoPromptRows, isCorrect } from '../../../server/demo.js';
+import { demoPromptRows, isCorrect } from '../../../core/demo.js';
 import {
   DEFAULT_DEMO,
   DEMO_CHECKPOINT,

@@ -238,7 +238,7 @@ describe('checkpoints', () => {
   // On a fresh migrated database of this file's own, on the server the test run uses.
   it('round-trips through the ModelArtifact table', async () => {
     const { createTestDatabase } = await import('../../support/database.js');
-    const { createPrisma } = await import('../../../server/db/client.js');
+    const { createPrisma } = await import('../../../core/db/client.js');
     const { saveArtifact, loadArtifact } = await import('../../../trainer/checkpoint.js');
     const database = await createTestDatabase();
     const prisma = createPrisma(database.url);

@@ -35,6 +35,16 @@ describe('sampleToken', () => {
     for (let i = 0; i < 4000; i++) hot += sampleToken([0, Math.log(3)], 100, 0, rng);
     expect(hot / 4000).toBeCloseTo(0.5, 1); // a high temperature is nearly uniform
   });
+  it('keeps to the nucleus with top-p', () => {
+    // Probabilities 0.5, 0.3, 0.2: top-p 0.6 keeps the first two, renormalised to 5/8 and 3/8.
+    const nucleus = [Math.log(0.5), Math.log(0.3), Math.log(0.2)];
+    const rng = new Rng(5);
+    const counts = [0, 0, 0];
+    for (let i = 0; i < 4000; i++) counts[sampleToken(nucleus, 1, 0, rng, 0.6)]! += 1;
+    expect(counts[2]).toBe(0);
+    expect((counts[0] ?? 0) / 4000).toBeCloseTo(0.625, 1);
+    for (let i = 0; i < 50; i++) expect(sampleToken(nucleus, 1, 0, rng, 0.4)).toBe(0);
+  });
 });
 
 describe('generate', () => {

@@ -11,34 +11,57 @@ import type {
   PreferenceImportReport,
   Snapshot,
 } from '$shared/index.js';
-import { ApiError, errorMessage, request } from './api.js';
+import { ApiError, byId, call, client, errorMessage } from './api.js';
 
-const id = encodeURIComponent;
-
-/** Files come back as they are made: any content type is welcome. */
-const FILE = { raw: true, headers: { accept: '*/*' } } as const;
+/** Files come back as they are made, any content type, read as a stream (the Response itself). */
+const FILE = { parseAs: 'stream', headers: { accept: '*/*' } } as const;
 
 export const datasetsApi = {
   /** Judgments, comparisons and prompts the filters select. */
-  count: (projectId: string, body: ExportBody, signal?: AbortSignal) =>
-    request<ExportCount>('POST', `/projects/${id(projectId)}/export/count`, { body, signal }),
+  count: (projectId: string, body: ExportBody, signal?: AbortSignal): Promise<ExportCount> =>
+    call(() => client.POST('/api/projects/{id}/export/count', { params: byId(projectId), body, signal }), {
+      signal,
+    }),
   /** Resolves when the file starts (headers); read the body as it streams. */
-  openExport: (projectId: string, body: ExportBody, signal?: AbortSignal) =>
-    request<Response>('POST', `/projects/${id(projectId)}/export`, { ...FILE, body, signal }),
+  openExport: (projectId: string, body: ExportBody, signal?: AbortSignal): Promise<Response> =>
+    call(
+      async () => {
+        const answer = await client.POST('/api/projects/{id}/export', {
+          ...FILE,
+          params: byId(projectId),
+          body,
+          signal,
+        });
+        return { ...answer, data: answer.response };
+      },
+      { signal },
+    ),
   /** Newest first. */
-  snapshots: (projectId: string) => request<Snapshot[]>('GET', `/projects/${id(projectId)}/snapshots`),
-  snapshot: (snapshotId: string) => request<Snapshot>('GET', `/snapshots/${id(snapshotId)}`),
-  createSnapshot: (projectId: string, body: CreateSnapshotBody) =>
-    request<Snapshot>('POST', `/projects/${id(projectId)}/snapshots`, { body }),
+  snapshots: (projectId: string): Promise<Snapshot[]> =>
+    call(() => client.GET('/api/projects/{id}/snapshots', { params: byId(projectId) })),
+  snapshot: (snapshotId: string): Promise<Snapshot> =>
+    call(() => client.GET('/api/snapshots/{id}', { params: byId(snapshotId) })),
+  createSnapshot: (projectId: string, body: CreateSnapshotBody): Promise<Snapshot> =>
+    call(() => client.POST('/api/projects/{id}/snapshots', { params: byId(projectId), body })),
   /** The same bytes as when it was made; Content-Length and X-Loom-Sha256 say which. */
-  openSnapshot: (snapshotId: string, signal?: AbortSignal) =>
-    request<Response>('GET', `/snapshots/${id(snapshotId)}/download`, { ...FILE, signal }),
+  openSnapshot: (snapshotId: string, signal?: AbortSignal): Promise<Response> =>
+    call(
+      async () => {
+        const answer = await client.GET('/api/snapshots/{id}/download', {
+          ...FILE,
+          params: byId(snapshotId),
+          signal,
+        });
+        return { ...answer, data: answer.response };
+      },
+      { signal },
+    ),
   /**
    * 400 when rows are bad and `onError` is "refuse" (nothing stored): `ApiError.lineErrors` has the
    * first bad lines. A dry run with "skip" reports everything without storing.
    */
-  importPreferences: (projectId: string, body: PreferenceImportBody) =>
-    request<PreferenceImportReport>('POST', `/projects/${id(projectId)}/preferences/import`, { body }),
+  importPreferences: (projectId: string, body: PreferenceImportBody): Promise<PreferenceImportReport> =>
+    call(() => client.POST('/api/projects/{id}/preferences/import', { params: byId(projectId), body })),
 };
 
 // --- Formats and settings ----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // Display helpers for timestamps and roles.
 // A relative path (not $shared) so that the unit tests, outside the web build, type-check it too.
-import type { Role } from '../../../server/schemas/index.js';
+import type { Role } from '../../../core/schemas/index.js';
 
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 

@@ -10,13 +10,31 @@
 // judgment the server refuses (409: withdrawn, already judged; 404; 400) is told to the rater and
 // leaves the comparison on screen where it is.
 //
-// Unsent judgments are also kept in this browser's localStorage, under the signed-in rater and the
-// project, from when they are queued until the server stored or refused them: a page reloaded or closed
-// anyway (or a browser that crashed) sends them first on the next visit, with the same keys (a judgment
-// the server stored already is answered from its store, not stored twice), and tells the rater.
-import type { AssignmentView, RatingContext, SubmitBody, SubmitResult } from '$shared/index.js';
+// Unsent judgments are also kept in this browser's localStorage (rating/unsent-judgments.ts), under
+// the signed-in rater and the project, from when they are queued until the server stored or refused
+// them: a page reloaded or closed anyway (or a browser that crashed) sends them first on the next
+// visit, with the same keys (a judgment the server stored already is answered from its store, not
+// stored twice), and tells the rater.
+//
+// It also keeps the rater's numbers (progress: counted locally after each stored judgment, asked from
+// the server now and then) and the time each comparison was on screen, which its judgment carries.
+import type {
+  AssignmentView,
+  RaterProgress,
+  RatingContext,
+  SubmitBody,
+  SubmitResult,
+} from '$shared/index.js';
 import { api, ApiError, errorMessage } from './api.js';
 import { newIdempotencyKey, type Judgment } from './rating.js';
+import { ScreenTime } from './rating/screen-time.js';
+import {
+  isRatersList,
+  readUnsent,
+  unsentList,
+  writeUnsent,
+  type KeptJudgment,
+} from './rating/unsent-judgments.js';
 import { session } from './session.svelte.js';
 
 /** How long U can take a stored judgment back (the server's window, counted from the first send). */
@@ -31,6 +49,8 @@ const FRESH_MS = 5000;
 const PREFETCH_RETRY_MS = 5000;
 /** The server takes at most this many ids in `exclude`. */
 const MAX_EXCLUDE = 5;
+/** Between stored judgments the progress counts locally and asks the server at most this often. */
+export const PROGRESS_REFRESH_MS = 15_000;
 
 export type Phase = 'loading' | 'rating' | 'done' | 'error';
 
@@ -39,33 +59,11 @@ export interface RateMessage {
   text: string;
 }
 
-/** Where this browser keeps a rater's unsent judgments (see unsentKey()). */
-const UNSENT_PREFIX = 'loom.unsent.';
-
-function unsentKey(userId: string, projectId: string): string {
-  return `${UNSENT_PREFIX}${userId}.${projectId}`;
-}
-
-/** Forgets every rater's unsent judgments kept in this browser (on signing out). */
-export function forgetUnsentJudgments(): void {
-  try {
-    for (const key of Object.keys(localStorage))
-      if (key.startsWith(UNSENT_PREFIX)) localStorage.removeItem(key);
-  } catch {
-    // No storage: nothing kept.
-  }
-}
-
-/** A judgment as kept in localStorage: what resends it exactly as it was sent. */
-interface Kept {
-  assignmentId: string;
-  key: string;
-  body: SubmitBody;
-}
+export { forgetUnsentJudgments } from './rating/unsent-judgments.js';
 
 /** A judgment waiting for the server's answer. */
-interface Outgoing extends Kept {
-  /** Its localStorage key (the rater and project it was made for). */
+interface Outgoing extends KeptJudgment {
+  /** Its list in localStorage (the rater and project it was made for). */
   store: string;
   /** Left unsent by an earlier visit. */
   restored: boolean;
@@ -84,13 +82,19 @@ export interface LastJudgment {
   preferenceId: string | null;
 }
 
-export interface SessionHooks {
+/** The API calls a session makes (api.ts's; tests give a fake server). */
+export type RatingServer = Pick<
+  typeof api,
+  'ratingContext' | 'nextAssignment' | 'submitJudgment' | 'skipAssignment' | 'undoJudgment' | 'progress'
+>;
+
+export interface SessionOptions {
   /** A comparison comes on screen; `restore` is the judgment to pre-select (after an undo). */
   shown(view: AssignmentView, restore?: Judgment): void;
-  /** A judgment was stored. */
-  stored(): void;
-  /** The rater's numbers changed otherwise (a refused judgment, an undo, a skip). */
-  changed(): void;
+  /** The API; api.ts by default. */
+  server?: RatingServer;
+  /** Time on screen; by default performance.now() and the page's visibility. */
+  screenTime?: ScreenTime;
 }
 
 export class RatingSession {
@@ -106,7 +110,15 @@ export class RatingSession {
   trouble = $state<string | null>(null);
   last = $state.raw<LastJudgment | null>(null);
   undoing = $state(false);
+  /** The rater's numbers in this project; null until the server answered. */
+  progress = $state<RaterProgress | null>(null);
+  /** A comparison is on screen and takes a judgment, a skip or the keys that make one. */
+  readonly ready = $derived(this.current !== null && this.phase === 'rating' && !this.undoing);
+  /** How long the comparison on screen has been visible. */
+  readonly screenTime: ScreenTime;
 
+  private readonly shown: SessionOptions['shown'];
+  private readonly server: RatingServer;
   private projectId = '';
   /** Changes with each start(): answers for an earlier start are not shown. */
   private generation = 0;
@@ -130,8 +142,14 @@ export class RatingSession {
   private restoredRefused: string[] = [];
   /** The server had nothing beyond what is held when it was last asked. */
   private exhausted = false;
+  /** When the progress was last asked for. */
+  private progressAt = 0;
 
-  constructor(private readonly hooks: SessionHooks) {}
+  constructor({ shown, server = api, screenTime = new ScreenTime() }: SessionOptions) {
+    this.shown = shown;
+    this.server = server;
+    this.screenTime = screenTime;
+  }
 
   /** Opens a project: its context and the first comparison. Unsent judgments keep going out. */
   async start(projectId: string): Promise<void> {
@@ -149,8 +167,8 @@ export class RatingSession {
     this.restoreUnsent(projectId);
     try {
       const [context, first] = await Promise.all([
-        api.ratingContext(projectId),
-        api.nextAssignment(projectId, this.heldIds()),
+        this.server.ratingContext(projectId),
+        this.server.nextAssignment(projectId, this.heldIds()),
       ]);
       if (generation !== this.generation) return;
       this.context = context;
@@ -167,6 +185,17 @@ export class RatingSession {
       // Judgments an earlier visit left unsent go out first (they are first in the queue).
       if (generation === this.generation) this.pump();
     }
+    void this.refreshProgress();
+  }
+
+  /** Asks the server for the rater's numbers (the progress line is a convenience: failures are quiet). */
+  async refreshProgress(): Promise<void> {
+    try {
+      this.progressAt = Date.now();
+      this.progress = await this.server.progress(this.projectId);
+    } catch {
+      // Rating goes on without it.
+    }
   }
 
   /** The page is left: no more prefetching; judgments still unsent go on being sent. */
@@ -175,8 +204,12 @@ export class RatingSession {
     this.generation++;
   }
 
-  /** Sends the judgment of the comparison on screen, in the background, and shows the next one now. */
-  submit(judgment: Judgment, timeSpentMs: number): void {
+  /**
+   * Sends the judgment of the comparison on screen (with the time it was visible), in the
+   * background, and shows the next one now.
+   */
+  submit(judgment: Judgment): void {
+    const timeSpentMs = this.screenTime.elapsedMs();
     const view = this.current;
     if (!view || this.phase !== 'rating' || this.undoing) return;
     const user = session.user;
@@ -185,7 +218,7 @@ export class RatingSession {
       assignmentId: view.id,
       key: newIdempotencyKey(),
       body: { ...judgment, timeSpentMs },
-      store: unsentKey(user.id, this.projectId),
+      store: unsentList(user.id, this.projectId),
       restored: false,
       firstSentAt: null,
       failures: 0,
@@ -204,7 +237,7 @@ export class RatingSession {
     const view = this.current;
     if (!view) return;
     try {
-      await api.skipAssignment(view.id, reason);
+      await this.server.skipAssignment(view.id, reason);
       this.message = { kind: 'info', text: 'Skipped.' };
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 409)) {
@@ -213,7 +246,7 @@ export class RatingSession {
       }
       this.message = { kind: 'info', text: `${error.message} Here is the next one.` };
     }
-    this.hooks.changed();
+    void this.refreshProgress();
     if (this.current === view) this.advance();
   }
 
@@ -246,9 +279,9 @@ export class RatingSession {
         this.message = { kind: 'info', text: 'Nothing to undo.' };
         return;
       }
-      const result = await api.undoJudgment(last.preferenceId);
+      const result = await this.server.undoJudgment(last.preferenceId);
       this.restore(result.assignment, last.judgment);
-      this.hooks.changed();
+      void this.refreshProgress();
     } catch (error) {
       this.last = null;
       this.message = { kind: 'error', text: errorMessage(error) };
@@ -261,6 +294,11 @@ export class RatingSession {
   undoable(now = Date.now()): boolean {
     const last = this.last;
     return last !== null && (last.outgoing !== null || last.deadline > now);
+  }
+
+  /** Whole seconds left to take the last judgment back (0: none, or no countdown). */
+  undoSecondsLeft(now = Date.now()): number {
+    return this.last ? Math.max(0, Math.ceil((this.last.deadline - now) / 1000)) : 0;
   }
 
   /** Sends the unsent judgments now (the trouble notice's button), and asks again for a comparison. */
@@ -291,7 +329,8 @@ export class RatingSession {
   private show(view: AssignmentView, restore?: Judgment): void {
     this.current = view;
     this.phase = 'rating';
-    this.hooks.shown(view, restore);
+    this.screenTime.restart();
+    this.shown(view, restore);
     this.refill();
   }
 
@@ -355,7 +394,7 @@ export class RatingSession {
 
   private fetch(): void {
     const generation = this.generation;
-    this.fetching = api
+    this.fetching = this.server
       .nextAssignment(this.projectId, this.heldIds())
       .then((result) => {
         if (generation === this.generation) this.receive(result.assignment);
@@ -408,7 +447,7 @@ export class RatingSession {
     const body: SubmitBody = askNext ? { ...item.body, next: { exclude: this.heldIds() } } : item.body;
     item.firstSentAt ??= Date.now();
     this.sendingItem = item;
-    this.sending = api
+    this.sending = this.server
       .submitJudgment(item.assignmentId, body, item.key)
       .then(
         (result) => this.onStored(item, result, askNext && generation === this.generation),
@@ -438,7 +477,25 @@ export class RatingSession {
         deadline: (item.firstSentAt ?? Date.now()) + UNDO_WINDOW_MS,
       };
     }
-    this.hooks.stored();
+    this.countStored();
+  }
+
+  /**
+   * After a stored judgment: one more today, one fewer needed; the server's exact numbers now and
+   * then (they also count others).
+   */
+  private countStored(): void {
+    const progress = this.progress;
+    if (progress) {
+      this.progress = {
+        ...progress,
+        today: progress.today + 1,
+        total: progress.total + 1,
+        remaining: Math.max(0, progress.remaining - 1),
+        availableToMe: Math.max(0, progress.availableToMe - 1),
+      };
+    }
+    if (!progress || Date.now() - this.progressAt >= PROGRESS_REFRESH_MS) void this.refreshProgress();
   }
 
   private onFailed(item: Outgoing, error: unknown): void {
@@ -475,26 +532,16 @@ export class RatingSession {
         text: `Your judgment of an earlier comparison was not stored: ${errorMessage(error)}`,
       };
     }
-    this.hooks.changed();
+    void this.refreshProgress();
   }
 
   /** Takes over the judgments an earlier visit left unsent in this project, first in the queue. */
   private restoreUnsent(projectId: string): void {
     const user = session.user;
     if (!user) return;
-    const store = unsentKey(user.id, projectId);
-    let kept: unknown;
-    try {
-      kept = JSON.parse(localStorage.getItem(store) ?? '[]');
-    } catch {
-      return;
-    }
-    if (!Array.isArray(kept)) return;
+    const store = unsentList(user.id, projectId);
     const restored: Outgoing[] = [];
-    for (const entry of kept as Partial<Kept>[]) {
-      const { assignmentId, key, body } = entry ?? {};
-      if (typeof assignmentId !== 'string' || typeof key !== 'string' || !body || typeof body !== 'object')
-        continue;
+    for (const { assignmentId, key, body } of readUnsent(store)) {
       if (this.own.includes(key)) continue;
       this.own.push(key);
       restored.push({ assignmentId, key, body, store, restored: true, firstSentAt: null, failures: 0 });
@@ -533,27 +580,13 @@ export class RatingSession {
     const stores = [...this.queue.map((item) => item.store), ...this.persisted].filter(
       (store, index, all) => all.indexOf(store) === index,
     );
-    try {
-      for (const store of stores) {
-        if (!store.startsWith(unsentKey(user.id, ''))) continue;
-        let kept: unknown;
-        try {
-          kept = JSON.parse(localStorage.getItem(store) ?? '[]');
-        } catch {
-          kept = [];
-        }
-        const others = (Array.isArray(kept) ? (kept as Kept[]) : []).filter(
-          (entry) => typeof entry?.key === 'string' && !this.own.includes(entry.key),
-        );
-        const mine = this.queue
-          .filter((item) => item.store === store)
-          .map(({ assignmentId, key, body }): Kept => ({ assignmentId, key, body }));
-        const all = [...others, ...mine];
-        if (all.length > 0) localStorage.setItem(store, JSON.stringify(all));
-        else localStorage.removeItem(store);
-      }
-    } catch {
+    for (const store of stores) {
+      if (!isRatersList(store, user.id)) continue;
+      const mine = this.queue
+        .filter((item) => item.store === store)
+        .map(({ assignmentId, key, body }): KeptJudgment => ({ assignmentId, key, body }));
       // No storage (or it is full): the judgments are kept on this page only.
+      if (!writeUnsent(store, mine, this.own)) break;
     }
     this.persisted = this.queue.map((item) => item.store);
   }

@@ -1,4 +1,5 @@
-// Pure helpers of the rater's screen: keys, idempotency keys and the judgment body.
+// Pure helpers of the rater's screen: the choice and strength keys, idempotency keys and the judgment
+// body. The keyboard itself: rating/keys.ts.
 import type { LabelSchema, ShownChoice, SubmitBody } from '$shared/index.js';
 
 /** Keys for the main choice. */
@@ -34,16 +35,3 @@ export function newIdempotencyKey(): string {
  * judgment keeps its Idempotency-Key for every retry (see rating-session.svelte.ts).
  */
 export type Judgment = Omit<SubmitBody, 'timeSpentMs' | 'next'>;
-
-/** Is the keyboard event aimed at a place where the user types text (no shortcuts there)? */
-export function isTypingTarget(target: EventTarget | null): boolean {
-  if (!(target instanceof HTMLElement)) return false;
-  if (target.isContentEditable) return true;
-  if (target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement) return true;
-  if (target instanceof HTMLInputElement) {
-    return !['checkbox', 'radio', 'button', 'submit', 'reset', 'range', 'color', 'file'].includes(
-      target.type,
-    );
-  }
-  return false;
-}

@@ -4,32 +4,42 @@ import type {
   CreateRoundBody,
   PolicyVersion,
   Project,
+  PromotionEvidence,
   Round,
   RoundEvent,
   Schedule,
 } from '$shared/index.js';
-import { request } from './api.js';
-
-const id = encodeURIComponent;
+import { byId, call, client, query } from './api.js';
 
 export const roundsApi = {
   /** Newest first. */
-  rounds: (projectId: string) => request<Round[]>('GET', `/projects/${id(projectId)}/rounds`),
+  rounds: (projectId: string): Promise<Round[]> =>
+    call(() => client.GET('/api/projects/{id}/rounds', { params: byId(projectId) })),
   /** 409 when a round is already queued or running, or the project has no promoted version. */
-  launch: (projectId: string, body: CreateRoundBody) =>
-    request<Round>('POST', `/projects/${id(projectId)}/rounds`, { body }),
-  round: (roundId: string) => request<Round>('GET', `/rounds/${id(roundId)}`),
+  launch: (projectId: string, body: CreateRoundBody): Promise<Round> =>
+    call(() => client.POST('/api/projects/{id}/rounds', { params: byId(projectId), body })),
+  round: (roundId: string): Promise<Round> =>
+    call(() => client.GET('/api/rounds/{id}', { params: byId(roundId) })),
   /** Ascending; pass the last id seen as `after` to get only newer events. */
-  events: (roundId: string, after?: string, limit?: number) =>
-    request<RoundEvent[]>('GET', `/rounds/${id(roundId)}/events`, { query: { after, limit } }),
-  cancel: (roundId: string) => request<Round>('POST', `/rounds/${id(roundId)}/cancel`),
+  events: (roundId: string, after?: string, limit?: number): Promise<RoundEvent[]> =>
+    call(() =>
+      client.GET('/api/rounds/{id}/events', {
+        params: { path: { id: roundId }, query: query({ after, limit }) },
+      }),
+    ),
+  cancel: (roundId: string): Promise<Round> =>
+    call(() => client.POST('/api/rounds/{id}/cancel', { params: byId(roundId) })),
   /** Oldest first, with lineage (parentId) and which one is current. */
-  versions: (projectId: string) =>
-    request<PolicyVersion[]>('GET', `/projects/${id(projectId)}/policy-versions`),
+  versions: (projectId: string): Promise<PolicyVersion[]> =>
+    call(() => client.GET('/api/projects/{id}/policy-versions', { params: byId(projectId) })),
+  /** Both promotion rules for every version with a parent, and the project's promotion settings. */
+  promotion: (projectId: string): Promise<PromotionEvidence> =>
+    call(() => client.GET('/api/projects/{id}/promotion', { params: byId(projectId) })),
   /** Promoting an earlier version is a roll back. */
-  promote: (versionId: string) => request<PolicyVersion>('POST', `/policy-versions/${id(versionId)}/promote`),
-  updateSchedule: (projectId: string, schedule: Schedule) =>
-    request<Project>('PATCH', `/projects/${id(projectId)}`, { body: { schedule } }),
+  promote: (versionId: string): Promise<PolicyVersion> =>
+    call(() => client.POST('/api/policy-versions/{id}/promote', { params: byId(versionId) })),
+  updateSchedule: (projectId: string, schedule: Schedule): Promise<Project> =>
+    call(() => client.PATCH('/api/projects/{id}', { params: byId(projectId), body: { schedule } })),
 };
 
 /** The algorithms a round can use, with a one-line explanation each (RLOO is the server's default). */

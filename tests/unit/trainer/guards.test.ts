@@ -1,0 +1,99 @@
+// The round's guards on constructed cases: the adaptive KL controller's update worked by hand,
+// early stopping on constructed sequences of held-out checks, and the verdict's reasons.
+import { describe, expect, it } from 'vitest';
+import { AdaptiveKLController, EarlyStopping, notBetterReasons } from '../../../trainer/guards.js';
+
+describe('adaptive KL controller', () => {
+  it('raises β in proportion to the KL over target, clipped to +0.2', () => {
+    // KL 1.1 on target 1: e = 0.1, β = 0.05·(1 + 0.1·64/1000) = 0.05032
+    const c = new AdaptiveKLController(0.05, 1, 1000);
+    expect(c.update(1.1, 64)).toBeCloseTo(0.05032, 8);
+    // KL 3 on target 1: e clipped to 0.2, β = 0.05032·(1 + 0.2·64/1000)
+    expect(c.update(3, 64)).toBeCloseTo(0.05032 * 1.0128, 8);
+  });
+
+  it('lowers β when KL is under target, clipped to −0.2, and holds it at target', () => {
+    const c = new AdaptiveKLController(0.1, 2, 100);
+    // KL 0 on target 2: e = −1 clipped to −0.2; β = 0.1·(1 − 0.2·10/100) = 0.098
+    expect(c.update(0, 10)).toBeCloseTo(0.098, 10);
+    expect(c.update(2, 10)).toBeCloseTo(0.098, 10);
+  });
+
+  it('settles a KL that answers β toward the target', () => {
+    // A toy policy whose KL is inversely proportional to β: KL = 0.1/β.
+    const c = new AdaptiveKLController(0.01, 2, 100);
+    for (let i = 0; i < 2000; i++) c.update(0.1 / c.beta, 10);
+    expect(0.1 / c.beta).toBeCloseTo(2, 1);
+  });
+});
+
+describe('early stopping', () => {
+  const config = { klLimit: 2, patience: 2, tolerance: 0.05 };
+  const run = (checks: [number, number][]) => {
+    const stopping = new EarlyStopping(config);
+    const decisions = checks.map(([kl, reward], i) => stopping.check({ iteration: i * 10, kl, reward }));
+    return { stopping, decisions };
+  };
+
+  it('goes on while the held-out reward rises and KL stays under the limit', () => {
+    const { stopping, decisions } = run([
+      [0, 0.1],
+      [0.5, 0.2],
+      [1, 0.3],
+    ]);
+    expect(decisions.map((d) => d.stop)).toEqual([false, false, false]);
+    expect(decisions.map((d) => d.best)).toEqual([true, true, true]);
+    expect(stopping.bestIteration).toBe(20);
+  });
+
+  it('stops at once when the held-out KL exceeds the limit', () => {
+    const { stopping, decisions } = run([
+      [0, 0.1],
+      [1, 0.5],
+      [2.5, 0.9],
+    ]);
+    expect(decisions[2]).toEqual({ stop: true, reason: 'kl-limit', best: false });
+    expect(stopping.bestIteration).toBe(10);
+  });
+
+  it('stops after `patience` checks in a row with the held-out reward fallen beyond tolerance', () => {
+    const { stopping, decisions } = run([
+      [0, 0.1],
+      [0.2, 0.4],
+      [0.4, 0.3], // fallen by 0.1: one
+      [0.5, 0.38], // within tolerance: the count starts again
+      [0.6, 0.3], // one
+      [0.7, 0.2], // two: stop
+    ]);
+    expect(decisions.map((d) => d.stop)).toEqual([false, false, false, false, false, true]);
+    expect(decisions[5]!.reason).toBe('held-out-reward');
+    expect(stopping.bestIteration).toBe(10);
+  });
+});
+
+describe('verdict', () => {
+  const base = { kl: 1, klLimit: 2, winRateVsParent: 0.6 };
+  it('is better when every check holds', () => {
+    expect(notBetterReasons({ ...base, utility: 0.5, parentUtility: 0.4, ensembleWinRates: [0.6] })).toEqual(
+      [],
+    );
+  });
+  it('names each failed check', () => {
+    const reasons = notBetterReasons({
+      stoppedWithoutGain: 'held-out KL beyond the limit',
+      kl: 2.3,
+      klLimit: 2,
+      winRateVsParent: 0.45,
+      ensembleWinRates: [0.4, 0.6],
+      utility: 0.3,
+      parentUtility: 0.5,
+    });
+    expect(reasons).toEqual([
+      "the policy phase stopped (held-out KL beyond the limit) before any held-out check improved on the parent, so the new version keeps the parent's weights",
+      'KL to the reference 2.30 is beyond the limit 2.00',
+      'the reward model prefers the parent (win rate 0.45)',
+      '1 of the reward-model ensemble prefer the parent',
+      "the demo's hidden utility fell from 0.50 to 0.30",
+    ]);
+  });
+});
