@@ -168,6 +168,15 @@ export async function main(): Promise<void> {
     console.log(
       `job ${final.status}: ${final.done} done, ${final.failed} failed in ${seconds.toFixed(1)} s (${rate.toFixed(1)} responses/s, ceiling ${ceiling}/s)`,
     );
+    // What made items fail (a lost response is a failed item; its error says why).
+    const failures = await prisma.$queryRaw<{ error: string | null; attempts: number; n: bigint }[]>`
+      SELECT "lastError" AS error, attempts, count(*) AS n FROM "GenerationItem"
+      WHERE "jobId" = ${job.id}::uuid AND status <> 'DONE'
+      GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5`;
+    for (const failure of failures)
+      console.log(
+        `not done: ${failure.n} × after ${failure.attempts} attempts: ${failure.error ?? 'no error'}`,
+      );
     // This process: the handler, the client and the fake endpoint's thread together.
     console.log(
       `cpu: ${((cpu.user + cpu.system) / 1000 / keys).toFixed(2)} ms per response (${(((cpu.user + cpu.system) / 1e6 / seconds) * 100).toFixed(0)}% of a core); load average ${os.loadavg()[0]!.toFixed(1)}`,

@@ -5,12 +5,16 @@
 // stores nothing twice; a user disabled through one is refused by the other as soon as
 // PostgreSQL's change notice reaches it (within moments of the change).
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrisma, type PrismaClient } from '../../core/db/client.js';
 import { buildApp } from '../../server/app.js';
 import { createTestApp, signIn, type SignedIn, type TestApp } from '../support/app.js';
 import { addRaters, createProject, next, submit } from '../support/rating.js';
+import { startServerProcess, type ServerProcess } from '../support/server-process.js';
 
 interface Pair {
   a: TestApp;
@@ -158,4 +162,132 @@ describe('rating on two servers', () => {
     for (const server of [pair.a, pair.b])
       await expect(signIn(server, rater!.email)).rejects.toThrow(/Sign-in failed: 401|403/);
   });
+});
+
+describe('two server processes on one database', () => {
+  // The same checks through two operating-system processes started as `npm start` starts one
+  // (nothing shared but the database): the project and its raters are made through an instance
+  // of the app on the same database, whose sessions both processes read from PostgreSQL.
+  let t: TestApp;
+  const servers: ServerProcess[] = [];
+  const secret = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
+
+  beforeAll(async () => {
+    t = await createTestApp({ SESSION_SECRET: secret });
+    const { TEST_DATABASE_URL: _unused, ...rest } = process.env;
+    // One after the other: each applies the (already applied) migrations at its start.
+    for (let i = 0; i < 2; i++)
+      servers.push(
+        await startServerProcess({
+          ...rest,
+          DATABASE_URL: t.database.url,
+          DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'loom-two-')),
+          SESSION_SECRET: secret,
+          SEED_DEMO: 'false',
+          START_TRAINER: 'false',
+          PORT: '0',
+          HOST: '127.0.0.1',
+          NODE_ENV: 'development',
+          LOG_LEVEL: 'warn',
+          SUBMIT_RATE_LIMIT_PER_MINUTE: '4',
+        }),
+      );
+  }, 180_000);
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => server.stop()));
+    await t?.close();
+  });
+
+  async function call(
+    server: ServerProcess,
+    method: string,
+    url: string,
+    rater: SignedIn,
+    body?: unknown,
+    key?: string,
+  ) {
+    const response = await fetch(`${server.origin}${url}`, {
+      method,
+      headers: {
+        ...rater.headers,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(key ? { 'idempotency-key': key } : {}),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return {
+      status: response.status,
+      body: (await response.json().catch(() => ({}))) as Record<string, unknown>,
+    };
+  }
+
+  const lease = async (server: ServerProcess, rater: SignedIn, projectId: string) => {
+    const answer = await call(server, 'POST', `/api/projects/${projectId}/leases/next`, rater, {});
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    return (answer.body.assignment as { id: string } | null)?.id ?? null;
+  };
+  const judge = (server: ServerProcess, rater: SignedIn, id: string, key = randomUUID()) =>
+    call(
+      server,
+      'POST',
+      `/api/leases/${id}/submit`,
+      rater,
+      { choice: 'LEFT', strength: 1, timeSpentMs: 900 },
+      key,
+    );
+
+  it('keeps overlap, idempotency and the submission limit across the processes, and stops a disabled user', async () => {
+    const [a, b] = servers as [ServerProcess, ServerProcess];
+    const setup = await createProject(t, { overlap: 2 }, { prompts: 4, responses: 2 });
+    const [first, second] = (await addRaters(t, setup, 2)) as [SignedIn, SignedIn];
+
+    // A lease from one process is judged through the other; the retry with the same key, sent
+    // back to the first, answers the judgment already stored.
+    const held = (await lease(a, first, setup.projectId))!;
+    const key = randomUUID();
+    const stored = await judge(b, first, held, key);
+    expect(stored.status, JSON.stringify(stored.body)).toBe(201);
+    const retried = await judge(a, first, held, key);
+    expect(retried.status).toBe(201);
+    expect(retried.body.preferenceId).toBe(stored.body.preferenceId);
+
+    // The limit (4 a minute, counted per request) holds for both processes together: after the
+    // judgment and its retry, two more pass and the next is refused.
+    const codes: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const server = i % 2 ? a : b;
+      const id = await lease(server, first, setup.projectId);
+      codes.push((await judge(server, first, id!)).status);
+    }
+    expect(codes).toEqual([201, 201, 429]);
+
+    // The second rater judges everything through both processes in turn.
+    for (let turn = 0; ; turn++) {
+      const server = turn % 2 ? a : b;
+      const id = await lease(server, second, setup.projectId);
+      if (!id) break;
+      expect((await judge(server, second, id)).status).toBe(201);
+    }
+    const comparisons = await t.prisma.comparison.findMany({
+      where: { projectId: setup.projectId },
+      include: { preferences: true },
+    });
+    expect(comparisons).toHaveLength(4);
+    for (const comparison of comparisons)
+      expect(new Set(comparison.preferences.map((p) => p.raterId)).size).toBe(comparison.preferences.length);
+    expect(await t.prisma.preference.count({ where: { raterId: first.userId } })).toBe(3);
+    expect(await t.prisma.preference.count({ where: { raterId: second.userId } })).toBe(4);
+
+    // Disabled through one process, refused by the other within moments (the change notice).
+    const before = await call(b, 'GET', '/api/auth/me', second);
+    expect(before.status).toBe(200);
+    const disabled = await call(a, 'PATCH', `/api/users/${second.userId}`, setup.admin, { disabled: true });
+    expect(disabled.status, JSON.stringify(disabled.body)).toBe(200);
+    await expect
+      .poll(async () => (await call(b, 'GET', '/api/auth/me', second)).status, {
+        timeout: 2_000,
+        interval: 10,
+      })
+      .toBe(401);
+  }, 60_000);
 });
