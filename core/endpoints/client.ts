@@ -83,6 +83,15 @@ const TRANSIENT_CODES = new Set([
   'UND_ERR_SOCKET',
 ]);
 
+/** undici's codes for a request that cannot succeed by being sent again. */
+const PERMANENT_UNDICI_CODES = new Set([
+  'UND_ERR_INVALID_ARG',
+  'UND_ERR_INVALID_RETURN_VALUE',
+  'UND_ERR_NOT_SUPPORTED',
+  'UND_ERR_ABORTED',
+  'UND_ERR_RES_EXCEEDED_MAX_SIZE',
+]);
+
 /** Removes the API key (and any long piece of it an endpoint echoes back) from a message. */
 export function scrubSecret(message: string, secret: string | undefined): string {
   if (!secret) return message;
@@ -150,9 +159,15 @@ function toEndpointError(error: unknown, apiKey: string | undefined, timeoutMs: 
     { code: string; message?: string } | undefined;
   const innermost = chain[chain.length - 1] as { message?: string } | undefined;
   const message = innermost?.message ?? String(error);
-  return new EndpointError(scrub(`Could not reach the endpoint: ${message}`), {
-    retryable: coded !== undefined && TRANSIENT_CODES.has(coded.code),
-  });
+  // A broken connection is worth another try (a loaded endpoint drops or stalls them in many
+  // ways, with codes from the OS or from undici); a name that does not resolve, a TLS certificate
+  // that does not verify or a malformed address is not.
+  const code = coded?.code;
+  const retryable =
+    code === undefined
+      ? error instanceof OpenAI.APIConnectionError
+      : TRANSIENT_CODES.has(code) || (code.startsWith('UND_ERR') && !PERMANENT_UNDICI_CODES.has(code));
+  return new EndpointError(scrub(`Could not reach the endpoint: ${message}`), { retryable });
 }
 
 /** The messages sent: the settings' system prompt first unless the messages bring their own. */

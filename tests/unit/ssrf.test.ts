@@ -206,3 +206,36 @@ describe('at connect time, through the endpoint client', () => {
     await expect(guarded('http://[::ffff:127.0.0.1]:1/')).rejects.toThrow(/IPv4-mapped/);
   });
 });
+
+describe('what a failed connection is worth retrying', () => {
+  it('retries a connection the endpoint drops or resets, not a name that does not resolve', async () => {
+    // A server that takes the request and closes the socket without an answer, as an overloaded
+    // or restarting endpoint does.
+    const server = http.createServer((request) => request.socket.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const client = createEndpointClient(
+        { baseUrl: `http://127.0.0.1:${port}/v1`, model: 'm', settings: {}, concurrency: 1 },
+        { allowHosts: [`127.0.0.1:${port}`], timeoutMs: 5000 },
+      );
+      const dropped = await client
+        .complete([{ role: 'user', content: 'hi' }])
+        .catch((caught: unknown) => caught);
+      expect(dropped).toBeInstanceOf(EndpointError);
+      expect((dropped as EndpointError).message).toMatch(/Could not reach the endpoint/);
+      expect((dropped as EndpointError).retryable).toBe(true);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    const unknown = createEndpointClient(
+      { baseUrl: 'http://no-such-host.invalid/v1', model: 'm', settings: {}, concurrency: 1 },
+      { allowHosts: ['no-such-host.invalid'], timeoutMs: 5000 },
+    );
+    const unresolved = await unknown
+      .complete([{ role: 'user', content: 'hi' }])
+      .catch((caught: unknown) => caught);
+    expect(unresolved).toBeInstanceOf(EndpointError);
+    expect((unresolved as EndpointError).retryable).toBe(false);
+  });
+});
