@@ -69,6 +69,25 @@ describe('rate limits across two servers', () => {
     expect(other.statusCode).toBe(401);
   });
 
+  it('counts attempts sent at the same moment to both servers exactly (one count each)', async () => {
+    const statuses = await Promise.all(
+      Array.from(
+        { length: 16 },
+        async (_, i) =>
+          (
+            await (i % 2 ? pair.a : pair.b).app.inject({
+              method: 'POST',
+              url: '/api/auth/login',
+              remoteAddress: '203.0.113.9',
+              payload: { email: 'someone@example.com', password: 'a wrong guess' },
+            })
+          ).statusCode,
+      ),
+    );
+    expect(statuses.filter((status) => status === 401)).toHaveLength(6);
+    expect(statuses.filter((status) => status === 429)).toHaveLength(10);
+  });
+
   it("counts a rater's judgments on both servers together", async () => {
     const setup = await createProject(pair.a, { overlap: 1 }, { prompts: 4, responses: 2 });
     const [rater] = await addRaters(pair.a, setup, 1);
