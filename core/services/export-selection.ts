@@ -7,7 +7,14 @@ import type { Message } from './export-formats.js';
 import { notExcludedSql } from './reliability.js';
 
 /** Which judgments: a project and its filters, or the frozen list of a snapshot. */
-export type Selection = { projectId: string; filters: ExportFilters } | { snapshotId: string };
+export type Selection =
+  | {
+      projectId: string;
+      filters: ExportFilters;
+      /** Known to have no excluded raters (in this transaction): the filter on them is left out. */
+      noExclusions?: boolean;
+    }
+  | { snapshotId: string };
 
 /** A uuid that must be present: a missing id would otherwise select every project's rows. */
 function requiredId(value: unknown, what: string): string {
@@ -41,7 +48,8 @@ function conditions(selection: Selection): Prisma.Sql[] {
   const f = selection.filters;
   // Raters an admin excluded from the project never leave it in an export (a snapshot taken
   // before the exclusion keeps its frozen list).
-  const where: Prisma.Sql[] = [Prisma.sql`c."projectId" = ${projectId}::uuid`, notExcludedSql];
+  const where: Prisma.Sql[] = [Prisma.sql`c."projectId" = ${projectId}::uuid`];
+  if (!selection.noExclusions) where.push(notExcludedSql);
   if (f.from !== undefined) where.push(Prisma.sql`p."createdAt" >= ${new Date(f.from)}`);
   if (f.to !== undefined) where.push(Prisma.sql`p."createdAt" < ${new Date(f.to)}`);
   if (f.roundIds?.length) where.push(Prisma.sql`c."roundId" IN (${uuidList(f.roundIds)})`);

@@ -152,6 +152,15 @@ export async function runExport(
       SET LOCAL cursor_tuple_fraction = 1.0`);
     if (spec.mode === 'aggregated' && spec.options.reliabilityWeights)
       context.outcomes = await reliabilityOutcomes(client, selection);
+    // Most projects exclude nobody: then the export reads no exclusion filter (an anti-join over
+    // every judgment). The transaction's snapshot keeps the answer true for the whole export.
+    if ('projectId' in selection && /^[0-9a-f-]{36}$/i.test(selection.projectId)) {
+      const { rows } = await client.query<{ any: boolean }>(
+        'SELECT EXISTS (SELECT 1 FROM "RaterExclusion" WHERE "projectId" = $1::uuid) AS any',
+        [selection.projectId],
+      );
+      if (!rows[0]!.any) selection = { ...selection, noExclusions: true };
+    }
     const judgmentsQuery = judgmentsSql(selection, spec.format !== 'csv' && spec.format !== 'parquet');
     // Read to the end, a large selection is cheapest as sequential scans, hash joins and one sort:
     // probing an index per row (the planner's favourite for cursors) costs several times more.
