@@ -1,37 +1,19 @@
 // A trainer worker killed (SIGKILL) in the middle of a generation job: pg-boss hands the job to the
 // next worker once the heartbeat lapses, the new attempt requests only the items still pending,
 // and every (prompt, version, sample) ends with exactly one response.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAndSignIn, createTestApp, type TestApp } from '../support/app.js';
 import { startScriptedEndpoint, type ScriptedEndpoint } from '../support/scripted-endpoint.js';
+import { startTrainerWorker } from '../support/trainer-worker.js';
 import { until } from '../support/wait.js';
 
-const root = path.resolve(import.meta.dirname, '..', '..');
 let t: TestApp;
 let fake: ScriptedEndpoint;
 const workers: ChildProcess[] = [];
 
 function startWorker(): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'trainer/worker.ts'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      DATABASE_URL: t.database.url,
-      DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'loom-worker-')),
-      TRAINER_HEARTBEAT_SECONDS: '10',
-      JOB_MONITOR_SECONDS: '1',
-      SESSION_SECRET: t.config.sessionSecret,
-      OUTBOUND_ALLOW_HOSTS: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.resume();
-  child.stderr?.resume();
+  const child = startTrainerWorker(t, { OUTBOUND_ALLOW_HOSTS: '127.0.0.1' });
   workers.push(child);
   return child;
 }

@@ -1,38 +1,21 @@
 // A trainer worker killed in the middle of a round: the job is retried by another worker, the
 // round completes exactly once, and nothing from the killed attempt is promoted or left behind.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDemoProject } from '../../core/demo.js';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from '../../server/simulated-raters.js';
 import { seedDemo } from '../../trainer/jobs/seed-demo.js';
 import { initBackend } from '../../trainer/runtime.js';
+import { startTrainerWorker } from '../support/trainer-worker.js';
 import { until } from '../support/wait.js';
 import { createAndSignIn, createTestApp, type TestApp } from '../support/app.js';
 
-const root = path.resolve(import.meta.dirname, '..', '..');
 let t: TestApp;
 const workers: ChildProcess[] = [];
 
 function startWorker(): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'trainer/worker.ts'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      DATABASE_URL: t.database.url,
-      DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'loom-worker-')),
-      TRAINER_HEARTBEAT_SECONDS: '10',
-      JOB_MONITOR_SECONDS: '1',
-      SESSION_SECRET: t.config.sessionSecret,
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.resume();
-  child.stderr?.resume();
+  const child = startTrainerWorker(t);
   workers.push(child);
   return child;
 }
