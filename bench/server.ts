@@ -9,21 +9,27 @@ import { startServerProcess, type ServerProcess } from '../tests/support/server-
 
 export type { ServerProcess };
 
-let built: { entry: string; nodeOptions: string[] } | null = null;
+let built: { entry: string; nodeOptions: string[]; env: Record<string, string> } | null = null;
 
-/** `npm start`'s server command (entry and Node options), compiled once per benchmark run. */
-function productionCommand(): { entry: string; nodeOptions: string[] } {
+/**
+ * `npm start`'s server command (entry, Node options, and the variables it sets with a default:
+ * `NAME=${NAME:-value}`), compiled once per benchmark run.
+ */
+function productionCommand(): { entry: string; nodeOptions: string[]; env: Record<string, string> } {
   if (built) return built;
   const { scripts } = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } };
   const command = /\bnode ((?:--\S+ )*)(dist\/server\/main\.js)/.exec(scripts.start);
   if (!command) throw new Error(`Cannot read the server command from "${scripts.start}".`);
+  const env: Record<string, string> = {};
+  for (const [, name, value] of scripts.start.matchAll(/\b(\w+)=\$\{\1:-([^}]*)\}/g))
+    env[name!] = process.env[name!] || value!;
   console.log('building the server (npm run build:server)...');
   execFileSync('npm', ['run', 'build:server'], { stdio: 'ignore' });
   const nodeOptions = [command[1]!, process.env.BENCH_NODE_OPTIONS ?? '']
     .join(' ')
     .split(' ')
     .filter(Boolean);
-  return (built = { entry: command[2]!, nodeOptions });
+  return (built = { entry: command[2]!, nodeOptions, env });
 }
 
 /**
@@ -34,10 +40,11 @@ export async function startProductionServer(
   databaseUrl: string,
   env: Record<string, string> = {},
 ): Promise<ServerProcess> {
-  const { entry, nodeOptions } = productionCommand();
+  const { entry, nodeOptions, env: startEnv } = productionCommand();
   return startServerProcess(
     {
       ...process.env,
+      ...startEnv,
       DATABASE_URL: databaseUrl,
       PORT: '0',
       HOST: '127.0.0.1',

@@ -195,21 +195,33 @@ export class ImportUpload implements ImportStream {
 }
 
 const LONE_SURROGATE = new RegExp(LONE_SURROGATE_SOURCE, 'g');
-const ESCAPES: Record<string, string> = {
-  '"': '"',
-  '\\': '\\',
-  '/': '/',
-  b: '\b',
-  f: '\f',
-  n: '\n',
-  r: '\r',
-  t: '\t',
-};
 /** Largest other field in an import body (format, source, onError, dryRun). */
 const MAX_FIELD_CHARS = 64 * 1024;
 
 const invalidJson = (detail: string) =>
   new HttpError(400, `Invalid request: body is not valid JSON (${detail})`);
+
+/** How many backslashes `text` ends with. */
+function trailingSlashes(text: string): number {
+  let count = 0;
+  for (let at = text.length - 1; at >= 0 && text.charCodeAt(at) === 92; at--) count++;
+  return count;
+}
+
+/**
+ * Where an escape that `text` (a JSON string's inside, cut anywhere) ends in the middle of starts:
+ * its last backslash that is not itself escaped, when fewer characters follow than the escape
+ * needs (2, or 6 for \uXXXX); else the text's length.
+ */
+function openEscapeAt(text: string): number {
+  for (let at = text.length - 1; at >= 0 && at >= text.length - 6; at--) {
+    if (text.charCodeAt(at) !== 92) continue;
+    if (trailingSlashes(text.slice(0, at + 1)) % 2 === 0) return text.length; // "\\": complete
+    const need = text[at + 1] === 'u' ? 6 : 2;
+    return text.length - at < need ? at : text.length;
+  }
+  return text.length;
+}
 
 /**
  * Reads a JSON object body as it arrives: the string field `contentKey` goes to a temporary file
@@ -273,52 +285,42 @@ export async function receiveUpload(
     if (!out.write(bytes)) await once(out, 'drain');
   };
 
-  /** Consumes the content string's text from `piece` at `i`; returns where it stopped. */
+  /**
+   * Consumes the content string's text from `piece` at `i`; returns where it stopped. The text up
+   * to the closing quote (or the piece's end) is decoded by JSON.parse, in one native call per
+   * piece; an escape cut by the piece's end waits in `pendingEscape` for the next piece.
+   */
   const contentRun = async (piece: string, i: number): Promise<number> => {
-    let run = '';
-    while (i < piece.length) {
-      if (pendingEscape) {
-        const need = pendingEscape.length === 1 ? 2 : pendingEscape[1] === 'u' ? 6 : 2;
-        const take = piece.slice(i, i + need - pendingEscape.length);
-        pendingEscape += take;
-        i += take.length;
-        if (pendingEscape.length < need) break;
-        if (pendingEscape === '\\u') continue; // four hex digits to come
-        if (pendingEscape[1] === 'u') {
-          if (!/^\\u[0-9a-fA-F]{4}$/.test(pendingEscape)) throw invalidJson('bad \\u escape in content');
-          run += String.fromCharCode(parseInt(pendingEscape.slice(2), 16));
-        } else {
-          const decoded = ESCAPES[pendingEscape[1]!];
-          if (decoded === undefined) throw invalidJson(`bad escape ${pendingEscape} in content`);
-          run += decoded;
-        }
-        pendingEscape = '';
-        continue;
+    let end = piece.length;
+    let closed = false;
+    for (let quote = piece.indexOf('"', i); quote !== -1; quote = piece.indexOf('"', quote + 1)) {
+      // A quote ends the string unless an odd run of backslashes (this piece's or held) precedes it.
+      let slashes = 0;
+      for (let at = quote - 1; at >= i && piece.charCodeAt(at) === 92; at--) slashes++;
+      if (slashes === quote - i) slashes += trailingSlashes(pendingEscape);
+      if (slashes % 2 === 0) {
+        end = quote;
+        closed = true;
+        break;
       }
-      let stop = i;
-      while (stop < piece.length) {
-        const code = piece.charCodeAt(stop);
-        if (code === 34 || code === 92 || code < 32) break;
-        stop++;
-      }
-      run += piece.slice(i, stop);
-      i = stop;
-      if (i >= piece.length) break;
-      const char = piece[i]!;
-      if (char === '"') {
-        await writeText(run, true);
-        state = 'comma';
-        return i + 1;
-      }
-      if (char === '\\') {
-        pendingEscape = '\\';
-        i++;
-        continue;
-      }
-      throw invalidJson('a control character in content must be escaped');
     }
-    await writeText(run);
-    return i;
+    let text = pendingEscape + piece.slice(i, end);
+    pendingEscape = '';
+    if (!closed) {
+      const cut = openEscapeAt(text);
+      pendingEscape = text.slice(cut);
+      text = text.slice(0, cut);
+    }
+    let decoded: string;
+    try {
+      decoded = JSON.parse(`"${text}"`) as string;
+    } catch (error) {
+      throw invalidJson(`in content: ${(error as Error).message}`);
+    }
+    await writeText(decoded, closed);
+    if (!closed) return end;
+    state = 'comma';
+    return end + 1;
   };
 
   const finishOther = () => {

@@ -170,7 +170,14 @@ function canonicalJson(value: unknown): string {
 const EXISTING = 2 ** 31;
 
 /** Rows per batch: parsed, matched, then written by one COPY per table. */
-const BATCH = 5_000;
+const BATCH = 2_000;
+
+/**
+ * Batches matched but not yet written: the next batch is read and matched while the database
+ * writes one (on two cores, one each); a slow database holds back the reading instead of letting
+ * batches pile up in memory.
+ */
+const WRITES_AHEAD = 1;
 
 interface PendingRow {
   prompt: number;
@@ -222,7 +229,8 @@ export class PreferenceWriter {
   private newComparisons = 0;
   private batch: PendingRow[] = [];
   private promptJson = new Map<number, string>();
-  private writing: Promise<void> | null = null;
+  /** Writes in flight, oldest first. */
+  private writes: Promise<void>[] = [];
   private skipsKeyChecks = false;
   private readonly sourceText: string;
   private mode: 'write' | 'count' | 'prompts';
@@ -324,11 +332,7 @@ export class PreferenceWriter {
    * Reads the responses and comparisons of existing prompts the batch names for the first time,
    * locking them (and the prompts) FOR KEY SHARE: what the import refers to stays until it commits.
    */
-  private async loadExisting(rows: PendingRow[]): Promise<void> {
-    const codes = [...new Set(rows.map((row) => row.prompt))].filter(
-      (code) => code >= EXISTING && !this.loadedPrompts.has(code),
-    );
-    if (!codes.length) return;
+  private async loadExisting(codes: number[]): Promise<void> {
     const promptIds = codes.map((code) => this.idOf(code));
     const locked = await this.client.query(
       'SELECT id FROM "Prompt" WHERE id = ANY($1::uuid[]) FOR KEY SHARE',
@@ -375,13 +379,19 @@ export class PreferenceWriter {
     return code;
   }
 
-  /** Matches the batch's rows and writes what is new (the write runs while the next batch is read). */
+  /** Matches the batch's rows and writes what is new (the write runs while the next batches are read). */
   private async flush(): Promise<void> {
     const rows = this.batch;
     this.batch = [];
     if (!rows.length || this.mode === 'prompts') return;
-    if (this.writing) await this.writing;
-    await this.loadExisting(rows);
+    const unloaded = [...new Set(rows.map((row) => row.prompt))].filter(
+      (code) => code >= EXISTING && !this.loadedPrompts.has(code),
+    );
+    if (unloaded.length) {
+      // The connection answers in order: the writes in flight end (or fail) before the reads.
+      await this.drain();
+      await this.loadExisting(unloaded);
+    }
     const first = this.counter;
     const prompts: string[] = [];
     for (const [code, json] of this.promptJson)
@@ -432,13 +442,23 @@ export class PreferenceWriter {
         judgments,
       ],
     ];
-    this.writing = (async () => {
+    // At most WRITES_AHEAD batches wait to be written; each write starts when the one before ends.
+    while (this.writes.length >= WRITES_AHEAD) await this.writes.shift();
+    const previous = this.writes.at(-1);
+    const write = (async () => {
+      if (previous) await previous;
       for (const [sql, lines] of writes)
         if (lines.length)
           await pipeline(Readable.from([Buffer.from(lines.join(''))]), this.client.query(copyFrom(sql)));
     })();
     // Its failure is answered by the next await of it; until then it is not unhandled.
-    this.writing.catch(() => undefined);
+    write.catch(() => undefined);
+    this.writes.push(write);
+  }
+
+  /** Waits for every write in flight (the first failure is thrown). */
+  private async drain(): Promise<void> {
+    while (this.writes.length) await this.writes.shift();
   }
 
   /** The counts so far (a refused file's report). */
@@ -456,7 +476,7 @@ export class PreferenceWriter {
    */
   async finish(): Promise<ImportCounts> {
     await this.flush();
-    if (this.writing) await this.writing;
+    await this.drain();
     if (this.mode === 'write' && this.addedVotes.size) {
       const ids = [...this.addedVotes.keys()].map((code) => this.idOf(code));
       await this.client.query(

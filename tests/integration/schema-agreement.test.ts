@@ -309,8 +309,12 @@ function deriveExpected(datamodel: Datamodel, predicates: Map<string, string>): 
     expected.indexes.push(
       `"${table}".${name} ${kind}${method === 'btree' ? '' : ` USING ${method}`} (${parts.join(', ')})${where}`,
     );
-    // A partial index finds only some rows: it covers no foreign key.
-    if (predicate === undefined) expected.indexColumns.push({ table, columns });
+    // A partial index finds only some rows: it covers no foreign key, unless all it leaves out is
+    // its first column's NULLs (a key's lookups, "= value", never look for those).
+    const leavesOutNullsOnly =
+      predicate !== undefined &&
+      normalizePredicate(predicate) === `${columns[0]!.replaceAll('"', '')} IS NOT NULL`;
+    if (predicate === undefined || leavesOutNullsOnly) expected.indexColumns.push({ table, columns });
     if (index.type === 'id') expected.constraints.push(`"${table}".${name} PRIMARY KEY`);
   }
   for (const fk of expected.foreignKeys) expected.constraints.push(fk.label);
@@ -608,6 +612,8 @@ describe('schema.prisma and the migrated database agree', () => {
     const partial = expected.indexes.filter((index) => index.includes(' WHERE '));
     expect(partial).toEqual([
       '"Assignment".Assignment_raterId_expiresAt_idx INDEX (raterId, expiresAt) WHERE status = \'LEASED\'',
+      '"Comparison".Comparison_roundId_idx INDEX (roundId) WHERE roundId IS NOT NULL',
+      '"Response".Response_policyVersionId_idx INDEX (policyVersionId) WHERE policyVersionId IS NOT NULL',
     ]);
   });
 });

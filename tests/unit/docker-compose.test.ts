@@ -97,6 +97,10 @@ describe('docker-compose.yml', () => {
     };
     const start = /\bnode (.*dist\/server\/main\.js)/.exec(scripts.start)?.[1]?.split(' ');
     expect(argv).toEqual(['node', ...(start ?? [])]);
+    // ...with the same malloc settings (the image sets them in its environment).
+    const tunables = /GLIBC_TUNABLES=\$\{GLIBC_TUNABLES:-([^}]+)\}/.exec(scripts.start)?.[1];
+    expect(tunables, 'npm start sets GLIBC_TUNABLES').toBeTruthy();
+    expect(dockerfile).toContain(`GLIBC_TUNABLES=${tunables}`);
     expect(app.command).toEqual(argv);
     expect(dockerfile).toMatch(/npm run build/);
     expect(dockerfile).toMatch(/^USER node$/m);
