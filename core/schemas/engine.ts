@@ -1,8 +1,17 @@
 // Rounds on external training engines (TRL first): a round's engine and its settings, and the
 // protocol its workers speak over HTTP (claim with a lease and an attempt number, heartbeat,
-// events, metrics, snapshot, results, fail). No schema library in the defaults: the web bundle reads them.
+// events, metrics, snapshot, results, fail). The settings' defaults and limits are in
+// engine-defaults.ts, which the web bundle reads without the schema library.
 import { Type, type Static } from 'typebox';
 import { Timestamp } from './common.js';
+import {
+  BASE_MODEL_MAX_LENGTH,
+  ENGINE_ALGORITHM_VALUES,
+  ENGINE_DEFAULTS,
+  ENGINE_LIMITS,
+} from './engine-defaults.js';
+
+export { ENGINE_DEFAULTS };
 
 export const EngineSchema = Type.Union([Type.Literal('builtin'), Type.Literal('trl')], {
   description:
@@ -15,38 +24,50 @@ export const EngineAlgorithmSchema = Type.Union(
   { description: 'dpo: DPOTrainer on the preferences; rloo/grpo: online RL with the round’s reward model.' },
 );
 
+/** The schema's algorithms are exactly engine-defaults.ts's list (the web reads that one). */
+const sameAlgorithms: [
+  Static<typeof EngineAlgorithmSchema>,
+  (typeof ENGINE_ALGORITHM_VALUES)[number],
+] extends [(typeof ENGINE_ALGORITHM_VALUES)[number], Static<typeof EngineAlgorithmSchema>]
+  ? true
+  : false = true;
+void sameAlgorithms;
+
 /** What an external engine trains with; the worker maps these onto its trainers' arguments. */
 export const EngineSettingsSchema = Type.Object(
   {
     baseModel: Type.String({
       minLength: 1,
-      maxLength: 500,
+      maxLength: BASE_MODEL_MAX_LENGTH,
       description: 'The policy to start from: a local path on the worker or a hub name.',
     }),
     algorithm: Type.Optional(EngineAlgorithmSchema),
     lora: Type.Optional(
       Type.Boolean({ description: 'Train a LoRA adapter (PEFT) instead of every weight.' }),
     ),
-    loraRank: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
-    beta: Type.Optional(
-      Type.Number({ minimum: 0, maximum: 10, description: 'DPO β, or the KL coefficient.' }),
+    loraRank: Type.Optional(
+      Type.Integer({ minimum: ENGINE_LIMITS.loraRank.min, maximum: ENGINE_LIMITS.loraRank.max }),
     ),
-    learningRate: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
-    epochs: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    beta: Type.Optional(
+      Type.Number({
+        minimum: ENGINE_LIMITS.beta.min,
+        maximum: ENGINE_LIMITS.beta.max,
+        description: 'DPO β, or the KL coefficient.',
+      }),
+    ),
+    learningRate: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: ENGINE_LIMITS.learningRate.min,
+        maximum: ENGINE_LIMITS.learningRate.max,
+      }),
+    ),
+    epochs: Type.Optional(
+      Type.Integer({ minimum: ENGINE_LIMITS.epochs.min, maximum: ENGINE_LIMITS.epochs.max }),
+    ),
   },
   { additionalProperties: false },
 );
 export type EngineSettings = Static<typeof EngineSettingsSchema>;
-
-/** The settings an external round runs with when the launch leaves them out (TRL's own defaults). */
-export const ENGINE_DEFAULTS = {
-  algorithm: 'dpo', // preferences straight into the policy; rloo/grpo sample online with the reward model
-  lora: true, // an adapter fits one GPU where full fine-tuning of billions of weights does not
-  loraRank: 16, // PEFT's common choice for 1-8B models
-  beta: 0.1, // TRL's DPO default
-  learningRate: 5e-6, // TRL's DPO default (LoRA tolerates 10x more)
-  epochs: 1, // one pass over the snapshot
-} as const;
 
 export const LeaseSeconds = Type.Integer({
   minimum: 10,

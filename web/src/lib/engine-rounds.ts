@@ -1,12 +1,15 @@
 // Rounds on an external training engine (TRL) as the web app shows and launches them: the engines
 // to choose from, the engine's algorithms (each with the round algorithm it is recorded as), its
-// defaults and the limits of its settings, read from the shared schema.
-// Only the Rounds page imports this module: the shared engine schema brings the TypeBox runtime
-// with it (about 14 kB gzipped), which the other pages do not load.
+// defaults and the limits of its settings (those the schema checks).
 import type { Algorithm, Engine, EngineSettings, Round } from '$shared/index.js';
-import { ENGINE_DEFAULTS, EngineAlgorithmSchema, EngineSettingsSchema } from '$shared/engine.js';
+import {
+  BASE_MODEL_MAX_LENGTH,
+  ENGINE_ALGORITHM_VALUES,
+  ENGINE_DEFAULTS,
+  ENGINE_LIMITS,
+} from '$shared/engine-defaults.js';
 
-export { ENGINE_DEFAULTS };
+export { BASE_MODEL_MAX_LENGTH, ENGINE_DEFAULTS, ENGINE_LIMITS };
 
 export type EngineAlgorithm = NonNullable<EngineSettings['algorithm']>;
 
@@ -31,9 +34,9 @@ const ENGINE_ALGORITHM_INFO: Record<EngineAlgorithm, { round: Algorithm; label: 
 };
 
 /** The engine's algorithms in the schema's order, with the round algorithm each is recorded as. */
-export const ENGINE_ALGORITHMS = EngineAlgorithmSchema.anyOf.map((literal) => ({
-  value: literal.const,
-  ...ENGINE_ALGORITHM_INFO[literal.const],
+export const ENGINE_ALGORITHMS = ENGINE_ALGORITHM_VALUES.map((value) => ({
+  value,
+  ...ENGINE_ALGORITHM_INFO[value],
 }));
 
 export function roundAlgorithmOf(algorithm: EngineAlgorithm): Algorithm {
@@ -46,36 +49,6 @@ export interface Limits {
   integer: boolean;
   exclusiveMin: boolean;
 }
-
-type NumericSetting = 'loraRank' | 'beta' | 'learningRate' | 'epochs';
-
-/** A numeric engine setting's bounds, as the server checks them. */
-function limitsOf(key: NumericSetting): Limits {
-  const schema = EngineSettingsSchema.properties[key] as {
-    type?: string;
-    minimum?: number;
-    exclusiveMinimum?: number;
-    maximum?: number;
-  };
-  const exclusiveMin = typeof schema.exclusiveMinimum === 'number';
-  return {
-    min: (exclusiveMin ? schema.exclusiveMinimum : schema.minimum) ?? -Infinity,
-    max: schema.maximum ?? Infinity,
-    integer: schema.type === 'integer',
-    exclusiveMin,
-  };
-}
-
-export const ENGINE_LIMITS: Record<NumericSetting, Limits> = {
-  loraRank: limitsOf('loraRank'),
-  beta: limitsOf('beta'),
-  learningRate: limitsOf('learningRate'),
-  epochs: limitsOf('epochs'),
-};
-
-/** The base model's longest name (the server refuses longer ones). */
-export const BASE_MODEL_MAX_LENGTH =
-  (EngineSettingsSchema.properties.baseModel as { maxLength?: number }).maxLength ?? 500;
 
 /** "TRL · Qwen/Qwen2.5-0.5B-Instruct" for a round on an external engine; null for a built-in one. */
 export function engineSummary(round: Pick<Round, 'engine' | 'engineSettings'>): string | null {
