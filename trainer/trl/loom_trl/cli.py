@@ -29,6 +29,21 @@ from .snapshot import (
 )
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """`--set KEY=VALUE` items as a dict: a VALUE that reads as JSON (8, 1e-5, true, [1]) is that
+    value, anything else (a path, a hub name) the text itself."""
+    overrides: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
+
+
 def prepare(client: LoomClient, attempt: Attempt, out_dir: str, local: Optional[dict] = None) -> None:
     """round.json (the claim, with local overrides) and the snapshot, checked, into DIR."""
     os.makedirs(out_dir, exist_ok=True)
@@ -107,7 +122,8 @@ def subprocess_runner(launcher: str) -> Runner:
 
 def work_once(client: LoomClient, root: str, runner: Runner, worker: Optional[str] = None,
               lease_seconds: int = 120, endpoint_url: Optional[str] = None,
-              endpoint_model: Optional[str] = None, poll: float = 5.0, log=print) -> Optional[str]:
+              endpoint_model: Optional[str] = None, poll: float = 5.0, log=print,
+              local: Optional[dict] = None) -> Optional[str]:
     """One round: claim, download, run (events forwarded live), upload. Returns how it ended
     ('succeeded', 'failed', 'cancelled', 'fenced') or None when there was nothing to claim."""
     attempt = client.claim(worker=worker, lease_seconds=lease_seconds)
@@ -120,7 +136,7 @@ def work_once(client: LoomClient, root: str, runner: Runner, worker: Optional[st
     forwarder = EventForwarder(client, attempt, out_dir)
     stop = lambda: heartbeat.cancelled.is_set() or heartbeat.fenced.is_set()
     try:
-        prepare(client, attempt, out_dir)
+        prepare(client, attempt, out_dir, local)
         error: list[BaseException] = []
 
         import threading
@@ -192,6 +208,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     claim_p.add_argument("--out", required=True)
     claim_p.add_argument("--lease-seconds", type=int, default=24 * 3600,
                          help="long enough for the offline run (no heartbeats)")
+    claim_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="local override kept in round.json for `run`")
 
     upload_p = commands.add_parser("upload", help="send a finished DIR as the round's results")
     connection(upload_p)
@@ -208,20 +226,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     work_p.add_argument("--once", action="store_true", help="stop after one round (or none waiting)")
     work_p.add_argument("--endpoint-url")
     work_p.add_argument("--endpoint-model")
+    work_p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="local override for every round it runs, e.g. batch_size=8 bf16=true")
 
     args = parser.parse_args(argv)
     if args.command == "run":
         from .train import run
 
-        overrides = {}
-        for item in args.set:
-            key, _, value = item.partition("=")
-            overrides[key] = json.loads(value) if value[:1] in "0123456789-[{tfn" and value not in ("", "-") else value
-        results = run(args.snapshot, args.config, args.out, overrides)
+        results = run(args.snapshot, args.config, args.out, parse_overrides(args.set))
         print(json.dumps(results["metrics"]))
         return 0
     if not args.token:
         parser.error("--token (or LOOM_TOKEN) is required")
+    try:
+        local = parse_overrides(args.set) if args.command in ("claim", "work") else {}
+    except ValueError as problem:
+        parser.error(str(problem))
     client = LoomClient(args.url, args.token)
     try:
         if args.command == "claim":
@@ -229,7 +249,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             if attempt is None:
                 print("no round is waiting")
                 return 3
-            prepare(client, attempt, args.out)
+            prepare(client, attempt, args.out, local)
             print(f"round {attempt.claim['number']} attempt {attempt.attempt} in {args.out}")
             return 0
         if args.command == "upload":
@@ -239,7 +259,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         runner = subprocess_runner(args.launcher)
         while True:
             ended = work_once(client, args.dir, runner, socket.gethostname(), args.lease_seconds,
-                              args.endpoint_url, args.endpoint_model)
+                              args.endpoint_url, args.endpoint_model, local=local)
             if args.once:
                 return 0 if ended in (None, "succeeded") else 1
             if ended is None:

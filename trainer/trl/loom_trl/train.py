@@ -18,7 +18,7 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def _callback(events: EventLog, phase: str, should_stop: Callable[[], bool]):
+def _callback(events: EventLog, phase: str, should_stop: Callable[[], bool], span: tuple[float, float]):
     from transformers import TrainerCallback
 
     class LoomEvents(TrainerCallback):
@@ -39,7 +39,11 @@ def _callback(events: EventLog, phase: str, should_stop: Callable[[], bool]):
                 if source in logs:
                     data[target] = float(logs[source])
             if data:
-                fraction = state.global_step / state.max_steps if state.max_steps else None
+                # The round's progress: the phase's share of it, as far as its steps went.
+                fraction = None
+                if state.max_steps:
+                    done = min(1.0, state.global_step / state.max_steps)
+                    fraction = span[0] + (span[1] - span[0]) * done
                 events.write(phase, step=state.global_step, data=data, progress=fraction)
 
         def on_step_end(self, args, state, control, **kwargs):
@@ -144,7 +148,7 @@ def run(snapshot: str, round_file: str, out_dir: str, overrides: Optional[dict] 
         ),
         processing_class=tokenizer,
         peft_config=LoraConfig(**rm_lora) if rm_lora else None,
-        callbacks=[_callback(events, "reward-model", should_stop)],
+        callbacks=[_callback(events, "reward-model", should_stop, (0.05, 0.25))],
     )
     reward_trainer.train()
     rm = reward_trainer.model
@@ -167,7 +171,7 @@ def run(snapshot: str, round_file: str, out_dir: str, overrides: Optional[dict] 
     policy = AutoModelForCausalLM.from_pretrained(settings.base_model)
     lora = lora_kwargs(settings)
     peft_config = LoraConfig(**lora) if lora else None
-    callbacks = [_callback(events, "policy", should_stop)]
+    callbacks = [_callback(events, "policy", should_stop, (0.3, 0.9))]
     policy_dir_args = os.path.join(out_dir, "checkpoints", "policy")
     if settings.algorithm == "dpo":
         # A model made from a config has no hub path to load a reference from: pass one (unless LoRA,

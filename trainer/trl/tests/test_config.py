@@ -89,6 +89,18 @@ class ConfigTest(unittest.TestCase):
 
 
 class SnapshotTest(unittest.TestCase):
+    def test_set_overrides_read_json_or_keep_text(self):
+        from loom_trl.cli import parse_overrides
+
+        self.assertEqual(
+            parse_overrides(["batch_size=8", "bf16=true", "reward_learning_rate=1e-5", "base_model=tiny-llama",
+                             "base_model2=/models/x", "held_out=0.1", "name=null-model"]),
+            {"batch_size": 8, "bf16": True, "reward_learning_rate": 1e-5, "base_model": "tiny-llama",
+             "base_model2": "/models/x", "held_out": 0.1, "name": "null-model"},
+        )
+        with self.assertRaises(ValueError):
+            parse_overrides(["no-equals-sign"])
+
     def test_rows_margins_and_conversations(self):
         path = os.path.join(tempfile.mkdtemp(), "s.jsonl")
         with open(path, "w") as file:
