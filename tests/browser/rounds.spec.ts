@@ -131,6 +131,10 @@ test('an admin launches a round, watches it live, sees its metrics and promotes 
   await expect(metrics).toContainText('RM accuracy');
   await expect(metrics).toContainText('KL to SFT');
   await expect(metrics).toContainText('Win rate vs parent');
+  // The guards' held-out checks (before the first iteration and after the last), with the KL limit.
+  const guard = page.getByTestId('chart-guard');
+  await expect(guard).toHaveAttribute('data-points', /^[1-9]/);
+  await expect(guard).toContainText('KL limit');
 
   // The history lists it with its metrics, and the charts across rounds have its point.
   const row = page.getByTestId('rounds-table').locator(`tr[data-round="${number}"]`);
