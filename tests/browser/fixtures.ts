@@ -83,3 +83,14 @@ export async function checkA11y(page: Page, where: string): Promise<void> {
     );
   expect(serious, `accessibility violations on ${where}`).toEqual([]);
 }
+
+/** How far the page scrolls sideways (0 when it fits the viewport's width). */
+export async function sidewaysScroll(page: Page): Promise<number> {
+  return page.evaluate(() => {
+    const view = globalThis as unknown as {
+      innerWidth: number;
+      document: { documentElement: { scrollWidth: number } };
+    };
+    return Math.max(0, view.document.documentElement.scrollWidth - view.innerWidth);
+  });
+}

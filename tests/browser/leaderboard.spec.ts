@@ -3,22 +3,11 @@
 // error bar, the table the same ratings, intervals and votes, the matrix the head-to-head win
 // rates; counting simulated judgments changes the numbers; on a phone nothing scrolls sideways.
 import { randomUUID } from 'node:crypto';
-import type { Page } from '@playwright/test';
 import type { Choice } from '../../core/db/client.js';
 import type { Leaderboard } from '../../core/schemas/leaderboard.js';
-import { checkA11y, expect, test, uiSignIn, type Seed } from './fixtures.js';
+import { checkA11y, expect, type Seed, sidewaysScroll, test, uiSignIn } from './fixtures.js';
 
 /** How far the page scrolls sideways (0 when it does not). */
-async function sidewaysScroll(page: Page): Promise<number> {
-  return page.evaluate(() => {
-    const view = globalThis as unknown as {
-      innerWidth: number;
-      document: { documentElement: { scrollWidth: number } };
-    };
-    return Math.max(0, view.document.documentElement.scrollWidth - view.innerWidth);
-  });
-}
-
 /** A project whose versions alpha > beta > gamma by human votes; simulated votes favour gamma. */
 async function seedProject(seed: Seed) {
   const { prisma } = seed;

@@ -6,21 +6,10 @@
 // and the audit entry records the rule and the votes. Switching to the reward-model rule moves the
 // "active rule" mark. Nothing scrolls sideways at 375 px; axe-core finds nothing serious.
 import { randomUUID } from 'node:crypto';
-import type { Page } from '@playwright/test';
 import type { Choice } from '../../core/db/client.js';
-import { checkA11y, expect, test, uiSignIn } from './fixtures.js';
+import { checkA11y, expect, sidewaysScroll, test, uiSignIn } from './fixtures.js';
 
 test.use({ viewport: { width: 375, height: 740 } });
-
-async function sidewaysScroll(page: Page): Promise<number> {
-  return page.evaluate(() => {
-    const view = globalThis as unknown as {
-      innerWidth: number;
-      document: { documentElement: { scrollWidth: number } };
-    };
-    return Math.max(0, view.document.documentElement.scrollWidth - view.innerWidth);
-  });
-}
 
 test('the Rounds page shows both promotion rules and promotes by the raters’ judgment', async ({
   page,

@@ -7,17 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Page } from '@playwright/test';
 import type { Choice } from '../../core/db/client.js';
 import type { ProjectReliability } from '../../core/schemas/quality.js';
-import { checkA11y, expect, test, uiSignIn, type Seed } from './fixtures.js';
-
-async function sidewaysScroll(page: Page): Promise<number> {
-  return page.evaluate(() => {
-    const view = globalThis as unknown as {
-      innerWidth: number;
-      document: { documentElement: { scrollWidth: number } };
-    };
-    return Math.max(0, view.document.documentElement.scrollWidth - view.innerWidth);
-  });
-}
+import { checkA11y, expect, type Seed, sidewaysScroll, test, uiSignIn } from './fixtures.js';
 
 async function seedProject(seed: Seed) {
   const { prisma } = seed;

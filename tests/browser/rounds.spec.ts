@@ -3,24 +3,14 @@
 // and watches it live (the progress bar and the phase stepper move, loss points appear in the chart),
 // then sees its metrics and the new policy version, promotes it and sees it marked current; a
 // second, long round is cancelled from the UI mid-training and leaves no version behind.
-import type { Locator, Page } from '@playwright/test';
+import type { Locator } from '@playwright/test';
 import { answerKey, ensureSimulatedRaters, runSimulatedRaters } from '../../server/simulated-raters.js';
-import { checkA11y, expect, test, uiSignIn } from './fixtures.js';
+import { checkA11y, expect, sidewaysScroll, test, uiSignIn } from './fixtures.js';
 
 // A laptop's screen: nothing may scroll sideways at this width.
 test.use({ viewport: { width: 1366, height: 768 } });
 
 /** How far the page scrolls sideways (0 when it does not). */
-async function sidewaysScroll(page: Page): Promise<number> {
-  return page.evaluate(() => {
-    const view = globalThis as unknown as {
-      innerWidth: number;
-      document: { documentElement: { scrollWidth: number } };
-    };
-    return Math.max(0, view.document.documentElement.scrollWidth - view.innerWidth);
-  });
-}
-
 const SMALL = {
   iterations: '4',
   samplesPerPrompt: '2',

@@ -7,25 +7,14 @@
 // shows the worker's name, its lease and the loss point; the worker's failure ends the round.
 // Nothing scrolls sideways at 360 px; axe-core finds nothing serious.
 import { randomUUID } from 'node:crypto';
-import type { Page } from '@playwright/test';
 import type { Claim } from '../../core/schemas/engine.js';
 import { ENGINE_DEFAULTS, EngineSettingsSchema } from '../../core/schemas/engine.js';
-import { checkA11y, expect, test, uiSignIn, type Seed } from './fixtures.js';
+import { checkA11y, expect, type Seed, sidewaysScroll, test, uiSignIn } from './fixtures.js';
 
 test.use({ viewport: { width: 360, height: 780 } });
 
 const BASE_MODEL = 'Qwen/Qwen2.5-0.5B-Instruct';
 const WORKER = `gpu-box-${randomUUID().slice(0, 4)}`;
-
-async function sidewaysScroll(page: Page): Promise<number> {
-  return page.evaluate(() => {
-    const view = globalThis as unknown as {
-      innerWidth: number;
-      document: { documentElement: { scrollWidth: number } };
-    };
-    return Math.max(0, view.document.documentElement.scrollWidth - view.innerWidth);
-  });
-}
 
 /** A project with a promoted (imported) version and 6 judgments: enough for a round. */
 async function seedProject(seed: Seed): Promise<{ id: string; name: string }> {
