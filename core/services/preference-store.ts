@@ -61,8 +61,78 @@ function copyText(value: string): string {
     : value;
 }
 
+const TAB = 9;
+const NEWLINE = 10;
+const HEX = Buffer.from('0123456789abcdef');
+
+/**
+ * The rows of one COPY in text format, encoded straight into a reused buffer: a string per field,
+ * a line per row and one joined text per batch would each be garbage to collect.
+ */
+class CopyBuffer {
+  private bytes = Buffer.allocUnsafe(1 << 16);
+  private at = 0;
+
+  get empty(): boolean {
+    return this.at === 0;
+  }
+
+  /** The encoded rows (valid until the next reset). */
+  get rows(): Buffer {
+    return this.bytes.subarray(0, this.at);
+  }
+
+  reset(): void {
+    this.at = 0;
+  }
+
+  private reserve(bytes: number): void {
+    if (this.at + bytes <= this.bytes.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.at + bytes));
+    this.bytes.copy(grown, 0, 0, this.at);
+    this.bytes = grown;
+  }
+
+  /** A field (escaped for COPY) and the tab or line feed after it. */
+  text(value: string, end = TAB): this {
+    const escaped = copyText(value);
+    this.reserve(escaped.length * 3 + 1);
+    this.at += this.bytes.write(escaped, this.at, 'utf8');
+    this.bytes[this.at++] = end;
+    return this;
+  }
+
+  /** A field that needs no escaping (an id, a number, a keyword, `\\N`) and the tab or line feed after it. */
+  raw(value: string, end = TAB): this {
+    this.reserve(value.length + 1);
+    this.at += this.bytes.write(value, this.at, 'latin1');
+    this.bytes[this.at++] = end;
+    return this;
+  }
+
+  /** An id of the import's sequence: its fixed head, then the counter (below 2^31) in 12 hex digits. */
+  id(head: Uint8Array, n: number, end = TAB): this {
+    this.reserve(head.length + 13);
+    const { bytes } = this;
+    let at = this.at;
+    for (let i = 0; i < head.length; i++) bytes[at++] = head[i]!;
+    for (let i = 11; i >= 0; i--, n >>>= 4) bytes[at + i] = HEX[n & 15]!;
+    bytes[at + 12] = end;
+    this.at = at + 13;
+    return this;
+  }
+}
+
 /** The tables an import writes. */
 const WRITTEN_TABLES = ['"Prompt"', '"Response"', '"Comparison"', '"Preference"'];
+
+/** The COPY of each written table, in WRITTEN_TABLES' order (and the order of a batch's writes). */
+const COPIES = [
+  'COPY "Prompt" (id, "projectId", messages) FROM STDIN',
+  'COPY "Response" (id, "promptId", text, source) FROM STDIN',
+  'COPY "Comparison" (id, "projectId", "promptId", "responseAId", "responseBId", "requiredVotes", "voteCount") FROM STDIN',
+  'COPY "Preference" (id, "comparisonId", source, "importSource", choice, strength) FROM STDIN',
+];
 
 /**
  * Ascending ids for one import's new rows: the time in milliseconds (as a UUIDv7 starts), 24
@@ -71,11 +141,14 @@ const WRITTEN_TABLES = ['"Prompt"', '"Response"', '"Comparison"', '"Preference"'
  */
 class IdSequence {
   private readonly head: string;
+  /** The head in bytes, for ids written straight into a COPY buffer. */
+  readonly headBytes: Buffer;
 
   constructor() {
     const time = Date.now().toString(16).padStart(12, '0');
     const random = randomBytes(3).toString('hex');
     this.head = `${time.slice(0, 8)}-${time.slice(8)}-7${random.slice(0, 3)}-8${random.slice(3)}-`;
+    this.headBytes = Buffer.from(this.head);
   }
 
   id(n: number): string {
@@ -144,10 +217,24 @@ class KeyTable {
   }
 }
 
-/** The first 128 bits of a text's SHA-256, as four words (no two texts are told apart by less). */
+/** Four bytes of a digest in latin1 (one character a byte), from `at`, as a little-endian word. */
+function word(bytes: string, at: number): number {
+  return (
+    (bytes.charCodeAt(at) |
+      (bytes.charCodeAt(at + 1) << 8) |
+      (bytes.charCodeAt(at + 2) << 16) |
+      (bytes.charCodeAt(at + 3) << 24)) >>>
+    0
+  );
+}
+
+/**
+ * The first 128 bits of a text's SHA-256, as four words (no two texts are told apart by less). The
+ * digest comes back as a binary (latin1) string: a Buffer per digest costs several times the hashing itself.
+ */
 function digest(text: string): [number, number, number, number] {
-  const bytes = hash('sha256', text, 'buffer');
-  return [bytes.readUInt32LE(0), bytes.readUInt32LE(4), bytes.readUInt32LE(8), bytes.readUInt32LE(12)];
+  const bytes = hash('sha256', text, 'binary');
+  return [word(bytes, 0), word(bytes, 4), word(bytes, 8), word(bytes, 12)];
 }
 
 /** JSON with every object's keys in order: equal for equal messages, however they were written. */
@@ -170,7 +257,7 @@ function canonicalJson(value: unknown): string {
 const EXISTING = 2 ** 31;
 
 /** Rows per batch: parsed, matched, then written by one COPY per table. */
-const BATCH = 2_000;
+const BATCH = 5_000;
 
 /**
  * Batches matched but not yet written: the next batch is read and matched while the database
@@ -232,7 +319,9 @@ export class PreferenceWriter {
   /** Writes in flight, oldest first. */
   private writes: Promise<void>[] = [];
   private skipsKeyChecks = false;
-  private readonly sourceText: string;
+  private readonly source: string;
+  /** Sets of COPY buffers (one per written table) not in use: one is filled while one is written. */
+  private readonly buffers: CopyBuffer[][] = [];
   private mode: 'write' | 'count' | 'prompts';
 
   constructor(
@@ -241,7 +330,7 @@ export class PreferenceWriter {
     source: string,
     options: { dryRun: boolean; skipKeyChecks: boolean },
   ) {
-    this.sourceText = copyText(source);
+    this.source = source;
     this.mode = options.dryRun ? 'count' : 'write';
     this.skipsKeyChecks = options.skipKeyChecks;
   }
@@ -369,14 +458,22 @@ export class PreferenceWriter {
     for (const code of codes) this.loadedPrompts.add(code);
   }
 
-  private response(prompt: number, text: string, lines: string[]): number {
+  /** A row's response: its code, once new ones are written to `out`. */
+  private response(prompt: number, text: string, out: CopyBuffer): number {
     const [a, b, c, d] = digest(`${prompt}\u0000${text}`);
     let code = this.responses.get(a, b, c, d);
     if (code < 0) {
       this.responses.set(a, b, c, d, (code = this.counter++));
-      lines.push(`${this.ids.id(code)}\t${this.idOf(prompt)}\t${copyText(text)}\t${this.sourceText}\n`);
+      this.writeId(out.id(this.ids.headBytes, code), prompt).text(text).text(this.source, NEWLINE);
     }
     return code;
+  }
+
+  /** A row's id field: the import's sequence for a new row, the stored id for an existing one. */
+  private writeId(out: CopyBuffer, code: number, end = TAB): CopyBuffer {
+    return code >= EXISTING
+      ? out.raw(this.existing[code - EXISTING]!, end)
+      : out.id(this.ids.headBytes, code, end);
   }
 
   /** Matches the batch's rows and writes what is new (the write runs while the next batches are read). */
@@ -392,13 +489,17 @@ export class PreferenceWriter {
       await this.drain();
       await this.loadExisting(unloaded);
     }
+    const buffers = this.buffers.pop() ?? WRITTEN_TABLES.map(() => new CopyBuffer());
+    const [prompts, responses, pairs, judgments] = buffers as [
+      CopyBuffer,
+      CopyBuffer,
+      CopyBuffer,
+      CopyBuffer,
+    ];
     const first = this.counter;
-    const prompts: string[] = [];
     for (const [code, json] of this.promptJson)
-      prompts.push(`${this.ids.id(code)}\t${this.projectId}\t${copyText(json)}\n`);
+      prompts.id(this.ids.headBytes, code).raw(this.projectId).text(json, NEWLINE);
     this.promptJson.clear();
-    const responses: string[] = [];
-    const judgments: string[] = [];
     const comparisons = new Map<number, { prompt: number; a: number; b: number; votes: number }>();
     for (const row of rows) {
       const chosen = this.response(row.prompt, row.chosen, responses);
@@ -418,38 +519,34 @@ export class PreferenceWriter {
         else this.addedVotes.set(code, (this.addedVotes.get(code) ?? 0) + 1);
       }
       const a = value % 2 === 1 ? lo : hi;
-      judgments.push(
-        `${this.ids.id(this.counter++)}\t${this.idOf(Math.floor(value / 2))}\tIMPORTED\t${this.sourceText}\t` +
-          `${chosen === a ? 'A' : 'B'}\t${row.strength ?? '\\N'}\n`,
-      );
+      this.writeId(judgments.id(this.ids.headBytes, this.counter++), Math.floor(value / 2))
+        .raw('IMPORTED')
+        .text(this.source)
+        .raw(chosen === a ? 'A' : 'B')
+        .raw(row.strength === null ? '\\N' : String(row.strength), NEWLINE);
     }
-    if (this.mode !== 'write') return;
-    const pairs: string[] = [];
-    for (const [code, c] of comparisons)
-      pairs.push(
-        `${this.ids.id(code)}\t${this.projectId}\t${this.idOf(c.prompt)}\t${this.idOf(c.a)}\t${this.idOf(c.b)}\t` +
-          `${c.votes}\t${c.votes}\n`,
-      );
-    const writes: [string, string[]][] = [
-      ['COPY "Prompt" (id, "projectId", messages) FROM STDIN', prompts],
-      ['COPY "Response" (id, "promptId", text, source) FROM STDIN', responses],
-      [
-        'COPY "Comparison" (id, "projectId", "promptId", "responseAId", "responseBId", "requiredVotes", "voteCount") FROM STDIN',
-        pairs,
-      ],
-      [
-        'COPY "Preference" (id, "comparisonId", source, "importSource", choice, strength) FROM STDIN',
-        judgments,
-      ],
-    ];
+    for (const [code, c] of comparisons) {
+      pairs.id(this.ids.headBytes, code).raw(this.projectId);
+      this.writeId(this.writeId(this.writeId(pairs, c.prompt), c.a), c.b);
+      pairs.raw(String(c.votes)).raw(String(c.votes), NEWLINE);
+    }
+    const release = () => {
+      for (const buffer of buffers) buffer.reset();
+      this.buffers.push(buffers);
+    };
+    if (this.mode !== 'write') return release();
     // At most WRITES_AHEAD batches wait to be written; each write starts when the one before ends.
     while (this.writes.length >= WRITES_AHEAD) await this.writes.shift();
     const previous = this.writes.at(-1);
     const write = (async () => {
       if (previous) await previous;
-      for (const [sql, lines] of writes)
-        if (lines.length)
-          await pipeline(Readable.from([Buffer.from(lines.join(''))]), this.client.query(copyFrom(sql)));
+      try {
+        for (const [i, buffer] of buffers.entries())
+          if (!buffer.empty)
+            await pipeline(Readable.from([buffer.rows]), this.client.query(copyFrom(COPIES[i]!)));
+      } finally {
+        release();
+      }
     })();
     // Its failure is answered by the next await of it; until then it is not unhandled.
     write.catch(() => undefined);

@@ -613,6 +613,7 @@ describe('schema.prisma and the migrated database agree', () => {
     expect(partial).toEqual([
       '"Assignment".Assignment_raterId_expiresAt_idx INDEX (raterId, expiresAt) WHERE status = \'LEASED\'',
       '"Comparison".Comparison_roundId_idx INDEX (roundId) WHERE roundId IS NOT NULL',
+      '"Preference".Preference_raterId_idempotencyKey_key UNIQUE (raterId, idempotencyKey) WHERE raterId IS NOT NULL',
       '"Response".Response_policyVersionId_idx INDEX (policyVersionId) WHERE policyVersionId IS NOT NULL',
     ]);
   });
