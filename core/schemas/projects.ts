@@ -297,9 +297,12 @@ export const GenerateComparisonsBody = Type.Object(
       Type.Literal('all-pairs'),
       Type.Literal('random-pairs'),
       Type.Literal('cross-source'),
+      Type.Literal('ranking'),
     ]),
-    /** random-pairs: at most this many pairs per prompt. */
+    /** random-pairs: at most this many pairs per prompt; ranking: this many rankings (default 1). */
     maxPerPrompt: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    /** ranking: how many responses (of distinct text) a rater puts in order, 3 to 9. */
+    rankSize: Type.Optional(Type.Integer({ minimum: 3, maximum: 9 })),
     /** cross-source: pair responses of sourceA with responses of sourceB (source names or policy version names). */
     sourceA: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     sourceB: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
@@ -314,8 +317,12 @@ export const GenerateComparisonsResult = Type.Object({
   created: Type.Integer(),
   skippedExisting: Type.Integer(),
   skippedIdentical: Type.Integer({
-    description: 'Pairs left out because both responses have the same text.',
+    description:
+      'Pairs left out because both responses have the same text (ranking: responses left out for repeating another\'s text).',
   }),
+  skippedTooFew: Type.Optional(
+    Type.Integer({ description: 'ranking: prompts with fewer responses of distinct text than rankSize.' }),
+  ),
 });
 
 export const ChoiceSchema = Type.Union([

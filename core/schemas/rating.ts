@@ -12,6 +12,14 @@ export const AssignmentView = Type.Object({
   messages: Type.Array(MessageSchema),
   left: Type.Object({ text: Type.String() }),
   right: Type.Object({ text: Type.String() }),
+  ranked: Type.Optional(
+    Type.Array(Type.Object({ text: Type.String() }), {
+      minItems: 3,
+      maxItems: 9,
+      description:
+        'A ranking item: the responses to put in order, as shown (left and right are the first two); absent for a pair.',
+    }),
+  ),
 });
 export type AssignmentView = Static<typeof AssignmentView>;
 
@@ -41,7 +49,13 @@ export type ShownChoice = Static<typeof ShownChoice>;
 
 export const SubmitBody = Type.Object(
   {
-    choice: ShownChoice,
+    /** A pair's judgment (required for a pair, refused for a ranking). */
+    choice: Type.Optional(ShownChoice),
+    /**
+     * A ranking's judgment (required for a ranking, refused for a pair): the rank of each response
+     * as shown, 1 = best; tied responses share a rank (1, 1, 3, 4), where the project allows ties.
+     */
+    ranking: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 9 }), { minItems: 3, maxItems: 9 })),
     /** Index into the project's strength scale (0 = strongest); required when the scale is set and the choice is a side. */
     strength: Type.Optional(Type.Integer({ minimum: 0, maximum: 6 })),
     criteria: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$' }), ShownChoice)),

@@ -1,5 +1,6 @@
 // Comparisons: pairs of responses to the same prompt, made by a strategy (all pairs, random pairs,
-// or across two sources or policy versions); listing, priorities and gold answers.
+// or across two sources or policy versions), or rankings of K of them; listing, priorities and
+// gold answers.
 import type { Choice, Prisma, PrismaClient } from '../db/client.js';
 import { badRequest, notFound } from '../errors.js';
 import type { GenerateComparisonsBody } from '../schemas/projects.js';
@@ -74,6 +75,52 @@ function pairsFor(
   return { pairs, identical };
 }
 
+/**
+ * Up to `count` rankings of `k` responses of distinct text (the first of equal texts kept), drawn
+ * at random; each in an order whose first two responses head no comparison yet (`taken`: the
+ * prompt's pairs and rankings, by their A and B either way), since (prompt, A, B) is unique.
+ */
+function rankingsFor(
+  responses: ResponseRow[],
+  k: number,
+  count: number,
+  random: () => number,
+  taken: Set<string>,
+  existingSets: Set<string>,
+): { sets: string[][]; identical: number; existing: number; tooFew: boolean } {
+  const distinct = [...new Map(responses.map((response) => [response.text, response.id])).values()];
+  const identical = responses.length - distinct.length;
+  if (distinct.length < k) return { sets: [], identical, existing: 0, tooFew: true };
+  const sets: string[][] = [];
+  let existing = 0;
+  for (let attempt = 0; sets.length < count && attempt < count * 20; attempt++) {
+    const members = shuffled(distinct, random).slice(0, k);
+    const key = [...members].sort().join(',');
+    if (existingSets.has(key)) {
+      existing++;
+      if (distinct.length === k) break;
+      continue;
+    }
+    // An order whose head (A, B) is free: rotations and swaps of the drawn order, in turn.
+    const order = headFree(members, taken);
+    if (!order) continue;
+    existingSets.add(key);
+    taken.add(`${order[0]}:${order[1]}`).add(`${order[1]}:${order[0]}`);
+    sets.push(order);
+  }
+  return { sets, identical, existing, tooFew: false };
+}
+
+/** The members in an order whose first two are not a taken head, or null when every pair is taken. */
+function headFree(members: string[], taken: Set<string>): string[] | null {
+  for (let i = 0; i < members.length; i++)
+    for (let j = 0; j < members.length; j++) {
+      if (i === j || taken.has(`${members[i]}:${members[j]}`)) continue;
+      return [members[i]!, members[j]!, ...members.filter((_, n) => n !== i && n !== j)];
+    }
+  return null;
+}
+
 function preview(messages: unknown): string {
   const list = Array.isArray(messages) ? (messages as { content?: unknown }[]) : [];
   const last = [...list].reverse().find((message) => typeof message?.content === 'string');
@@ -134,9 +181,11 @@ export class ComparisonService {
     for (const response of responses)
       byPrompt.set(response.promptId, [...(byPrompt.get(response.promptId) ?? []), response]);
 
+    if (body.strategy === 'ranking' && body.rankSize === undefined)
+      throw badRequest('ranking needs rankSize: how many responses a rater puts in order (3 to 9).');
     const existing = await this.prisma.comparison.findMany({
       where: { projectId: project.id },
-      select: { responseAId: true, responseBId: true },
+      select: { responseAId: true, responseBId: true, responseIds: true },
     });
     const seen = new Set(
       existing.flatMap((c) => [`${c.responseAId}:${c.responseBId}`, `${c.responseBId}:${c.responseAId}`]),
@@ -145,7 +194,28 @@ export class ComparisonService {
     const data: Prisma.ComparisonCreateManyInput[] = [];
     let skippedExisting = 0;
     let skippedIdentical = 0;
-    for (const [promptId, rows] of byPrompt) {
+    let skippedTooFew = 0;
+    const existingSets = new Set(
+      existing.filter((c) => c.responseIds.length > 0).map((c) => [...c.responseIds].sort().join(',')),
+    );
+    for (const [promptId, rows] of body.strategy === 'ranking' ? byPrompt : []) {
+      const ranked = rankingsFor(rows, body.rankSize!, body.maxPerPrompt ?? 1, random, seen, existingSets);
+      skippedIdentical += ranked.identical;
+      skippedExisting += ranked.existing;
+      if (ranked.tooFew) skippedTooFew++;
+      for (const ids of ranked.sets)
+        data.push({
+          projectId: project.id,
+          promptId,
+          responseAId: ids[0]!,
+          responseBId: ids[1]!,
+          responseIds: ids,
+          requiredVotes: project.overlap,
+          priority: body.priority ?? 0,
+          roundId: options.roundId ?? null,
+        });
+    }
+    for (const [promptId, rows] of body.strategy === 'ranking' ? [] : byPrompt) {
       const { pairs, identical } = pairsFor(rows, body, random);
       skippedIdentical += identical;
       for (const [a, b] of pairs) {
@@ -173,11 +243,16 @@ export class ComparisonService {
         action: 'comparisons.generate',
         targetType: 'project',
         targetId: project.id,
-        details: { ...body, created: data.length, skippedIdentical },
+        details: { ...body, created: data.length, skippedIdentical, skippedTooFew },
         ip: actor.ip ?? null,
       });
     });
-    return { created: data.length, skippedExisting, skippedIdentical };
+    return {
+      created: data.length,
+      skippedExisting,
+      skippedIdentical,
+      ...(body.strategy === 'ranking' ? { skippedTooFew } : {}),
+    };
   }
 
   async list(

@@ -13,10 +13,16 @@ function mayJudge(rater: string, admin: string): string {
     AND (${admin} OR EXISTS (SELECT 1 FROM "ProjectMember" m WHERE m."projectId" = pj.id AND m."userId" = ${rater}))`;
 }
 
-/** The rater's view of a lease: sides as shown, nothing about sources. */
+/**
+ * The rater's view of a lease: sides as shown, nothing about sources; a ranking's texts in stored
+ * order (the server puts them in the lease's shown order), null for a pair.
+ */
 const VIEW_COLUMNS = `p.messages,
   CASE WHEN a.swapped THEN rb.text ELSE ra.text END AS "left",
-  CASE WHEN a.swapped THEN ra.text ELSE rb.text END AS "right"`;
+  CASE WHEN a.swapped THEN ra.text ELSE rb.text END AS "right",
+  CASE WHEN cardinality(c."responseIds") > 0 THEN ARRAY(
+    SELECT r.text FROM unnest(c."responseIds") WITH ORDINALITY u(id, n) JOIN "Response" r ON r.id = u.id
+    ORDER BY u.n) END AS ranked`;
 
 /** A lease `a` with its view and what checking a submission of it needs (kept by the server only). */
 export const LEASE_COLUMNS = `a.id, c.id AS "comparisonId", c."projectId", a."expiresAt", a.swapped, pj."labelSchema", pj."goldRate",
@@ -40,6 +46,8 @@ export interface LeaseRow {
   messages: unknown;
   left: string;
   right: string;
+  /** A ranking's response texts in stored order; null for a pair. */
+  ranked: string[] | null;
 }
 
 /**
@@ -90,6 +98,8 @@ export interface JudgmentParams {
   rater: string;
   source: 'HUMAN' | 'SIMULATED';
   choice: string;
+  /** A ranking's ranks in stored order; empty for a pair. */
+  ranks: number[];
   strength: number | null;
   /** JSON text. */
   criteria: string;
@@ -125,9 +135,9 @@ function storeCtes(guard: string): string {
       FROM target WHERE a.id = target.id
       RETURNING a.id
     ), stored AS (
-      INSERT INTO "Preference" ("comparisonId", "raterId", "assignmentId", source, choice, strength,
+      INSERT INTO "Preference" ("comparisonId", "raterId", "assignmentId", source, choice, ranks, strength,
         criteria, flags, rationale, "shownSwapped", "timeSpentMs", "idempotencyKey", "requestHash")
-      SELECT target."comparisonId", :rater, target.id, :source::"PreferenceSource", :choice::"Choice", :strength,
+      SELECT target."comparisonId", :rater, target.id, :source::"PreferenceSource", :choice::"Choice", :ranks::int[], :strength,
         :criteria::jsonb, :flags::text[], :rationale, target.swapped, :timeSpentMs, :idempotencyKey, :requestHash
       FROM target JOIN counted ON counted.id = target."comparisonId" JOIN claimed ON claimed.id = target.id
       RETURNING id, "createdAt", "comparisonId"
@@ -212,6 +222,8 @@ export const SUBMIT_STATE = sql<
     goldRate: number | null;
     leaseSeconds: number | null;
     mayRate: boolean | null;
+    /** A ranking's K; 0 for a pair (null: no such lease). */
+    rankSize: number | null;
     replayId: string | null;
     replayHash: string | null;
     replayAt: Date | null;
@@ -219,7 +231,7 @@ export const SUBMIT_STATE = sql<
 >(
   `SELECT a.status, a.swapped, pj."labelSchema", pj.id AS "projectId", pj."goldRate", pj."leaseSeconds",
      pj."archivedAt" IS NOT NULL AS archived, ${mayJudge(':rater', ':admin')} AS "mayRate",
-     pr.id AS "replayId", pr."requestHash" AS "replayHash", pr."createdAt" AS "replayAt"
+     cardinality(c."responseIds") AS "rankSize", pr.id AS "replayId", pr."requestHash" AS "replayHash", pr."createdAt" AS "replayAt"
    FROM (SELECT 1) one
    LEFT JOIN "Assignment" a ON a.id = :assignment AND a."raterId" = :rater
    LEFT JOIN "Comparison" c ON c.id = a."comparisonId"
@@ -351,7 +363,7 @@ export const MAX_BATCH = 128;
 
 /** The columns of a batch's items (`:items`, JSON); other fields of the items are ignored. */
 const ITEM_COLUMNS = `idx int, "assignmentId" uuid, "raterId" uuid, source "PreferenceSource", choice "Choice",
-  strength int, criteria jsonb, flags jsonb, rationale text, "timeSpentMs" int, "idempotencyKey" text,
+  ranks jsonb, strength int, criteria jsonb, flags jsonb, rationale text, "timeSpentMs" int, "idempotencyKey" text,
   "requestHash" text, swapped boolean, "labelSchema" jsonb, admin boolean, next boolean,
   exclude jsonb, gold boolean, "nextSwapped" boolean, "leaseSeconds" int`;
 
@@ -477,9 +489,10 @@ export const BATCH = sql<{ items: string; leases: string[]; project: string; max
     UPDATE "Assignment" a SET status = 'SUBMITTED', "completedAt" = now()
     FROM eligible e WHERE a.id = e."assignmentId"
   ), stored AS (
-    INSERT INTO "Preference" (id, "comparisonId", "raterId", "assignmentId", source, choice, strength,
+    INSERT INTO "Preference" (id, "comparisonId", "raterId", "assignmentId", source, choice, ranks, strength,
       criteria, flags, rationale, "shownSwapped", "timeSpentMs", "idempotencyKey", "requestHash")
-    SELECT e."preferenceId", e."comparisonId", e."raterId", e."assignmentId", e.source, e.choice, e.strength,
+    SELECT e."preferenceId", e."comparisonId", e."raterId", e."assignmentId", e.source, e.choice,
+      ARRAY(SELECT jsonb_array_elements_text(coalesce(e.ranks, '[]'))::int), e.strength,
       e.criteria, ARRAY(SELECT jsonb_array_elements_text(e.flags)), e.rationale, e.swapped, e."timeSpentMs",
       e."idempotencyKey", e."requestHash"
     FROM eligible e

@@ -15,6 +15,7 @@ import {
 import type { RowOf, Statement } from '../db/sql-params.js';
 import { badRequest, conflict, HttpError, notFound } from '../errors.js';
 import type { RaterProgress, ShownChoice, SubmitBody } from '../schemas/rating.js';
+import { choiceBetween, competitionRanks, hasTies, shownOrder, storedRanks } from '../ranking/rankings.js';
 import type { Principal } from './auth.js';
 import { labelSchemaOf } from './project-settings.js';
 import {
@@ -48,6 +49,8 @@ export interface AssignmentViewData {
   messages: { role: string; content: string }[];
   left: { text: string };
   right: { text: string };
+  /** A ranking item's responses as shown (left and right are the first two); absent for a pair. */
+  ranked?: { text: string }[];
 }
 
 /** The stored choice (in A/B terms) for what the rater picked on screen. */
@@ -60,7 +63,8 @@ export function unswap(choice: ShownChoice, swapped: boolean): Choice {
 function requestHash(assignmentId: string, body: SubmitBody): string {
   const canonical = JSON.stringify({
     assignmentId,
-    choice: body.choice,
+    choice: body.choice ?? null,
+    ranking: body.ranking ? competitionRanks(body.ranking) : null,
     strength: body.strength ?? null,
     criteria: Object.entries(body.criteria ?? {}).sort(([a], [b]) => a.localeCompare(b)),
     flags: [...(body.flags ?? [])].sort(),
@@ -108,6 +112,8 @@ function accessRefused(archived: boolean): HttpError {
 /** A judgment as stored: the shown sides turned into A/B, checked against the label schema. */
 interface Judgment {
   choice: Choice;
+  /** A ranking's ranks in stored order; empty for a pair. */
+  ranks: number[];
   strength: number | null;
   criteria: Record<string, Choice>;
 }
@@ -126,6 +132,7 @@ function judgmentRow(
     raterId: principal.user.id,
     source: principal.user.simulated ? 'SIMULATED' : 'HUMAN',
     choice: judgment.choice,
+    ranks: judgment.ranks,
     strength: judgment.strength,
     criteria: judgment.criteria,
     flags: body.flags ?? [],
@@ -143,6 +150,7 @@ function judgmentParams(row: StoredJudgment): JudgmentParams {
     rater: row.raterId,
     source: row.source,
     choice: row.choice,
+    ranks: row.ranks,
     strength: row.strength,
     criteria: JSON.stringify(row.criteria),
     flags: row.flags,
@@ -163,7 +171,10 @@ const SWEEP_INTERVAL_MS = 5_000;
 type LeaseMemo = Pick<
   LeaseRow,
   'comparisonId' | 'projectId' | 'swapped' | 'labelSchema' | 'goldRate' | 'leaseSeconds'
->;
+> & {
+  /** A ranking's K; 0 for a pair. */
+  rankSize: number;
+};
 
 /** The progress in a project that is gone. */
 const NO_PROGRESS: RaterProgress = { today: 0, total: 0, remaining: 0, availableToMe: 0 };
@@ -172,7 +183,7 @@ const NO_PROGRESS: RaterProgress = { today: 0, total: 0, remaining: 0, available
 const LEASE_MEMORY = 10_000;
 
 function viewOf(row: LeaseRow): AssignmentViewData {
-  return {
+  const view: AssignmentViewData = {
     id: row.id,
     projectId: row.projectId,
     expiresAt: row.expiresAt.toISOString(),
@@ -180,6 +191,9 @@ function viewOf(row: LeaseRow): AssignmentViewData {
     left: { text: row.left },
     right: { text: row.right },
   };
+  if (!row.ranked) return view;
+  const ranked = shownOrder(row.id, row.ranked.length).map((stored) => ({ text: row.ranked![stored]! }));
+  return { ...view, left: ranked[0]!, right: ranked[1]!, ranked };
 }
 
 /**
@@ -349,6 +363,7 @@ export class RatingService {
       labelSchema: row.labelSchema,
       goldRate: row.goldRate,
       leaseSeconds: row.leaseSeconds,
+      rankSize: row.ranked?.length ?? 0,
     });
     if (this.leases.size > LEASE_MEMORY) this.leases.delete(this.leases.keys().next().value!);
     return viewOf(row);
@@ -409,7 +424,7 @@ export class RatingService {
   ): Promise<{ preferenceId: string; undoUntil: string; next?: AssignmentViewData | null } | null> {
     let judgment: Judgment;
     try {
-      judgment = this.validate(body, memo, memo.swapped);
+      judgment = this.validate(body, memo, { swapped: memo.swapped, assignmentId, rankSize: memo.rankSize });
     } catch {
       return null;
     }
@@ -457,7 +472,7 @@ export class RatingService {
     const stored = this.validate(
       body,
       { labelSchema: state.labelSchema as Prisma.JsonValue },
-      state.swapped!,
+      { swapped: state.swapped!, assignmentId, rankSize: state.rankSize ?? 0 },
     );
 
     let created: { id: string; createdAt: Date } | undefined;
@@ -509,9 +524,22 @@ export class RatingService {
     return existing ? replayOf(existing.id, existing.requestHash, existing.createdAt, hash) : null;
   }
 
-  /** Checks a judgment against the project's label schema and turns shown sides into A/B. */
-  private validate(body: SubmitBody, project: Pick<Project, 'labelSchema'>, swapped: boolean): Judgment {
+  /**
+   * Checks a judgment against the project's label schema and the lease (a pair, or a ranking of
+   * `rankSize` responses), and turns shown sides (or shown order) into stored terms.
+   */
+  private validate(
+    body: SubmitBody,
+    project: Pick<Project, 'labelSchema'>,
+    lease: { swapped: boolean; assignmentId: string; rankSize: number },
+  ): Judgment {
     const schema = labelSchemaOf(project);
+    const flags = new Set(schema.flags.map((flag) => flag.key));
+    for (const flag of body.flags ?? []) if (!flags.has(flag)) throw badRequest(`Unknown flag "${flag}".`);
+    if (lease.rankSize > 0) return this.validateRanking(body, schema.allowTie, lease);
+    if (body.ranking !== undefined)
+      throw badRequest('This comparison is a pair: send a choice, not a ranking.');
+    if (body.choice === undefined) throw badRequest('choice is required: LEFT, RIGHT, TIE or BOTH_BAD.');
     const allowed = (choice: ShownChoice) =>
       (choice !== 'TIE' || schema.allowTie) && (choice !== 'BOTH_BAD' || schema.allowBothBad);
     if (!allowed(body.choice))
@@ -534,11 +562,33 @@ export class RatingService {
     for (const [key, choice] of Object.entries(body.criteria ?? {})) {
       if (!keys.has(key)) throw badRequest(`Unknown criterion "${key}".`);
       if (!allowed(choice)) throw badRequest(`Criterion "${key}": this project does not allow ${choice}.`);
-      criteria[key] = unswap(choice, swapped);
+      criteria[key] = unswap(choice, lease.swapped);
     }
-    const flags = new Set(schema.flags.map((flag) => flag.key));
-    for (const flag of body.flags ?? []) if (!flags.has(flag)) throw badRequest(`Unknown flag "${flag}".`);
-    return { choice: unswap(body.choice, swapped), strength, criteria };
+    return { choice: unswap(body.choice, lease.swapped), ranks: [], strength, criteria };
+  }
+
+  /** A ranking: one rank per response shown, ties only where allowed; stored in stored order. */
+  private validateRanking(
+    body: SubmitBody,
+    allowTie: boolean,
+    lease: { assignmentId: string; rankSize: number },
+  ): Judgment {
+    const k = lease.rankSize;
+    if (body.choice !== undefined)
+      throw badRequest('This comparison is a ranking: send a ranking (one rank per response), not a choice.');
+    if (body.ranking === undefined)
+      throw badRequest(`ranking is required: the rank of each of the ${k} responses as shown (1 = best).`);
+    if (body.ranking.length !== k)
+      throw badRequest(
+        `ranking must give a rank to each of the ${k} responses (got ${body.ranking.length}).`,
+      );
+    if (body.ranking.some((rank) => rank > k)) throw badRequest(`Ranks go from 1 (best) to ${k}.`);
+    if (!allowTie && hasTies(body.ranking))
+      throw badRequest('This project does not allow ties: give each response its own rank.');
+    if (body.strength !== undefined || body.criteria !== undefined)
+      throw badRequest('A ranking asks for the order only: strength and criteria apply to pairs.');
+    const ranks = storedRanks(body.ranking, shownOrder(lease.assignmentId, k));
+    return { choice: choiceBetween(ranks[0]!, ranks[1]!), ranks, strength: null, criteria: {} };
   }
 
   async skip(principal: Principal, assignmentId: string, reason: string): Promise<void> {

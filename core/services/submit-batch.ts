@@ -15,6 +15,8 @@ export interface StoredJudgment {
   raterId: string;
   source: 'HUMAN' | 'SIMULATED';
   choice: string;
+  /** A ranking's ranks in stored order; empty for a pair. */
+  ranks: number[];
   strength: number | null;
   criteria: Record<string, string>;
   flags: string[];

@@ -1,0 +1,202 @@
+// K-wise rankings against real PostgreSQL: making ranking items, the lease's shown order, checked
+// and stored rankings (alone and in a batch), undo, and their pairs where pairs are read.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type SignedIn, type TestApp } from '../support/app.js';
+import {
+  addRaters,
+  createProject,
+  next,
+  promptsJsonl,
+  submit,
+  type AssignmentJson,
+} from '../support/rating.js';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp({ DB_POOL_MAX: '20' });
+});
+afterAll(() => t.close());
+
+type RankedAssignment = AssignmentJson & { ranked?: { text: string }[] };
+
+/** A project whose prompts have `responses` responses each (one repeated text on the last prompt). */
+async function rankingProject(settings: Record<string, unknown> = {}, prompts = 3, responses = 5) {
+  const setup = await createProject(t, settings, { prompts: 0, responses: 0 });
+  const content =
+    promptsJsonl(prompts, responses) +
+    '\n' +
+    JSON.stringify({
+      id: 'few',
+      prompt: 'Too few distinct answers',
+      responses: [{ text: 'same' }, { text: 'same' }, { text: 'other' }, { text: 'third' }],
+    });
+  const imported = await t.app.inject({
+    method: 'POST',
+    url: `/api/projects/${setup.projectId}/prompts/import`,
+    headers: setup.admin.headers,
+    payload: { format: 'jsonl', content },
+  });
+  expect(imported.statusCode, imported.body).toBe(200);
+  return setup;
+}
+
+function generate(admin: SignedIn, projectId: string, payload: Record<string, unknown>) {
+  return t.app.inject({
+    method: 'POST',
+    url: `/api/projects/${projectId}/comparisons/generate`,
+    headers: admin.headers,
+    payload,
+  });
+}
+
+describe('ranking items', () => {
+  it('are made from K responses of distinct text per prompt, once per set', async () => {
+    const { admin, projectId } = await rankingProject();
+    const refused = await generate(admin, projectId, { strategy: 'ranking' });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().message).toMatch(/rankSize/);
+    expect((await generate(admin, projectId, { strategy: 'ranking', rankSize: 10 })).statusCode).toBe(400);
+
+    const made = await generate(admin, projectId, { strategy: 'ranking', rankSize: 4, seed: 7 });
+    expect(made.statusCode, made.body).toBe(200);
+    // Three prompts of 5 distinct answers; the fourth has 3 distinct texts only (the importer keeps
+    // one of the two equal ones).
+    expect(made.json()).toMatchObject({ created: 3, skippedTooFew: 1, skippedIdentical: 0 });
+    const items = await t.prisma.comparison.findMany({ where: { projectId }, include: { prompt: true } });
+    for (const item of items) {
+      expect(item.responseIds).toHaveLength(4);
+      expect(new Set(item.responseIds).size).toBe(4);
+      expect([item.responseAId, item.responseBId]).toEqual(item.responseIds.slice(0, 2));
+    }
+    // A second run with all five sets of a prompt drawn: new sets only, each head still unique.
+    const more = await generate(admin, projectId, {
+      strategy: 'ranking',
+      rankSize: 4,
+      maxPerPrompt: 5,
+      seed: 8,
+    });
+    expect(more.statusCode, more.body).toBe(200);
+    const all = await t.prisma.comparison.findMany({ where: { projectId } });
+    const sets = all.map((c) => [...c.responseIds].sort().join());
+    expect(new Set(sets).size).toBe(all.length);
+    expect(all.length).toBe(3 + more.json().created);
+    expect(all.length).toBeLessThanOrEqual(3 * 5);
+  });
+});
+
+describe('judging a ranking', () => {
+  it('shows the K responses in a per-lease order and stores the ranks in stored order', async () => {
+    const setup = await rankingProject({ overlap: 3 });
+    await generate(setup.admin, setup.projectId, { strategy: 'ranking', rankSize: 4, seed: 1 });
+    const [rater] = await addRaters(t, setup, 1);
+    const lease = (await next(t, rater!, setup.projectId)) as RankedAssignment;
+    expect(lease.ranked).toHaveLength(4);
+    expect([lease.left, lease.right]).toEqual(lease.ranked!.slice(0, 2));
+
+    // Wrong shapes: a choice, a rank per response missing, a rank past K, strength.
+    for (const [body, message] of [
+      [{ choice: 'LEFT', timeSpentMs: 10 }, /ranking/],
+      [{ ranking: [1, 2, 3], timeSpentMs: 10 }, /each of the 4/],
+      [{ ranking: [1, 2, 3, 5], timeSpentMs: 10 }, /1 \(best\) to 4/],
+      [{ ranking: [1, 2, 3, 4], strength: 0, timeSpentMs: 10 }, /order only/],
+    ] as const) {
+      const answer = await submit(t, rater!, lease.id, body);
+      expect(answer.statusCode, JSON.stringify(body)).toBe(400);
+      expect(answer.json().message).toMatch(message);
+    }
+
+    // Shown 3rd best, then 1st and 4th tied, then 2nd (any rank numbers; stored as 1, 1, 3, 4).
+    const stored = await submit(t, rater!, lease.id, { ranking: [2, 4, 1, 2], timeSpentMs: 900 });
+    expect(stored.statusCode, stored.body).toBe(201);
+    const preference = await t.prisma.preference.findUniqueOrThrow({
+      where: { id: stored.json().preferenceId },
+      include: { comparison: true },
+    });
+    const texts = await t.prisma.response.findMany({
+      where: { id: { in: preference.comparison.responseIds } },
+    });
+    const textOf = new Map(texts.map((r) => [r.id, r.text]));
+    const rankOfText = new Map(
+      preference.comparison.responseIds.map((id, i) => [textOf.get(id)!, preference.ranks[i]!]),
+    );
+    expect(lease.ranked!.map((r) => rankOfText.get(r.text))).toEqual([2, 4, 1, 2]);
+    expect([...preference.ranks].sort()).toEqual([1, 2, 2, 4]);
+    // The choice is the first two stored responses' order.
+    const [a, b] = preference.ranks;
+    expect(preference.choice).toBe(a! < b! ? 'A' : a! > b! ? 'B' : 'TIE');
+
+    // Undo gives the same lease back, in the same shown order.
+    const undone = await t.app.inject({
+      method: 'POST',
+      url: `/api/judgments/${preference.id}/undo`,
+      headers: rater!.headers,
+    });
+    expect(undone.statusCode, undone.body).toBe(200);
+    expect(undone.json().assignment.ranked).toEqual(lease.ranked);
+    expect(await t.prisma.preference.count({ where: { id: preference.id } })).toBe(0);
+  });
+
+  it('refuses ties where the project does not allow them, and a ranking for a pair', async () => {
+    const setup = await rankingProject({
+      labelSchema: { allowTie: false, allowBothBad: true, strengths: [], criteria: [], flags: [] },
+    });
+    await generate(setup.admin, setup.projectId, { strategy: 'ranking', rankSize: 3, seed: 2 });
+    await generate(setup.admin, setup.projectId, { strategy: 'random-pairs', maxPerPrompt: 1, seed: 2 });
+    const [rater] = await addRaters(t, setup, 1);
+    let sawPair = false;
+    let sawRanking = false;
+    for (let lease = (await next(t, rater!, setup.projectId)) as RankedAssignment | null; lease;) {
+      if (lease.ranked) {
+        sawRanking = true;
+        const tie = await submit(t, rater!, lease.id, { ranking: [1, 1, 3], timeSpentMs: 5 });
+        expect(tie.statusCode).toBe(400);
+        expect(tie.json().message).toMatch(/does not allow ties/);
+        expect((await submit(t, rater!, lease.id, { ranking: [3, 1, 2], timeSpentMs: 5 })).statusCode).toBe(
+          201,
+        );
+      } else {
+        sawPair = true;
+        const ranking = await submit(t, rater!, lease.id, { ranking: [1, 2, 3], timeSpentMs: 5 });
+        expect(ranking.statusCode).toBe(400);
+        expect(ranking.json().message).toMatch(/is a pair/);
+        expect((await submit(t, rater!, lease.id, { choice: 'LEFT', timeSpentMs: 5 })).statusCode).toBe(201);
+      }
+      lease = (await next(t, rater!, setup.projectId, [])) as RankedAssignment | null;
+    }
+    expect(sawPair && sawRanking).toBe(true);
+  });
+
+  it('stores rankings submitted at once by many raters (the batched path) exactly once each', async () => {
+    const setup = await rankingProject({ overlap: 3 }, 8, 4);
+    await generate(setup.admin, setup.projectId, { strategy: 'ranking', rankSize: 4, seed: 3 });
+    const raters = await addRaters(t, setup, 12);
+    const leases = await Promise.all(raters.map((rater) => next(t, rater, setup.projectId)));
+    const keys = raters.map(() => randomUUID());
+    const answers = await Promise.all(
+      raters.map((rater, i) =>
+        submit(t, rater, leases[i]!.id, { ranking: [4, 3, 2, 1], timeSpentMs: 50, next: {} }, keys[i]),
+      ),
+    );
+    for (const answer of answers) {
+      expect(answer.statusCode, answer.body).toBe(201);
+      const following = answer.json().next as RankedAssignment | null;
+      if (following) expect(following.ranked).toHaveLength(4);
+    }
+    // Retries with the same keys store nothing more.
+    await Promise.all(
+      raters.map((rater, i) =>
+        submit(t, rater, leases[i]!.id, { ranking: [4, 3, 2, 1], timeSpentMs: 50, next: {} }, keys[i]),
+      ),
+    );
+    const stored = await t.prisma.preference.findMany({
+      where: { comparison: { projectId: setup.projectId } },
+      include: { comparison: true },
+    });
+    expect(stored).toHaveLength(12);
+    for (const preference of stored) {
+      expect(preference.ranks).toHaveLength(4);
+      expect([...preference.ranks].sort()).toEqual([1, 2, 3, 4]);
+    }
+  });
+});
