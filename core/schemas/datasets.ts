@@ -4,7 +4,15 @@ import { Type, type Static } from 'typebox';
 import { ImportLineError } from './projects.js';
 import { InputTimestamp, Timestamp } from './common.js';
 
-export const EXPORT_FORMATS = ['trl', 'trl-conversational', 'hh', 'openrlhf', 'csv', 'parquet'] as const;
+export const EXPORT_FORMATS = [
+  'trl',
+  'trl-conversational',
+  'hh',
+  'openrlhf',
+  'csv',
+  'parquet',
+  'ranking',
+] as const;
 export const ExportFormat = Type.Union(
   [
     Type.Literal('trl'),
@@ -13,12 +21,15 @@ export const ExportFormat = Type.Union(
     Type.Literal('openrlhf'),
     Type.Literal('csv'),
     Type.Literal('parquet'),
+    Type.Literal('ranking'),
   ],
   {
     description:
       'trl: {prompt, chosen, rejected} strings; trl-conversational: the same as lists of {role, content}; ' +
       'hh: HH-RLHF {chosen, rejected} transcripts; openrlhf: prompt/chosen/rejected under configurable keys; ' +
-      'csv and parquet: one row per judgment (or per comparison when aggregated) with every field.',
+      'csv and parquet: one row per judgment (or per comparison when aggregated) with every field; ' +
+      'ranking: one row per ranking judgment, its responses best first (raw only). ' +
+      'The pairwise formats carry each ranking as its K(K-1)/2 pairs, marked with from_ranking.',
   },
 );
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];

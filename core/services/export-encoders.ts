@@ -24,11 +24,16 @@ export interface ExportSpec {
   encoding: number;
 }
 
-/** The encoding of every new export and snapshot. */
-export const CURRENT_ENCODING = 2;
+/**
+ * The encoding of every new export and snapshot. 3: CSV and Parquet rows have a from_ranking
+ * column (the ranking a pair comes from).
+ */
+export const CURRENT_ENCODING = 3;
 
 /** A request's export, its defaults made explicit (a snapshot stores them as they were). */
 export function specOf(body: ExportBody): ExportSpec {
+  if (body.format === 'ranking' && body.mode === 'aggregated')
+    throw badRequest('The ranking format has one row per ranking judgment: use mode "raw".');
   const options = { ...body.options };
   // Spreadsheet-safe CSV unless the request turns it off (pandas and other tools read raw text).
   if (body.format === 'csv' && options.spreadsheetSafe === undefined) options.spreadsheetSafe = true;
@@ -48,11 +53,12 @@ export const CONTENT_TYPES: Record<ExportFormat, string> = {
   openrlhf: 'application/jsonl; charset=utf-8',
   csv: 'text/csv; charset=utf-8',
   parquet: 'application/vnd.apache.parquet',
+  ranking: 'application/jsonl; charset=utf-8',
 };
 
 /** Formats with one chosen and one rejected response a row (ties and both-bad have no row). */
 export function isPairwise(format: ExportFormat): boolean {
-  return format !== 'csv' && format !== 'parquet';
+  return format !== 'csv' && format !== 'parquet' && format !== 'ranking';
 }
 
 export function extensionOf(format: ExportFormat): string {
@@ -110,6 +116,7 @@ const RAW_COLUMNS = [
   ['created_at', 'STRING'],
   ['agreement', 'DOUBLE'],
   ['votes', 'INT32'],
+  ['from_ranking', 'STRING'],
 ] as const;
 
 const AGGREGATED_COLUMNS = [
@@ -135,9 +142,49 @@ const AGGREGATED_COLUMNS = [
   ['agreement', 'DOUBLE'],
   ['margin', 'DOUBLE'],
   ['raters', 'JSON'],
+  ['from_ranking', 'STRING'],
 ] as const;
 
 type Columns = typeof RAW_COLUMNS | typeof AGGREGATED_COLUMNS;
+
+/** The columns of a spec's CSV or Parquet rows (from_ranking from encoding 3 on). */
+function columnsOf(spec: ExportSpec): readonly Columns[number][] {
+  const columns: Columns = spec.mode === 'raw' ? RAW_COLUMNS : AGGREGATED_COLUMNS;
+  return spec.encoding >= 3 ? columns : columns.slice(0, -1);
+}
+
+/** A record cut to the spec's columns (older encodings lack the last). */
+function fitted(record: unknown[], spec: ExportSpec): unknown[] {
+  return spec.encoding >= 3 ? record : record.slice(0, -1);
+}
+
+/**
+ * A ranking judgment as one row: its responses best first (ties in stored order), each with its
+ * rank, and who ranked them.
+ */
+function rankingRecord(row: JudgmentRow, context: Context): Record<string, unknown> {
+  const ranked = row.ranked!;
+  const order = ranked.ids.map((_, i) => i).sort((a, b) => row.ranks[a]! - row.ranks[b]! || a - b);
+  return {
+    ranking_id: row.id,
+    comparison_id: row.comparisonId,
+    prompt_id: row.promptId,
+    prompt: row.messages,
+    responses: order.map((i) => ({
+      id: ranked.ids[i],
+      text: ranked.texts[i],
+      rank: row.ranks[i],
+      source: ranked.sources[i],
+      policy_version: ranked.versions[i],
+    })),
+    rater: context.rater(row.raterId),
+    source: row.source,
+    flags: row.flags,
+    rationale: row.rationale,
+    time_spent_ms: row.timeSpentMs,
+    created_at: row.createdAt,
+  };
+}
 
 const chosenOf = (choice: Choice | null) => (choice === 'A' || choice === 'B' ? choice : null);
 
@@ -171,6 +218,7 @@ function rawRecord(row: JudgmentRow, context: Context): unknown[] {
     row.createdAt,
     row.agreement,
     row.votes,
+    row.fromRanking,
   ];
 }
 
@@ -216,6 +264,7 @@ function aggregatedRecord(group: readonly JudgmentRow[], context: Context): unkn
     agreement,
     margin,
     group.map((row) => context.rater(row.raterId)),
+    first.fromRanking,
   ];
 }
 
@@ -247,7 +296,7 @@ function pairOfUnit(unit: readonly JudgmentRow[], spec: ExportSpec, context: Con
  * so the votes of one comparison share a few encoded lines; CSV rows share their long fields.
  */
 function lineEncoder(spec: ExportSpec, context: Context, sink: Sink): Encoder {
-  const columns: Columns = spec.mode === 'raw' ? RAW_COLUMNS : AGGREGATED_COLUMNS;
+  const columns = columnsOf(spec);
   const header = () => Buffer.from(csvLine(columns.map(([name]) => name)));
   let headerWritten = false;
   let unitComparison = '';
@@ -280,7 +329,14 @@ function lineEncoder(spec: ExportSpec, context: Context, sink: Sink): Encoder {
         }
         if (spec.format === 'csv') {
           const record = spec.mode === 'raw' ? rawRecord(first, context) : aggregatedRecord(unit, context);
-          text += record.map(csvCell).join(',') + '\r\n';
+          text += fitted(record, spec).map(csvCell).join(',') + '\r\n';
+          state.rows++;
+          continue;
+        }
+        if (spec.format === 'ranking') {
+          // Rankings only: a pair's judgment has no order of K responses.
+          if (!first.ranked || first.ranks.length === 0) continue;
+          text += JSON.stringify(rankingRecord(first, context)) + '\n';
           state.rows++;
           continue;
         }
@@ -296,7 +352,10 @@ function lineEncoder(spec: ExportSpec, context: Context, sink: Sink): Encoder {
         const key = `${pair.chosen === first.responseA ? 'A' : 'B'}${pair.margin}`;
         let line = lines.get(key);
         if (!line) {
-          line = Buffer.from(JSON.stringify(pairRow(spec.format, pair, spec.options, spec.encoding)) + '\n');
+          const row = pairRow(spec.format, pair, spec.options, spec.encoding);
+          // A pair of a ranking says so (rows of pairs judged as pairs are as they always were).
+          if (first.fromRanking) row.from_ranking = first.fromRanking;
+          line = Buffer.from(JSON.stringify(row) + '\n');
           lines.set(key, line);
         }
         chunks.push(line);
@@ -328,7 +387,7 @@ class SinkWriter extends ByteWriter {
 const PARQUET_GROUP = 20_000;
 
 function parquetEncoder(spec: ExportSpec, context: Context, sink: Sink): Encoder {
-  const columns: Columns = spec.mode === 'raw' ? RAW_COLUMNS : AGGREGATED_COLUMNS;
+  const columns = columnsOf(spec);
   const writer = new SinkWriter(sink);
   const schema: SchemaElement[] = [
     { name: 'root', num_children: columns.length },
@@ -364,7 +423,9 @@ function parquetEncoder(spec: ExportSpec, context: Context, sink: Sink): Encoder
     identical: 0,
     async push(units) {
       for (const unit of units) {
-        buffered.push(spec.mode === 'raw' ? rawRecord(unit[0]!, context) : aggregatedRecord(unit, context));
+        buffered.push(
+          fitted(spec.mode === 'raw' ? rawRecord(unit[0]!, context) : aggregatedRecord(unit, context), spec),
+        );
         state.rows++;
       }
       if (buffered.length >= PARQUET_GROUP) await flushGroup();

@@ -1,7 +1,9 @@
 // The cursor merge: the selected judgments (narrow rows, by comparison) joined to their comparisons
 // (prompt and response texts, by id), both read batch by batch in the same order, as an async
-// generator of whole comparisons' judgments.
+// generator of whole comparisons' judgments. A ranking's judgments become its K(K−1)/2 pairs'
+// (each pair one group) for the pairwise formats, or stay whole for the ranking format.
 import type { Choice } from '../db/client.js';
+import { choiceBetween, rankingPairs } from '../ranking/rankings.js';
 import type { Message } from './export-formats.js';
 import type { ComparisonTuple, JudgmentTuple } from './export-selection.js';
 
@@ -34,6 +36,47 @@ export interface JudgmentRow {
   isGold: boolean;
   agreement: number;
   votes: number;
+  /** A pair of a ranking: the ranking comparison's id (comparisonId is then `<id>:<a>-<b>`). */
+  fromRanking: string | null;
+  /** A ranking's ranks in stored order; empty for a pair's judgment (and a ranking's pairs). */
+  ranks: number[];
+  /** A ranking's responses in stored order; null for a pair (and a ranking's pairs). */
+  ranked: RankedResponses | null;
+}
+
+/** A ranking comparison's responses, in stored order. */
+export interface RankedResponses {
+  ids: string[];
+  texts: string[];
+  sources: (string | null)[];
+  versions: (string | null)[];
+}
+
+/**
+ * A ranking's judgments as its K(K−1)/2 pairs: one group per pair (a, b) of stored positions, a
+ * row per judgment with the pair's texts and the choice the ranks make between them.
+ */
+function rankingGroups(group: JudgmentRow[]): JudgmentRow[][] {
+  const ranked = group[0]!.ranked!;
+  return rankingPairs(group[0]!.ranks).map(({ a, b }) =>
+    withVotes(
+      group.map((row) => ({
+        ...row,
+        comparisonId: `${row.comparisonId}:${a}-${b}`,
+        choice: choiceBetween(row.ranks[a]!, row.ranks[b]!),
+        strength: null,
+        responseA: ranked.texts[a]!,
+        responseB: ranked.texts[b]!,
+        sourceA: ranked.sources[a]!,
+        sourceB: ranked.sources[b]!,
+        policyVersionA: ranked.versions[a]!,
+        policyVersionB: ranked.versions[b]!,
+        fromRanking: row.comparisonId,
+        ranks: [],
+        ranked: null,
+      })),
+    ),
+  );
 }
 
 /** Votes and the majority's share, set on every judgment of one comparison. */
@@ -61,7 +104,13 @@ export async function* mergeJudgments(
   nextJudgments: () => Promise<JudgmentTuple[]>,
   nextComparisons: () => Promise<ComparisonTuple[]>,
   batchSize: number,
+  options: { rankingPairs: boolean } = { rankingPairs: true },
 ): AsyncGenerator<{ groups: JudgmentRow[][]; judgments: number }, void, undefined> {
+  const close = (group: JudgmentRow[], groups: JudgmentRow[][]) => {
+    if (options.rankingPairs && group[0]!.ranked && group.every((row) => row.ranks.length > 0))
+      groups.push(...rankingGroups(group));
+    else groups.push(withVotes(group));
+  };
   let comparisons: ComparisonTuple[] = [];
   let next = 0;
   // Both streams run in the same order, and every selected judgment has its comparison.
@@ -92,7 +141,7 @@ export async function* mergeJudgments(
     for (const part of fetched) {
       const comparisonId = part[1];
       if (pending.length && pending[0]!.comparisonId !== comparisonId) {
-        groups.push(withVotes(pending));
+        close(pending, groups);
         pending = [];
       }
       if (current?.[0] !== comparisonId) current = await comparisonOf(comparisonId);
@@ -124,10 +173,15 @@ export async function* mergeJudgments(
         isGold: current[11],
         agreement: 0,
         votes: 0,
+        fromRanking: null,
+        ranks: part[13],
+        ranked: current[13]
+          ? { ids: current[12], texts: current[13], sources: current[14]!, versions: current[15]! }
+          : null,
       });
     }
     if (fetched.length < batchSize && pending.length) {
-      groups.push(withVotes(pending));
+      close(pending, groups);
       pending = [];
     }
     yield { groups, judgments: fetched.length };

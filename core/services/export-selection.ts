@@ -117,7 +117,7 @@ export function judgmentsSql(selection: Selection, pairwise: boolean): Prisma.Sq
     : Prisma.sql`p."raterId", p.source::text, p."importSource", p.choice::text, p.strength, p.criteria,
       p.flags, p.rationale, p."shownSwapped", p."timeSpentMs",
       to_char(p."createdAt" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-  return Prisma.sql`SELECT p.id, p."comparisonId", ${detail}
+  return Prisma.sql`SELECT p.id, p."comparisonId", ${detail}, p.ranks
     ${selectionSql(selection)}
     ORDER BY p."comparisonId", p.id`;
 }
@@ -136,7 +136,8 @@ export function comparisonsSql(selection: Selection, bulk: boolean): Prisma.Sql 
         : Prisma.sql`c."projectId" = (SELECT "projectId" FROM "DatasetSnapshot" WHERE id = ${requiredId(selection.snapshotId, 'snapshotId')}::uuid)`;
   return Prisma.sql`SELECT c.id, c."promptId", pr.messages, pr.split::text AS "promptSplit",
       ra.text AS "responseA", rb.text AS "responseB", ra.source AS "sourceA", rb.source AS "sourceB",
-      pva.name AS "policyVersionA", pvb.name AS "policyVersionB", tr.number AS "roundNumber", c."isGold"
+      pva.name AS "policyVersionA", pvb.name AS "policyVersionB", tr.number AS "roundNumber", c."isGold",
+      c."responseIds", ${RANKED}
     FROM "Comparison" c
     JOIN "Prompt" pr ON pr.id = c."promptId"
     JOIN "Response" ra ON ra.id = c."responseAId"
@@ -147,6 +148,18 @@ export function comparisonsSql(selection: Selection, bulk: boolean): Prisma.Sql 
     WHERE ${where}
     ORDER BY c.id`;
 }
+
+/** A ranking's responses (texts, sources, policy versions) in stored order; nulls for a pair. */
+const RANKED = Prisma.raw(
+  ['text', 'source', 'version']
+    .map(
+      (field) => `CASE WHEN cardinality(c."responseIds") > 0 THEN ARRAY(
+        SELECT ${field === 'version' ? 'v.name' : `r.${field}`} FROM unnest(c."responseIds") WITH ORDINALITY u(id, n)
+        JOIN "Response" r ON r.id = u.id LEFT JOIN "PolicyVersion" v ON v.id = r."policyVersionId"
+        ORDER BY u.n) END`,
+    )
+    .join(', '),
+);
 
 /**
  * Column order of judgmentsSql and comparisonsSql (rows are fetched as arrays). In pairwise exports
@@ -166,6 +179,7 @@ export type JudgmentTuple = [
   boolean,
   number | null,
   string,
+  number[],
 ];
 export type ComparisonTuple = [
   string,
@@ -180,6 +194,10 @@ export type ComparisonTuple = [
   string | null,
   number | null,
   boolean,
+  string[],
+  string[] | null,
+  (string | null)[] | null,
+  (string | null)[] | null,
 ];
 
 /** Just the number of judgments (for progress): no distinct counts, so no extra sorts. */

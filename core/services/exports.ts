@@ -7,7 +7,14 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { poolOf, Prisma, READ_TIMEOUT_MARGIN_MS, type Choice, type PrismaClient } from '../db/client.js';
 import { fitReliability, labelOf, type Label } from '../ranking/reliability.js';
-import { encoderFor, pseudonym, type Context, type ExportSpec, type Sink } from './export-encoders.js';
+import {
+  encoderFor,
+  isPairwise,
+  pseudonym,
+  type Context,
+  type ExportSpec,
+  type Sink,
+} from './export-encoders.js';
 import { mergeJudgments } from './export-merge.js';
 import {
   comparisonsSql,
@@ -161,7 +168,7 @@ export async function runExport(
       );
       if (!rows[0]!.any) selection = { ...selection, noExclusions: true };
     }
-    const judgmentsQuery = judgmentsSql(selection, spec.format !== 'csv' && spec.format !== 'parquet');
+    const judgmentsQuery = judgmentsSql(selection, isPairwise(spec.format));
     // Read to the end, a large selection is cheapest as sequential scans, hash joins and one sort:
     // probing an index per row (the planner's favourite for cursors) costs several times more.
     const bulk = (await estimatedRows(client, judgmentsQuery)) >= (run.bulkRows ?? BULK_ROWS);
@@ -186,6 +193,7 @@ export async function runExport(
       () => fetch<JudgmentTuple>('loom_judgments', BATCH),
       () => fetch<ComparisonTuple>('loom_comparisons', COMPARISON_BATCH),
       BATCH,
+      { rankingPairs: spec.format !== 'ranking' },
     );
     for await (const { groups, judgments: read } of batches) {
       if (run.aborted?.()) throw new ExportAborted('The export was cancelled.');

@@ -200,3 +200,82 @@ describe('judging a ranking', () => {
     }
   });
 });
+
+describe('rankings in exports', () => {
+  it('pairwise formats carry the pairs of each ranking, marked; the ranking format one row each', async () => {
+    const setup = await rankingProject({ overlap: 2 }, 1, 4);
+    await generate(setup.admin, setup.projectId, { strategy: 'ranking', rankSize: 4, seed: 5 });
+    const raters = await addRaters(t, setup, 2);
+    const shown: { text: string }[][] = [];
+    // Rater 1: shown order best to worst; rater 2: the 2nd and 3rd shown tied first.
+    for (const [i, ranking] of [
+      [1, 2, 3, 4],
+      [3, 1, 1, 4],
+    ].entries()) {
+      const lease = (await next(t, raters[i]!, setup.projectId)) as RankedAssignment;
+      shown.push(lease.ranked!);
+      expect((await submit(t, raters[i]!, lease.id, { ranking, timeSpentMs: 10 })).statusCode).toBe(201);
+    }
+    const exported = async (payload: Record<string, unknown>) => {
+      const response = await t.app.inject({
+        method: 'POST',
+        url: `/api/projects/${setup.projectId}/export`,
+        headers: setup.admin.headers,
+        payload,
+      });
+      expect(response.statusCode, response.body).toBe(200);
+      return response.body;
+    };
+    const better = (order: { text: string }[], ranking: number[]) => (x: string, y: string) =>
+      ranking[order.findIndex((r) => r.text === x)]! < ranking[order.findIndex((r) => r.text === y)]!;
+
+    // TRL: 6 pairs from rater 1, 5 from rater 2 (their tie has no chosen response).
+    const trl = (await exported({ format: 'trl' }))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { chosen: string; rejected: string; from_ranking: string });
+    expect(trl).toHaveLength(11);
+    const comparison = await t.prisma.comparison.findFirstOrThrow({ where: { projectId: setup.projectId } });
+    const isBetter = [better(shown[0]!, [1, 2, 3, 4]), better(shown[1]!, [3, 1, 1, 4])];
+    for (const row of trl) {
+      expect(row.from_ranking).toBe(comparison.id);
+      const [chosen, rejected] = [row.chosen.slice(1), row.rejected.slice(1)];
+      expect(isBetter.some((says) => says(chosen, rejected))).toBe(true);
+    }
+    const pairKeys = new Set(trl.map((row) => [row.chosen, row.rejected].sort().join('|')));
+    expect(pairKeys.size).toBe(6);
+
+    // CSV: every pair of every ranking, ties included, with its ranking.
+    const csv = (await exported({ format: 'csv' })).trim().split('\r\n');
+    expect(csv[0]!.split(',').at(-1)).toBe('from_ranking');
+    expect(csv).toHaveLength(1 + 12);
+    expect(csv.slice(1).filter((line) => line.includes(',TIE,'))).toHaveLength(1);
+    for (const line of csv.slice(1)) expect(line.endsWith(`,${comparison.id}`)).toBe(true);
+
+    // Aggregated: one row per pair of responses, both raters' votes.
+    const aggregated = (await exported({ format: 'csv', mode: 'aggregated' })).trim().split('\r\n');
+    expect(aggregated).toHaveLength(1 + 6);
+
+    // The ranking format: one row per ranking, best first.
+    const rankings = (await exported({ format: 'ranking' }))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { responses: { text: string; rank: number; id: string }[] });
+    expect(rankings).toHaveLength(2);
+    const byRanks = rankings.map((row) => row.responses.map((r) => r.rank));
+    expect(byRanks).toContainEqual([1, 2, 3, 4]);
+    expect(byRanks).toContainEqual([1, 1, 3, 4]);
+    const first = rankings.find((row) => row.responses[1]!.rank === 2)!;
+    expect(first.responses.map((r) => r.text)).toEqual(shown[0]!.map((r) => r.text));
+    expect(new Set(first.responses.map((r) => r.id))).toEqual(new Set(comparison.responseIds));
+
+    const refused = await t.app.inject({
+      method: 'POST',
+      url: `/api/projects/${setup.projectId}/export`,
+      headers: setup.admin.headers,
+      payload: { format: 'ranking', mode: 'aggregated' },
+    });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().message).toMatch(/raw/);
+  });
+});

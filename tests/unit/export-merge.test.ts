@@ -6,7 +6,7 @@ import type { ComparisonTuple, JudgmentTuple } from '../../core/services/export-
 
 type Choice = 'A' | 'B' | 'TIE' | 'BOTH_BAD';
 
-function judgment(id: string, comparisonId: string, choice: Choice): JudgmentTuple {
+function judgment(id: string, comparisonId: string, choice: Choice, ranks: number[] = []): JudgmentTuple {
   return [
     id,
     comparisonId,
@@ -21,10 +21,11 @@ function judgment(id: string, comparisonId: string, choice: Choice): JudgmentTup
     false,
     null,
     '2026-01-01T00:00:00.000Z',
+    ranks,
   ];
 }
 
-function comparison(id: string): ComparisonTuple {
+function comparison(id: string, ranked: string[] | null = null): ComparisonTuple {
   return [
     id,
     `prompt-${id}`,
@@ -38,6 +39,10 @@ function comparison(id: string): ComparisonTuple {
     null,
     null,
     false,
+    ranked ? ranked.map((text) => `id-${text}`) : [],
+    ranked,
+    ranked ? ranked.map((text) => `source-${text}`) : null,
+    ranked ? ranked.map(() => null) : null,
   ];
 }
 
@@ -122,5 +127,45 @@ describe('mergeJudgments', () => {
     await expect(collect(mergeJudgments(judgments.next, comparisons.next, 10))).rejects.toThrow(
       'comparison c9 missing from the export',
     );
+  });
+});
+
+describe('rankings in the merge', () => {
+  it('become one group per pair of responses for pairwise files, and stay whole otherwise', async () => {
+    // Two raters rank x, y, z: one x > y > z, the other y > x = z.
+    const judgments = [judgment('j1', 'r', 'A', [1, 2, 3]), judgment('j2', 'r', 'B', [2, 1, 2])];
+    const rows: JudgmentRow[][] = [];
+    for await (const { groups } of mergeJudgments(
+      source([judgments]).next,
+      source([[comparison('r', ['x', 'y', 'z'])]]).next,
+      10,
+    ))
+      rows.push(...groups);
+    expect(rows.map((group) => group[0]!.comparisonId)).toEqual(['r:0-1', 'r:0-2', 'r:1-2']);
+    expect(rows.map((group) => group.map((row) => row.choice))).toEqual([
+      ['A', 'B'],
+      ['A', 'TIE'],
+      ['A', 'A'],
+    ]);
+    expect(rows[2]!.map((row) => [row.responseA, row.responseB, row.sourceA, row.fromRanking])).toEqual([
+      ['y', 'z', 'source-y', 'r'],
+      ['y', 'z', 'source-y', 'r'],
+    ]);
+    expect(rows.map((group) => group[0]!.agreement)).toEqual([0.5, 0.5, 1]);
+
+    const whole: JudgmentRow[][] = [];
+    for await (const { groups } of mergeJudgments(
+      source([judgments]).next,
+      source([[comparison('r', ['x', 'y', 'z'])]]).next,
+      10,
+      { rankingPairs: false },
+    ))
+      whole.push(...groups);
+    expect(whole).toHaveLength(1);
+    expect(whole[0]!.map((row) => row.ranks)).toEqual([
+      [1, 2, 3],
+      [2, 1, 2],
+    ]);
+    expect(whole[0]![0]!.ranked?.texts).toEqual(['x', 'y', 'z']);
   });
 });
