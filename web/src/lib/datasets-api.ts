@@ -81,6 +81,11 @@ export const FORMATS: readonly { value: ExportFormat; label: string; description
   { value: 'openrlhf', label: 'OpenRLHF', description: 'prompt, chosen, rejected under the keys you name.' },
   { value: 'csv', label: 'CSV', description: 'Every field: rater, choice, strength, votes, agreement…' },
   { value: 'parquet', label: 'Parquet', description: 'Every field, columnar (pandas, datasets, Spark).' },
+  {
+    value: 'ranking',
+    label: 'Rankings',
+    description: 'One row per ranking: the prompt and its responses best first, with their ranks.',
+  },
 ];
 
 export function formatLabel(format: string): string {
@@ -89,7 +94,7 @@ export function formatLabel(format: string): string {
 
 /** Formats of preference pairs: ties, both-bad and comparisons without a strict majority are left out. */
 export function isPairwise(format: ExportFormat): boolean {
-  return format !== 'csv' && format !== 'parquet';
+  return format !== 'csv' && format !== 'parquet' && format !== 'ranking';
 }
 
 /** Which options a format reads. */
