@@ -1,5 +1,6 @@
 // Human comparisons as the reward models consume them: choices turned into chosen/rejected pairs,
 // Llama 2 margins from the strength, grouping by prompt, and held-out accuracy by strength.
+import { rankingPairs } from '../core/ranking/rankings.js';
 import { Rng } from './runtime.js';
 
 export type Choice = 'A' | 'B' | 'TIE' | 'BOTH_BAD';
@@ -16,6 +17,30 @@ export interface ComparisonExample {
   weight?: number;
   /** Groups comparisons of one prompt; defaults to the prompt text. */
   promptId?: string;
+}
+
+/**
+ * A ranking of K responses as the reward model learns from it: one element of the loss, as
+ * InstructGPT trained on rankings (a response seen in K−1 pairs would otherwise overfit): its
+ * K(K−1)/2 pairs (tied ones as ties) share the ranking's weight, and its prompt's batch.
+ */
+export function rankingExamples(ranking: {
+  prompt: string;
+  promptId: string;
+  texts: string[];
+  ranks: number[];
+  weight: number;
+}): (ComparisonExample & { promptId: string })[] {
+  const pairs = rankingPairs(ranking.ranks);
+  return pairs.map(({ a, b, choice }) => ({
+    prompt: ranking.prompt,
+    responseA: ranking.texts[a]!,
+    responseB: ranking.texts[b]!,
+    choice,
+    strength: null,
+    promptId: ranking.promptId,
+    weight: ranking.weight / pairs.length,
+  }));
 }
 
 /** A directed pair for the Bradley-Terry loss. */

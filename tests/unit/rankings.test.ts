@@ -12,6 +12,7 @@ import {
   shownRanks,
   storedRanks,
 } from '../../core/ranking/rankings.js';
+import { rankingExamples, toPreferencePairs } from '../../trainer/preferences.js';
 
 describe('ranks', () => {
   it('are read for their order only and stored as standard competition ranks', () => {
@@ -100,5 +101,38 @@ describe("Kendall's W and tau", () => {
     // One swap of four: 5 concordant, 1 discordant: (5 − 1) / 6.
     expect(kendallTau([1, 2, 3, 4], [2, 1, 3, 4])).toBeCloseTo(4 / 6, 12);
     expect(kendallTau([1, 1, 1], [1, 2, 3])).toBeNull();
+  });
+});
+
+describe('rankings as the reward model learns from them', () => {
+  it('are one element of the loss: K(K-1)/2 pairs sharing the ranking’s weight and prompt', () => {
+    const examples = rankingExamples({
+      prompt: 'p',
+      promptId: 'prompt-1',
+      texts: ['w', 'x', 'y', 'z'],
+      ranks: [2, 1, 3, 3],
+      weight: 0.9,
+    });
+    expect(examples).toHaveLength(6);
+    expect(examples.map((e) => [e.responseA, e.responseB, e.choice])).toEqual([
+      ['w', 'x', 'B'],
+      ['w', 'y', 'A'],
+      ['w', 'z', 'A'],
+      ['x', 'y', 'A'],
+      ['x', 'z', 'A'],
+      ['y', 'z', 'TIE'],
+    ]);
+    expect(examples.reduce((total, e) => total + e.weight!, 0)).toBeCloseTo(0.9, 12);
+    expect(new Set(examples.map((e) => e.promptId))).toEqual(new Set(['prompt-1']));
+    // The Bradley-Terry pairs: the tie says nothing about direction.
+    const { pairs, ties } = toPreferencePairs(examples, null);
+    expect(pairs.map((pair) => `${pair.chosen}>${pair.rejected}`)).toEqual([
+      'x>w',
+      'w>y',
+      'w>z',
+      'x>y',
+      'x>z',
+    ]);
+    expect(ties).toBe(1);
   });
 });
