@@ -18,6 +18,10 @@ export const RaterQuality = Type.Object({
   leftShare: Nullable(Type.Number()),
   /** Share of side choices that picked the longer response. */
   longerShare: Nullable(Type.Number()),
+  /** Rankings this rater gave. */
+  rankings: Type.Integer(),
+  /** Mean Kendall tau-b of this rater's rankings with the other raters' mean ranks of the same items. */
+  rankTau: Nullable(Type.Number()),
 });
 export type RaterQuality = Static<typeof RaterQuality>;
 
@@ -38,6 +42,14 @@ export const ProjectQuality = Type.Object({
     B: Type.Integer(),
     TIE: Type.Integer(),
     BOTH_BAD: Type.Integer(),
+  }),
+  /** Rankings (K-wise judgments): the figures above are of pair judgments only. */
+  rankings: Type.Object({
+    judgments: Type.Integer(),
+    /** Ranking items ranked by two raters or more. */
+    itemsWithMultiple: Type.Integer(),
+    /** Kendall's W (with the tie correction), averaged over those items: 1 = raters agree on the order. */
+    kendallW: Nullable(Type.Number()),
   }),
   raters: Type.Array(RaterQuality),
 });

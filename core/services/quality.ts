@@ -1,7 +1,9 @@
 // Rating quality, computed live from the judgments: agreement between raters (pairwise and
 // Krippendorff's alpha), accuracy on gold, agreement with the majority, time per judgment, and
-// position and length bias. The statistics are pure functions; `QualityService` gathers the data.
+// position and length bias; for rankings, rank agreement (Kendall's W per item, each rater's tau
+// with the others). The statistics are pure functions; `QualityService` gathers the data.
 import type { Choice, PrismaClient } from '../db/client.js';
+import { kendallTau, kendallW } from '../ranking/rankings.js';
 
 /** Share of rater pairs on the same unit that gave the same value. */
 export function pairwiseAgreement(units: unknown[][]): number | null {
@@ -85,6 +87,8 @@ export interface Judgment {
   lengthB: number;
   isGold: boolean;
   goldChoice: Choice | null;
+  /** A ranking's ranks in stored order; empty for a pair's judgment. */
+  ranks: number[];
 }
 
 const share = (hits: number, total: number) => (total === 0 ? null : hits / total);
@@ -107,7 +111,46 @@ function rates(judgments: Judgment[], test: (judgment: Judgment) => boolean | nu
   return share(outcomes.filter(Boolean).length, outcomes.length);
 }
 
-export function summarize(judgments: Judgment[]) {
+/** Mean of the numbers that are not null, or null when none is. */
+function meanOf(values: (number | null)[]): number | null {
+  const known = values.filter((value): value is number => value !== null);
+  return known.length ? known.reduce((sum, value) => sum + value, 0) / known.length : null;
+}
+
+/**
+ * Rank agreement of rankings: Kendall's W of each item ranked by two raters or more (averaged),
+ * and per rater the mean tau-b of their ranking with the mean of the others' ranks of the item.
+ */
+export function rankAgreement(rankings: Judgment[]) {
+  const byItem = new Map<string, Judgment[]>();
+  for (const judgment of rankings)
+    byItem.set(judgment.comparisonId, [...(byItem.get(judgment.comparisonId) ?? []), judgment]);
+  const shared = [...byItem.values()].filter((group) => group.length > 1);
+  const taus = new Map<string, (number | null)[]>();
+  for (const group of shared) {
+    for (const judgment of group) {
+      const others = group.filter((other) => other !== judgment);
+      const meanRanks = judgment.ranks.map(
+        (_, i) => others.reduce((sum, other) => sum + other.ranks[i]!, 0) / others.length,
+      );
+      taus.set(judgment.raterId, [
+        ...(taus.get(judgment.raterId) ?? []),
+        kendallTau(judgment.ranks, meanRanks),
+      ]);
+    }
+  }
+  return {
+    judgments: rankings.length,
+    itemsWithMultiple: shared.length,
+    kendallW: meanOf(shared.map((group) => kendallW(group.map((judgment) => judgment.ranks)))),
+    tauOf: (raterId: string) => meanOf(taus.get(raterId) ?? []),
+  };
+}
+
+export function summarize(all: Judgment[]) {
+  // Rankings have their own measure of agreement; the choice-based figures are of pairs.
+  const judgments = all.filter((judgment) => judgment.ranks.length === 0);
+  const ranking = rankAgreement(all.filter((judgment) => judgment.ranks.length > 0 && !judgment.isGold));
   const byComparison = new Map<string, Judgment[]>();
   for (const judgment of judgments) {
     if (judgment.isGold) continue;
@@ -119,8 +162,11 @@ export function summarize(judgments: Judgment[]) {
   for (const judgment of judgments) choiceCounts[judgment.choice]++;
 
   const perRater = new Map<string, Judgment[]>();
-  for (const judgment of judgments)
-    perRater.set(judgment.raterId, [...(perRater.get(judgment.raterId) ?? []), judgment]);
+  for (const judgment of all) if (!perRater.has(judgment.raterId)) perRater.set(judgment.raterId, []);
+  for (const judgment of judgments) perRater.get(judgment.raterId)!.push(judgment);
+  const rankingsBy = new Map<string, number>();
+  for (const judgment of all)
+    if (judgment.ranks.length) rankingsBy.set(judgment.raterId, (rankingsBy.get(judgment.raterId) ?? 0) + 1);
   const raters = new Map(
     [...perRater].map(([raterId, own]) => {
       const gold = own.filter((judgment) => judgment.isGold && judgment.goldChoice);
@@ -138,7 +184,7 @@ export function summarize(judgments: Judgment[]) {
       return [
         raterId,
         {
-          judgments: own.length,
+          judgments: own.length + (rankingsBy.get(raterId) ?? 0),
           goldJudged: gold.length,
           goldAccuracy: share(
             gold.filter((judgment) => judgment.choice === judgment.goldChoice).length,
@@ -150,12 +196,14 @@ export function summarize(judgments: Judgment[]) {
           ),
           leftShare: rates(own, choseLeft),
           longerShare: rates(own, choseLonger),
+          rankings: rankingsBy.get(raterId) ?? 0,
+          rankTau: ranking.tauOf(raterId),
         },
       ];
     }),
   );
   return {
-    judgments: judgments.length,
+    judgments: all.length,
     comparisonsWithMultipleJudgments: units.filter((unit) => unit.length > 1).length,
     pairwiseAgreement: pairwiseAgreement(units),
     krippendorffAlpha: krippendorffAlphaNominal(units),
@@ -165,6 +213,11 @@ export function summarize(judgments: Judgment[]) {
       judgments.flatMap((judgment) => (judgment.timeSpentMs === null ? [] : [judgment.timeSpentMs])),
     ),
     choiceCounts,
+    rankings: {
+      judgments: ranking.judgments,
+      itemsWithMultiple: ranking.itemsWithMultiple,
+      kendallW: ranking.kendallW,
+    },
     raters,
   };
 }
@@ -194,7 +247,7 @@ export class QualityService {
           SELECT p."comparisonId" FROM "Preference" p JOIN "Comparison" c ON c.id = p."comparisonId"
           WHERE c."projectId" = ${projectId}::uuid
           ORDER BY p."createdAt" DESC LIMIT ${QUALITY_WINDOW}) l)
-      SELECT p."comparisonId", p."raterId", p.choice::text AS choice, p."shownSwapped", p."timeSpentMs",
+      SELECT p."comparisonId", p."raterId", p.choice::text AS choice, p.ranks, p."shownSwapped", p."timeSpentMs",
              length(ra.text) AS "lengthA", length(rb.text) AS "lengthB", c."isGold", c."goldChoice"::text AS "goldChoice",
              u.name, u.email, u.simulated
       FROM recent

@@ -2,6 +2,7 @@
 // and stored rankings (alone and in a batch), undo, and their pairs where pairs are read.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kendallTau, kendallW } from '../../core/ranking/rankings.js';
 import { createTestApp, type SignedIn, type TestApp } from '../support/app.js';
 import {
   addRaters,
@@ -268,6 +269,28 @@ describe('rankings in exports', () => {
     const first = rankings.find((row) => row.responses[1]!.rank === 2)!;
     expect(first.responses.map((r) => r.text)).toEqual(shown[0]!.map((r) => r.text));
     expect(new Set(first.responses.map((r) => r.id))).toEqual(new Set(comparison.responseIds));
+
+    // The Quality tab: rank agreement of the two rankings of the one item.
+    const quality = await t.app.inject({
+      method: 'GET',
+      url: `/api/projects/${setup.projectId}/quality`,
+      headers: setup.admin.headers,
+    });
+    expect(quality.statusCode, quality.body).toBe(200);
+    const stored = await t.prisma.preference.findMany({
+      where: { comparisonId: comparison.id },
+      orderBy: { createdAt: 'asc' },
+    });
+    expect(quality.json().rankings).toEqual({
+      judgments: 2,
+      itemsWithMultiple: 1,
+      kendallW: kendallW(stored.map((p) => p.ranks)),
+    });
+    const tau = kendallTau(stored[0]!.ranks, stored[1]!.ranks);
+    for (const rater of quality.json().raters as { rankings: number; rankTau: number; judgments: number }[]) {
+      expect(rater).toMatchObject({ rankings: 1, judgments: 1 });
+      expect(rater.rankTau).toBeCloseTo(tau!, 12);
+    }
 
     const refused = await t.app.inject({
       method: 'POST',
