@@ -77,15 +77,13 @@ function pairsFor(
 
 /**
  * Up to `count` rankings of `k` responses of distinct text (the first of equal texts kept), drawn
- * at random; each in an order whose first two responses head no comparison yet (`taken`: the
- * prompt's pairs and rankings, by their A and B either way), since (prompt, A, B) is unique.
+ * at random, none of the same responses as one the prompt has (`existingSets`, updated).
  */
 function rankingsFor(
   responses: ResponseRow[],
   k: number,
   count: number,
   random: () => number,
-  taken: Set<string>,
   existingSets: Set<string>,
 ): { sets: string[][]; identical: number; existing: number; tooFew: boolean } {
   const distinct = [...new Map(responses.map((response) => [response.text, response.id])).values()];
@@ -101,24 +99,10 @@ function rankingsFor(
       if (distinct.length === k) break;
       continue;
     }
-    // An order whose head (A, B) is free: rotations and swaps of the drawn order, in turn.
-    const order = headFree(members, taken);
-    if (!order) continue;
     existingSets.add(key);
-    taken.add(`${order[0]}:${order[1]}`).add(`${order[1]}:${order[0]}`);
-    sets.push(order);
+    sets.push(members);
   }
   return { sets, identical, existing, tooFew: false };
-}
-
-/** The members in an order whose first two are not a taken head, or null when every pair is taken. */
-function headFree(members: string[], taken: Set<string>): string[] | null {
-  for (let i = 0; i < members.length; i++)
-    for (let j = 0; j < members.length; j++) {
-      if (i === j || taken.has(`${members[i]}:${members[j]}`)) continue;
-      return [members[i]!, members[j]!, ...members.filter((_, n) => n !== i && n !== j)];
-    }
-  return null;
 }
 
 function preview(messages: unknown): string {
@@ -187,8 +171,11 @@ export class ComparisonService {
       where: { projectId: project.id },
       select: { responseAId: true, responseBId: true, responseIds: true },
     });
+    // Pairs already asked (a ranking's first two responses are not a pair of their own).
     const seen = new Set(
-      existing.flatMap((c) => [`${c.responseAId}:${c.responseBId}`, `${c.responseBId}:${c.responseAId}`]),
+      existing
+        .filter((c) => c.responseIds.length === 0)
+        .flatMap((c) => [`${c.responseAId}:${c.responseBId}`, `${c.responseBId}:${c.responseAId}`]),
     );
     const random = seededRandom(body.seed ?? Date.now());
     const data: Prisma.ComparisonCreateManyInput[] = [];
@@ -199,7 +186,7 @@ export class ComparisonService {
       existing.filter((c) => c.responseIds.length > 0).map((c) => [...c.responseIds].sort().join(',')),
     );
     for (const [promptId, rows] of body.strategy === 'ranking' ? byPrompt : []) {
-      const ranked = rankingsFor(rows, body.rankSize!, body.maxPerPrompt ?? 1, random, seen, existingSets);
+      const ranked = rankingsFor(rows, body.rankSize!, body.maxPerPrompt ?? 1, random, existingSets);
       skippedIdentical += ranked.identical;
       skippedExisting += ranked.existing;
       if (ranked.tooFew) skippedTooFew++;
