@@ -3315,8 +3315,9 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          strategy: 'all-pairs' | 'random-pairs' | 'cross-source';
+          strategy: 'all-pairs' | 'random-pairs' | 'cross-source' | 'ranking';
           maxPerPrompt?: number;
+          rankSize?: number;
           sourceA?: string;
           sourceB?: string;
           priority?: number;
@@ -3334,8 +3335,10 @@ export interface operations {
           'application/json': {
             created: number;
             skippedExisting: number;
-            /** @description Pairs left out because both responses have the same text. */
+            /** @description Pairs left out because both responses have the same text (ranking: responses left out for repeating another's text). */
             skippedIdentical: number;
+            /** @description ranking: prompts with fewer responses of distinct text than rankSize. */
+            skippedTooFew?: number;
           };
         };
       };
@@ -3948,6 +3951,10 @@ export interface operations {
               right: {
                 text: string;
               };
+              /** @description A ranking item: the responses to put in order, as shown (left and right are the first two); absent for a pair. */
+              ranked?: {
+                text: string;
+              }[];
             } | null;
           };
         };
@@ -4032,6 +4039,10 @@ export interface operations {
               right: {
                 text: string;
               };
+              /** @description A ranking item: the responses to put in order, as shown (left and right are the first two); absent for a pair. */
+              ranked?: {
+                text: string;
+              }[];
             } | null;
           };
         };
@@ -4088,7 +4099,8 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          choice: 'LEFT' | 'RIGHT' | 'TIE' | 'BOTH_BAD';
+          choice?: 'LEFT' | 'RIGHT' | 'TIE' | 'BOTH_BAD';
+          ranking?: number[];
           strength?: number;
           criteria?: {
             [key: string]: 'LEFT' | 'RIGHT' | 'TIE' | 'BOTH_BAD';
@@ -4132,6 +4144,10 @@ export interface operations {
               right: {
                 text: string;
               };
+              /** @description A ranking item: the responses to put in order, as shown (left and right are the first two); absent for a pair. */
+              ranked?: {
+                text: string;
+              }[];
             } | null;
           };
         };
@@ -4215,7 +4231,8 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          choice: 'LEFT' | 'RIGHT' | 'TIE' | 'BOTH_BAD';
+          choice?: 'LEFT' | 'RIGHT' | 'TIE' | 'BOTH_BAD';
+          ranking?: number[];
           strength?: number;
           criteria?: {
             [key: string]: 'LEFT' | 'RIGHT' | 'TIE' | 'BOTH_BAD';
@@ -4259,6 +4276,10 @@ export interface operations {
               right: {
                 text: string;
               };
+              /** @description A ranking item: the responses to put in order, as shown (left and right are the first two); absent for a pair. */
+              ranked?: {
+                text: string;
+              }[];
             } | null;
           };
         };
@@ -4523,6 +4544,10 @@ export interface operations {
               right: {
                 text: string;
               };
+              /** @description A ranking item: the responses to put in order, as shown (left and right are the first two); absent for a pair. */
+              ranked?: {
+                text: string;
+              }[];
             };
           };
         };
@@ -4609,6 +4634,10 @@ export interface operations {
               right: {
                 text: string;
               };
+              /** @description A ranking item: the responses to put in order, as shown (left and right are the first two); absent for a pair. */
+              ranked?: {
+                text: string;
+              }[];
             };
           };
         };
@@ -6290,8 +6319,8 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          /** @description trl: {prompt, chosen, rejected} strings; trl-conversational: the same as lists of {role, content}; hh: HH-RLHF {chosen, rejected} transcripts; openrlhf: prompt/chosen/rejected under configurable keys; csv and parquet: one row per judgment (or per comparison when aggregated) with every field. */
-          format: 'trl' | 'trl-conversational' | 'hh' | 'openrlhf' | 'csv' | 'parquet';
+          /** @description trl: {prompt, chosen, rejected} strings; trl-conversational: the same as lists of {role, content}; hh: HH-RLHF {chosen, rejected} transcripts; openrlhf: prompt/chosen/rejected under configurable keys; csv and parquet: one row per judgment (or per comparison when aggregated) with every field; ranking: one row per ranking judgment, its responses best first (raw only). The pairwise formats carry each ranking as its K(K-1)/2 pairs, marked with from_ranking. */
+          format: 'trl' | 'trl-conversational' | 'hh' | 'openrlhf' | 'csv' | 'parquet' | 'ranking';
           mode?: 'raw' | 'aggregated';
           filters?: {
             /**
@@ -6396,8 +6425,8 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          /** @description trl: {prompt, chosen, rejected} strings; trl-conversational: the same as lists of {role, content}; hh: HH-RLHF {chosen, rejected} transcripts; openrlhf: prompt/chosen/rejected under configurable keys; csv and parquet: one row per judgment (or per comparison when aggregated) with every field. */
-          format: 'trl' | 'trl-conversational' | 'hh' | 'openrlhf' | 'csv' | 'parquet';
+          /** @description trl: {prompt, chosen, rejected} strings; trl-conversational: the same as lists of {role, content}; hh: HH-RLHF {chosen, rejected} transcripts; openrlhf: prompt/chosen/rejected under configurable keys; csv and parquet: one row per judgment (or per comparison when aggregated) with every field; ranking: one row per ranking judgment, its responses best first (raw only). The pairwise formats carry each ranking as its K(K-1)/2 pairs, marked with from_ranking. */
+          format: 'trl' | 'trl-conversational' | 'hh' | 'openrlhf' | 'csv' | 'parquet' | 'ranking';
           mode?: 'raw' | 'aggregated';
           filters?: {
             /**
@@ -6520,8 +6549,8 @@ export interface operations {
             /** Format: uuid */
             projectId: string;
             name: string;
-            /** @description trl: {prompt, chosen, rejected} strings; trl-conversational: the same as lists of {role, content}; hh: HH-RLHF {chosen, rejected} transcripts; openrlhf: prompt/chosen/rejected under configurable keys; csv and parquet: one row per judgment (or per comparison when aggregated) with every field. */
-            format: 'trl' | 'trl-conversational' | 'hh' | 'openrlhf' | 'csv' | 'parquet';
+            /** @description trl: {prompt, chosen, rejected} strings; trl-conversational: the same as lists of {role, content}; hh: HH-RLHF {chosen, rejected} transcripts; openrlhf: prompt/chosen/rejected under configurable keys; csv and parquet: one row per judgment (or per comparison when aggregated) with every field; ranking: one row per ranking judgment, its responses best first (raw only). The pairwise formats carry each ranking as its K(K-1)/2 pairs, marked with from_ranking. */
+            format: 'trl' | 'trl-conversational' | 'hh' | 'openrlhf' | 'csv' | 'parquet' | 'ranking';
             mode: 'raw' | 'aggregated';
             filters: {
               /**
@@ -6623,8 +6652,8 @@ export interface operations {
       content: {
         'application/json': {
           name: string;
-          /** @description trl: {prompt, chosen, rejected} strings; trl-conversational: the same as lists of {role, content}; hh: HH-RLHF {chosen, rejected} transcripts; openrlhf: prompt/chosen/rejected under configurable keys; csv and parquet: one row per judgment (or per comparison when aggregated) with every field. */
-          format: 'trl' | 'trl-conversational' | 'hh' | 'openrlhf' | 'csv' | 'parquet';
+          /** @description trl: {prompt, chosen, rejected} strings; trl-conversational: the same as lists of {role, content}; hh: HH-RLHF {chosen, rejected} transcripts; openrlhf: prompt/chosen/rejected under configurable keys; csv and parquet: one row per judgment (or per comparison when aggregated) with every field; ranking: one row per ranking judgment, its responses best first (raw only). The pairwise formats carry each ranking as its K(K-1)/2 pairs, marked with from_ranking. */
+          format: 'trl' | 'trl-conversational' | 'hh' | 'openrlhf' | 'csv' | 'parquet' | 'ranking';
           mode?: 'raw' | 'aggregated';
           filters?: {
             /**
@@ -6680,8 +6709,8 @@ export interface operations {
             /** Format: uuid */
             projectId: string;
             name: string;
-            /** @description trl: {prompt, chosen, rejected} strings; trl-conversational: the same as lists of {role, content}; hh: HH-RLHF {chosen, rejected} transcripts; openrlhf: prompt/chosen/rejected under configurable keys; csv and parquet: one row per judgment (or per comparison when aggregated) with every field. */
-            format: 'trl' | 'trl-conversational' | 'hh' | 'openrlhf' | 'csv' | 'parquet';
+            /** @description trl: {prompt, chosen, rejected} strings; trl-conversational: the same as lists of {role, content}; hh: HH-RLHF {chosen, rejected} transcripts; openrlhf: prompt/chosen/rejected under configurable keys; csv and parquet: one row per judgment (or per comparison when aggregated) with every field; ranking: one row per ranking judgment, its responses best first (raw only). The pairwise formats carry each ranking as its K(K-1)/2 pairs, marked with from_ranking. */
+            format: 'trl' | 'trl-conversational' | 'hh' | 'openrlhf' | 'csv' | 'parquet' | 'ranking';
             mode: 'raw' | 'aggregated';
             filters: {
               /**
@@ -6802,8 +6831,8 @@ export interface operations {
             /** Format: uuid */
             projectId: string;
             name: string;
-            /** @description trl: {prompt, chosen, rejected} strings; trl-conversational: the same as lists of {role, content}; hh: HH-RLHF {chosen, rejected} transcripts; openrlhf: prompt/chosen/rejected under configurable keys; csv and parquet: one row per judgment (or per comparison when aggregated) with every field. */
-            format: 'trl' | 'trl-conversational' | 'hh' | 'openrlhf' | 'csv' | 'parquet';
+            /** @description trl: {prompt, chosen, rejected} strings; trl-conversational: the same as lists of {role, content}; hh: HH-RLHF {chosen, rejected} transcripts; openrlhf: prompt/chosen/rejected under configurable keys; csv and parquet: one row per judgment (or per comparison when aggregated) with every field; ranking: one row per ranking judgment, its responses best first (raw only). The pairwise formats carry each ranking as its K(K-1)/2 pairs, marked with from_ranking. */
+            format: 'trl' | 'trl-conversational' | 'hh' | 'openrlhf' | 'csv' | 'parquet' | 'ranking';
             mode: 'raw' | 'aggregated';
             filters: {
               /**

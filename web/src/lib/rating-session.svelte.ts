@@ -27,6 +27,7 @@ import type {
 } from '$shared/index.js';
 import { api, ApiError, errorMessage } from './api.js';
 import { newIdempotencyKey, type Judgment } from './rating.js';
+import { reorderRanking } from './rating/ranking.js';
 import { ScreenTime } from './rating/screen-time.js';
 import {
   isRatersList,
@@ -95,6 +96,16 @@ export interface SessionOptions {
   server?: RatingServer;
   /** Time on screen; by default performance.now() and the page's visibility. */
   screenTime?: ScreenTime;
+}
+
+/**
+ * A ranking judgment made on `from`, for the same lease shown as `to` (after an undo the server
+ * answers with the lease again): its ranks follow the responses if they come back in another order,
+ * and are dropped if they cannot. A pair's judgment is unchanged.
+ */
+function inOrderShown(judgment: Judgment, from: AssignmentView, to: AssignmentView): Judgment {
+  if (!judgment.ranking || !from.ranked || !to.ranked) return judgment;
+  return { ...judgment, ranking: reorderRanking(judgment.ranking, from.ranked, to.ranked) ?? [] };
 }
 
 export class RatingSession {
@@ -280,7 +291,7 @@ export class RatingSession {
         return;
       }
       const result = await this.server.undoJudgment(last.preferenceId);
-      this.restore(result.assignment, last.judgment);
+      this.restore(result.assignment, inOrderShown(last.judgment, last.view, result.assignment));
       void this.refreshProgress();
     } catch (error) {
       this.last = null;
