@@ -3553,6 +3553,11 @@ export interface operations {
               TIE: number;
               BOTH_BAD: number;
             };
+            rankings: {
+              judgments: number;
+              itemsWithMultiple: number;
+              kendallW: number | null;
+            };
             raters: {
               /** Format: uuid */
               raterId: string;
@@ -3567,6 +3572,8 @@ export interface operations {
               medianTimeMs: number | null;
               leftShare: number | null;
               longerShare: number | null;
+              rankings: number;
+              rankTau: number | null;
             }[];
           };
         };
