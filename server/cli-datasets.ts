@@ -42,7 +42,7 @@ export class UsageError extends Error {}
 
 export const DATA_HELP = `Usage:
   npm run cli -- export --project <id or name> --format <format> --out <file> [filters] [options]
-  npm run cli -- import --project <id or name> --format <trl|hh|csv> [--source <name>] [--on-error skip|refuse] [--dry-run] <file>
+  npm run cli -- import --project <id or name> --format <trl|hh|csv|ranking> [--source <name>] [--on-error skip|refuse] [--dry-run] <file>
   npm run cli -- snapshot create --project <id or name> --name <name> --format <format> [filters] [options]
   npm run cli -- snapshot list --project <id or name>
   npm run cli -- snapshot download <snapshot id> --out <file>

@@ -181,8 +181,17 @@ export const PREFERENCE_IMPORT_FORMATS = ['trl', 'hh', 'csv'] as const;
 
 export const PreferenceImportBody = Type.Object(
   {
-    /** trl: JSONL, standard or conversational, explicit or implicit prompt; hh: HH-RLHF JSONL; csv: prompt,chosen,rejected. */
-    format: Type.Union([Type.Literal('trl'), Type.Literal('hh'), Type.Literal('csv')]),
+    /**
+     * trl: JSONL, standard or conversational, explicit or implicit prompt; hh: HH-RLHF JSONL; csv:
+     * prompt,chosen,rejected; ranking: JSONL of {prompt, responses} with 3 to 9 responses best first
+     * (strings, or {text, rank} where equal ranks tie), as the ranking export writes them.
+     */
+    format: Type.Union([
+      Type.Literal('trl'),
+      Type.Literal('hh'),
+      Type.Literal('csv'),
+      Type.Literal('ranking'),
+    ]),
     content: Type.String({ minLength: 1 }),
     /** Recorded on every imported judgment (Preference.importSource) and response. */
     source: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\u0000-\\u001f]+$' }),

@@ -1,10 +1,12 @@
 // Imports existing preference data sets (TRL JSONL standard or conversational, explicit or implicit
-// prompt; HH-RLHF transcripts; CSV) as prompts, responses, comparisons and IMPORTED judgments. Bad
+// prompt; HH-RLHF transcripts; CSV; rankings of K responses) as prompts, responses, comparisons and
+// IMPORTED judgments. Bad
 // rows are reported by line and kind, then skipped or the whole file refused; storing is one
 // transaction, so a file is never half-imported.
 import { parse as parseCsv } from 'csv-parse/sync';
 import type { PrismaClient } from '../db/client.js';
 import { HttpError } from '../errors.js';
+import { MAX_RANK_SIZE, MIN_RANK_SIZE } from '../ranking/rankings.js';
 import { unstorableText } from '../unstorable.js';
 import type { PreferenceImportBody, PreferenceImportReport } from '../schemas/datasets.js';
 import type { ImportLineError } from '../schemas/projects.js';
@@ -41,6 +43,59 @@ export interface ParsedPair {
   chosen: string;
   rejected: string;
   margin: unknown;
+}
+
+/** A ranking row: K responses (distinct texts) and the rank of each, 1 = best. */
+export interface ParsedRanking {
+  line: number;
+  messages: Message[];
+  texts: string[];
+  ranks: number[];
+}
+
+/**
+ * A ranking row, as the ranking export writes it: `prompt` (a string or messages) and `responses`,
+ * best first, each a string or `{text, rank?}` (equal ranks tie; without ranks, the order is the
+ * ranking).
+ */
+export function rankingOfRow(row: Record<string, unknown>, line: number): ParsedRanking {
+  const { prompt, responses } = row;
+  if (prompt === undefined) throw new RowError('invalid', 'a ranking row needs a prompt');
+  const messages =
+    typeof prompt === 'string'
+      ? promptMessages(checkedText(prompt, 'prompt'))
+      : checkedMessages(prompt, 'prompt');
+  if (messages.length === 0 || messages.every((message) => message.content.trim() === ''))
+    throw new RowError('invalid', 'the prompt is empty');
+  if (!Array.isArray(responses) || responses.length < MIN_RANK_SIZE || responses.length > MAX_RANK_SIZE)
+    throw new RowError(
+      'invalid',
+      `responses must be a list of ${MIN_RANK_SIZE} to ${MAX_RANK_SIZE} responses, best first`,
+    );
+  const texts: string[] = [];
+  const ranks: number[] = [];
+  responses.forEach((response: unknown, i) => {
+    const what = `responses[${i}]`;
+    if (typeof response === 'string') {
+      texts.push(checkedText(response, what));
+      ranks.push(i + 1);
+      return;
+    }
+    if (typeof response !== 'object' || response === null)
+      throw new RowError('invalid', `${what} must be a string or {text, rank}`);
+    const { text, rank } = response as Record<string, unknown>;
+    texts.push(checkedText(text, `${what}.text`));
+    if (rank === undefined) ranks.push(i + 1);
+    else if (typeof rank === 'number' && Number.isInteger(rank) && rank >= 1 && rank <= responses.length)
+      ranks.push(rank);
+    else throw new RowError('invalid', `${what}.rank must be a whole number from 1 to ${responses.length}`);
+  });
+  if (texts.some((text) => text.trim() === '')) throw new RowError('empty-response', 'a response is empty');
+  if (new Set(texts).size < texts.length)
+    throw new RowError('chosen-equals-rejected', 'two responses of the ranking have the same text');
+  if (ranks.some((rank, i) => i > 0 && rank < ranks[i - 1]!))
+    throw new RowError('invalid', 'responses must be listed best first (ranks in order)');
+  return { line, messages, texts, ranks };
 }
 
 function checkedText(value: unknown, what: string): string {
@@ -170,7 +225,8 @@ function checkStorable(pair: ParsedPair): ParsedPair {
   return pair;
 }
 
-function jsonlPair(format: PreferenceImportBody['format'], raw: string, line: number): ParsedPair {
+/** A JSON Lines row as an object (a row error otherwise). */
+function jsonObject(raw: string): Record<string, unknown> {
   let row: unknown;
   try {
     row = JSON.parse(raw);
@@ -179,9 +235,12 @@ function jsonlPair(format: PreferenceImportBody['format'], raw: string, line: nu
   }
   if (typeof row !== 'object' || row === null || Array.isArray(row))
     throw new RowError('unparsable', 'each line must be a JSON object');
-  return format === 'hh'
-    ? pairOfHhRow(row as Record<string, unknown>, line)
-    : pairOfTrlRow(row as Record<string, unknown>, line);
+  return row as Record<string, unknown>;
+}
+
+function jsonlPair(format: PreferenceImportBody['format'], raw: string, line: number): ParsedPair {
+  const row = jsonObject(raw);
+  return format === 'hh' ? pairOfHhRow(row, line) : pairOfTrlRow(row, line);
 }
 
 function csvPair(record: Record<string, string>, line: number): ParsedPair {
@@ -197,12 +256,34 @@ function csvHeaderError(column: string): HttpError {
   });
 }
 
-type RowResult = { line: number; pair: ParsedPair } | { line: number; error: RowError };
+type RowResult =
+  | { line: number; pair: ParsedPair }
+  | { line: number; ranking: ParsedRanking }
+  | { line: number; error: RowError };
 
 function rowResult(line: number, parse: () => ParsedPair, problem?: string): RowResult {
   try {
     if (problem) throw new RowError('invalid', problem);
     return { line, pair: checkStorable(checkPair(parse())) };
+  } catch (error) {
+    if (!(error instanceof RowError)) throw error;
+    return { line, error };
+  }
+}
+
+function rankingResult(line: number, text: string, problem?: string): RowResult {
+  try {
+    if (problem) throw new RowError('invalid', problem);
+    const ranking = rankingOfRow(jsonObject(text), line);
+    for (const [i, response] of ranking.texts.entries()) {
+      const unstorable = unstorableText(response);
+      if (unstorable) throw new RowError('invalid', `responses[${i}] ${unstorable}`);
+    }
+    for (const [i, message] of ranking.messages.entries()) {
+      const unstorable = unstorableText(message.content);
+      if (unstorable) throw new RowError('invalid', `prompt message ${i + 1} ${unstorable}`);
+    }
+    return { line, ranking };
   } catch (error) {
     if (!(error instanceof RowError)) throw error;
     return { line, error };
@@ -232,18 +313,22 @@ export async function* preferenceRows(
   }
   for await (const { line, text } of textLines(content, MAX_ROWS)) {
     if (text.trim() === '') continue;
-    yield rowResult(line, () => jsonlPair(format, text, line), problems?.get(line));
+    yield format === 'ranking'
+      ? rankingResult(line, text, problems?.get(line))
+      : rowResult(line, () => jsonlPair(format, text, line), problems?.get(line));
   }
 }
 
 /** A whole file in memory, parsed at once (tests and small files; imports stream instead). */
 export function parsePreferenceFile(format: PreferenceImportBody['format'], content: string) {
   const pairs: ParsedPair[] = [];
+  const rankings: ParsedRanking[] = [];
   const errors: (ImportLineError & { kind: ErrorKind })[] = [];
   let lines = 0;
   const take = (result: RowResult) => {
     lines++;
     if ('pair' in result) pairs.push(result.pair);
+    else if ('ranking' in result) rankings.push(result.ranking);
     else errors.push({ line: result.line, message: result.error.message, kind: result.error.kind });
   };
   if (format === 'csv') {
@@ -261,14 +346,19 @@ export function parsePreferenceFile(format: PreferenceImportBody['format'], cont
     if (records.length > MAX_ROWS)
       throw new HttpError(413, `The file has more than ${MAX_ROWS} rows; split it.`);
     for (const { record, info } of records) take(rowResult(info.lines, () => csvPair(record, info.lines)));
-    return { pairs, errors, lines };
+    return { pairs, rankings, errors, lines };
   }
   const rows = content.split(/\r?\n/);
   if (rows.length > MAX_ROWS) throw new HttpError(413, `The file has more than ${MAX_ROWS} lines; split it.`);
   rows.forEach((raw, index) => {
-    if (raw.trim() !== '') take(rowResult(index + 1, () => jsonlPair(format, raw, index + 1)));
+    if (raw.trim() === '') return;
+    take(
+      format === 'ranking'
+        ? rankingResult(index + 1, raw)
+        : rowResult(index + 1, () => jsonlPair(format, raw, index + 1)),
+    );
   });
-  return { pairs, errors, lines };
+  return { pairs, rankings, errors, lines };
 }
 
 /** An import request: the file's text, or a stream of it (an upload, a file on disk). */
@@ -321,6 +411,10 @@ export class PreferenceImportService {
           continue;
         }
         imported++;
+        if ('ranking' in row) {
+          await writer.addRanking(row.ranking);
+          continue;
+        }
         const { messages, chosen, rejected, margin } = row.pair;
         await writer.add({ messages, chosen, rejected, strength: strengthOf(margin, levels) });
       }

@@ -10,6 +10,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { PrismaClient } from '../db/client.js';
 import { poolOf } from '../db/client.js';
 import { HttpError } from '../errors.js';
+import { choiceBetween, competitionRanks } from '../ranking/rankings.js';
 
 /** The longest a statement of an import may take. */
 const IMPORT_STATEMENT_MS = 10 * 60_000;
@@ -126,12 +127,18 @@ class CopyBuffer {
 /** The tables an import writes. */
 const WRITTEN_TABLES = ['"Prompt"', '"Response"', '"Comparison"', '"Preference"'];
 
-/** The COPY of each written table, in WRITTEN_TABLES' order (and the order of a batch's writes). */
+/**
+ * The COPYs of a batch, in the order they run (what a row refers to is written before it): pairs
+ * and rankings (with their responses and ranks) each have their own, so a file of pairs writes
+ * no empty arrays.
+ */
 const COPIES = [
   'COPY "Prompt" (id, "projectId", messages) FROM STDIN',
   'COPY "Response" (id, "promptId", text, source) FROM STDIN',
   'COPY "Comparison" (id, "projectId", "promptId", "responseAId", "responseBId", "requiredVotes", "voteCount") FROM STDIN',
+  'COPY "Comparison" (id, "projectId", "promptId", "responseAId", "responseBId", "requiredVotes", "voteCount", "responseIds") FROM STDIN',
   'COPY "Preference" (id, "comparisonId", source, "importSource", choice, strength) FROM STDIN',
+  'COPY "Preference" (id, "comparisonId", source, "importSource", choice, strength, ranks) FROM STDIN',
 ];
 
 /**
@@ -237,6 +244,11 @@ function digest(text: string): [number, number, number, number] {
   return [word(bytes, 0), word(bytes, 4), word(bytes, 8), word(bytes, 12)];
 }
 
+/** The key of a ranking's set of responses, whatever their order: a digest of their sorted codes. */
+function rankingKey(codes: readonly number[]): [number, number, number, number] {
+  return digest(`ranking:${[...codes].sort((x, y) => x - y).join(',')}`);
+}
+
 /** JSON with every object's keys in order: equal for equal messages, however they were written. */
 function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
@@ -271,6 +283,8 @@ interface PendingRow {
   chosen: string;
   rejected: string;
   strength: number | null;
+  /** A ranking's responses and their ranks (chosen and rejected then unused). */
+  ranking?: { texts: string[]; ranks: number[] };
 }
 
 export interface ImportCounts {
@@ -309,6 +323,8 @@ export class PreferenceWriter {
   /** (lo, hi) response codes → comparison code * 2 + 1 when lo is its A. */
   private readonly comparisons = new KeyTable();
   private readonly matchedPrompts = new Set<number>();
+  /** A ranking comparison's response codes in stored order, by its code. */
+  private readonly rankingOrder = new Map<number, number[]>();
   private readonly loadedPrompts = new Set<number>();
   /** Votes for comparisons written in an earlier batch or existing before the import. */
   private readonly addedVotes = new Map<number, number>();
@@ -399,18 +415,32 @@ export class PreferenceWriter {
   }
 
   async add(row: { messages: unknown[]; chosen: string; rejected: string; strength: number | null }) {
-    const json = canonicalJson(row.messages);
-    const [a, b, c, d] = digest(json);
+    const prompt = this.promptOf(row.messages);
+    if (this.mode === 'prompts') return;
+    this.batch.push({ prompt, chosen: row.chosen, rejected: row.rejected, strength: row.strength });
+    if (this.batch.length >= BATCH) await this.flush();
+  }
+
+  /** A ranking of K responses (distinct texts) to one prompt, with their ranks (1 = best). */
+  async addRanking(row: { messages: unknown[]; texts: string[]; ranks: number[] }) {
+    const prompt = this.promptOf(row.messages);
+    if (this.mode === 'prompts') return;
+    const ranking = { texts: row.texts, ranks: competitionRanks(row.ranks) };
+    this.batch.push({ prompt, chosen: '', rejected: '', strength: null, ranking });
+    if (this.batch.length >= BATCH) await this.flush();
+  }
+
+  /** The code of a row's prompt (matched, or new and counted). */
+  private promptOf(messages: unknown[]): number {
+    const [a, b, c, d] = digest(canonicalJson(messages));
     let prompt = this.prompts.get(a, b, c, d);
     if (prompt < 0) {
       prompt = this.counter++;
       this.prompts.set(a, b, c, d, prompt);
       this.newPrompts++;
-      if (this.mode !== 'prompts') this.promptJson.set(prompt, JSON.stringify(row.messages));
+      if (this.mode !== 'prompts') this.promptJson.set(prompt, JSON.stringify(messages));
     } else if (prompt >= EXISTING) this.matchedPrompts.add(prompt);
-    if (this.mode === 'prompts') return;
-    this.batch.push({ prompt, chosen: row.chosen, rejected: row.rejected, strength: row.strength });
-    if (this.batch.length >= BATCH) await this.flush();
+    return prompt;
   }
 
   private idOf(code: number): string {
@@ -442,12 +472,22 @@ export class PreferenceWriter {
       if (code < 0) this.responses.set(a, b, c, d, (code = EXISTING + this.existing.push(id) - 1));
       responseCode.set(id, code);
     }
-    const comparisons = await this.client.query<{ id: string; a: string; b: string }>(
-      `SELECT id, "responseAId" AS a, "responseBId" AS b FROM "Comparison" WHERE "promptId" = ANY($1::uuid[])
-       ORDER BY "createdAt", id FOR KEY SHARE`,
+    const comparisons = await this.client.query<{ id: string; a: string; b: string; ranked: string[] }>(
+      `SELECT id, "responseAId" AS a, "responseBId" AS b, "responseIds" AS ranked FROM "Comparison"
+       WHERE "promptId" = ANY($1::uuid[]) ORDER BY "createdAt", id FOR KEY SHARE`,
       [promptIds],
     );
-    for (const { id, a, b } of comparisons.rows) {
+    for (const { id, a, b, ranked } of comparisons.rows) {
+      if (ranked.length > 0) {
+        const codes = ranked.map((response) => responseCode.get(response));
+        if (codes.some((code) => code === undefined)) continue;
+        const [k1, k2, k3, k4] = rankingKey(codes as number[]);
+        if (this.comparisons.get(k1, k2, k3, k4) >= 0) continue;
+        const code = EXISTING + this.existing.push(id) - 1;
+        this.comparisons.set(k1, k2, k3, k4, code * 2);
+        this.rankingOrder.set(code, codes as number[]);
+        continue;
+      }
       const [codeA, codeB] = [responseCode.get(a), responseCode.get(b)];
       if (codeA === undefined || codeB === undefined) continue;
       const [lo, hi] = codeA < codeB ? [codeA, codeB] : [codeB, codeA];
@@ -467,6 +507,46 @@ export class PreferenceWriter {
       this.writeId(out.id(this.ids.headBytes, code), prompt).text(text).text(this.source, NEWLINE);
     }
     return code;
+  }
+
+  /**
+   * A ranking row: its responses, its comparison (the same set of responses, in any order, is the
+   * same ranking item; a new one keeps the row's order) and its judgment, ranks in stored order.
+   */
+  private ranking(
+    prompt: number,
+    ranking: { texts: string[]; ranks: number[] },
+    first: number,
+    out: {
+      responses: CopyBuffer;
+      rankings: CopyBuffer;
+      comparisons: Map<number, { prompt: number; a: number; b: number; votes: number }>;
+    },
+  ): void {
+    const codes = ranking.texts.map((text) => this.response(prompt, text, out.responses));
+    const [k1, k2, k3, k4] = rankingKey(codes);
+    const value = this.comparisons.get(k1, k2, k3, k4);
+    let code: number;
+    if (value < 0) {
+      code = this.counter++;
+      this.comparisons.set(k1, k2, k3, k4, code * 2);
+      this.rankingOrder.set(code, codes);
+      this.newComparisons++;
+      out.comparisons.set(code, { prompt, a: codes[0]!, b: codes[1]!, votes: 1 });
+    } else {
+      code = Math.floor(value / 2);
+      const pending = code >= first && code < EXISTING ? out.comparisons.get(code) : undefined;
+      if (pending) pending.votes++;
+      else this.addedVotes.set(code, (this.addedVotes.get(code) ?? 0) + 1);
+    }
+    const rankOf = new Map(codes.map((response, i) => [response, ranking.ranks[i]!]));
+    const ranks = competitionRanks(this.rankingOrder.get(code)!.map((response) => rankOf.get(response)!));
+    this.writeId(out.rankings.id(this.ids.headBytes, this.counter++), code)
+      .raw('IMPORTED')
+      .text(this.source)
+      .raw(choiceBetween(ranks[0]!, ranks[1]!))
+      .raw('\\N')
+      .raw(`{${ranks.join(',')}}`, NEWLINE);
   }
 
   /** A row's id field: the import's sequence for a new row, the stored id for an existing one. */
@@ -489,8 +569,10 @@ export class PreferenceWriter {
       await this.drain();
       await this.loadExisting(unloaded);
     }
-    const buffers = this.buffers.pop() ?? WRITTEN_TABLES.map(() => new CopyBuffer());
-    const [prompts, responses, pairs, judgments] = buffers as [
+    const buffers = this.buffers.pop() ?? COPIES.map(() => new CopyBuffer());
+    const [prompts, responses, pairs, rankedPairs, judgments, rankings] = buffers as [
+      CopyBuffer,
+      CopyBuffer,
       CopyBuffer,
       CopyBuffer,
       CopyBuffer,
@@ -502,6 +584,10 @@ export class PreferenceWriter {
     this.promptJson.clear();
     const comparisons = new Map<number, { prompt: number; a: number; b: number; votes: number }>();
     for (const row of rows) {
+      if (row.ranking) {
+        this.ranking(row.prompt, row.ranking, first, { responses, rankings, comparisons });
+        continue;
+      }
       const chosen = this.response(row.prompt, row.chosen, responses);
       const rejected = this.response(row.prompt, row.rejected, responses);
       const [lo, hi] = chosen < rejected ? [chosen, rejected] : [rejected, chosen];
@@ -526,9 +612,12 @@ export class PreferenceWriter {
         .raw(row.strength === null ? '\\N' : String(row.strength), NEWLINE);
     }
     for (const [code, c] of comparisons) {
-      pairs.id(this.ids.headBytes, code).raw(this.projectId);
-      this.writeId(this.writeId(this.writeId(pairs, c.prompt), c.a), c.b);
-      pairs.raw(String(c.votes)).raw(String(c.votes), NEWLINE);
+      const order = this.rankingOrder.get(code);
+      const out = order ? rankedPairs : pairs;
+      out.id(this.ids.headBytes, code).raw(this.projectId);
+      this.writeId(this.writeId(this.writeId(out, c.prompt), c.a), c.b);
+      out.raw(String(c.votes)).raw(String(c.votes), order ? TAB : NEWLINE);
+      if (order) out.raw(`{${order.map((response) => this.idOf(response)).join(',')}}`, NEWLINE);
     }
     const release = () => {
       for (const buffer of buffers) buffer.reset();

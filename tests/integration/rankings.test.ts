@@ -302,3 +302,101 @@ describe('rankings in exports', () => {
     expect(refused.json().message).toMatch(/raw/);
   });
 });
+
+describe('importing rankings', () => {
+  function importRankings(admin: SignedIn, projectId: string, content: string, extra = {}) {
+    return t.app.inject({
+      method: 'POST',
+      url: `/api/projects/${projectId}/preferences/import`,
+      headers: admin.headers,
+      payload: { format: 'ranking', source: 'rankings.jsonl', content, ...extra },
+    });
+  }
+
+  it('stores each row as one ranking judgment of one ranking item per set of responses', async () => {
+    const { admin, projectId } = await createProject(t, {}, { prompts: 0, responses: 0 });
+    const rows = [
+      // Two rankings of the same four responses, listed in different orders.
+      { prompt: 'Name a colour', responses: ['red', 'blue', 'green', 'grey'] },
+      {
+        prompt: 'Name a colour',
+        responses: [
+          { text: 'green', rank: 1 },
+          { text: 'red', rank: 1 },
+          { text: 'grey', rank: 3 },
+          { text: 'blue', rank: 4 },
+        ],
+      },
+      // Conversational prompt, three responses.
+      { prompt: [{ role: 'user', content: 'Count to three' }], responses: ['1 2 3', '1 2', '3 2 1'] },
+    ];
+    const bad = [
+      '{"prompt": "p", "responses": ["a", "b"]}',
+      '{"prompt": "p", "responses": ["a", "a", "b"]}',
+      '{"prompt": "p", "responses": [{"text": "a", "rank": 2}, {"text": "b", "rank": 1}, "c"]}',
+      '{"prompt": "", "responses": ["a", "b", "c"]}',
+      'not json',
+    ];
+    const content = [...rows.map((row) => JSON.stringify(row)), ...bad].join('\n');
+    const refused = await importRankings(admin, projectId, content);
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().errors.map((e: { line: number }) => e.line)).toEqual([4, 5, 6, 7, 8]);
+    expect(refused.json().errors[0].message).toMatch(/3 to 9 responses/);
+    expect(refused.json().errors[1].message).toMatch(/same text/);
+    expect(refused.json().errors[2].message).toMatch(/best first/);
+    expect(await t.prisma.comparison.count({ where: { projectId } })).toBe(0);
+
+    const imported = await importRankings(admin, projectId, content, { onError: 'skip' });
+    expect(imported.statusCode, imported.body).toBe(200);
+    expect(imported.json()).toMatchObject({ imported: 3, skipped: 5, newPrompts: 2, comparisons: 2 });
+    const items = await t.prisma.comparison.findMany({
+      where: { projectId },
+      include: { preferences: { orderBy: { createdAt: 'asc' } }, prompt: true },
+    });
+    expect(items).toHaveLength(2);
+    const colours = items.find((item) => item.responseIds.length === 4)!;
+    expect(colours).toMatchObject({ requiredVotes: 2, voteCount: 2 });
+    const texts = new Map(
+      (await t.prisma.response.findMany({ where: { id: { in: colours.responseIds } } })).map((r) => [
+        r.id,
+        r.text,
+      ]),
+    );
+    const rankOf = (ranks: number[]) =>
+      Object.fromEntries(colours.responseIds.map((id, i) => [texts.get(id), ranks[i]]));
+    expect(colours.preferences.map((p) => rankOf(p.ranks))).toEqual([
+      { red: 1, blue: 2, green: 3, grey: 4 },
+      { green: 1, red: 1, grey: 3, blue: 4 },
+    ]);
+    for (const preference of colours.preferences)
+      expect(preference).toMatchObject({ source: 'IMPORTED', importSource: 'rankings.jsonl', raterId: null });
+
+    // Importing the same file again adds the judgments to the same items.
+    const again = await importRankings(admin, projectId, rows.map((row) => JSON.stringify(row)).join('\n'));
+    expect(again.json()).toMatchObject({ imported: 3, comparisons: 0, newPrompts: 0 });
+    expect(await t.prisma.comparison.count({ where: { projectId } })).toBe(2);
+    expect(await t.prisma.preference.count({ where: { comparison: { projectId } } })).toBe(6);
+
+    // The ranking export reads back in: the same rankings in a new project.
+    const exported = await t.app.inject({
+      method: 'POST',
+      url: `/api/projects/${projectId}/export`,
+      headers: admin.headers,
+      payload: { format: 'ranking' },
+    });
+    expect(exported.statusCode, exported.body).toBe(200);
+    const copy = await createProject(t, {}, { prompts: 0, responses: 0 });
+    const back = await importRankings(copy.admin, copy.projectId, exported.body);
+    expect(back.json()).toMatchObject({ imported: 6, comparisons: 2, newPrompts: 2 });
+    const ranksOf = async (project: string) =>
+      (
+        await t.prisma.preference.findMany({
+          where: { comparison: { projectId: project } },
+          include: { comparison: true },
+        })
+      )
+        .map((p) => p.ranks.slice().sort().join())
+        .sort();
+    expect(await ranksOf(copy.projectId)).toEqual(await ranksOf(projectId));
+  });
+});
