@@ -126,6 +126,7 @@ export function toComparisonSummary(comparison: ComparisonWithParts) {
     promptPreview: preview(comparison.prompt.messages),
     sourceA: comparison.responseA.policyVersion?.name ?? comparison.responseA.source,
     sourceB: comparison.responseB.policyVersion?.name ?? comparison.responseB.source,
+    rankSize: comparison.responseIds.length,
     priority: comparison.priority,
     requiredVotes: comparison.requiredVotes,
     voteCount: comparison.voteCount,
@@ -270,6 +271,8 @@ export class ComparisonService {
   async update(id: string, patch: { priority?: number; goldChoice?: Choice | null }, actor: Actor) {
     const comparison = await this.prisma.comparison.findUnique({ where: { id }, include: { project: true } });
     if (!comparison) throw notFound('No such comparison.');
+    if (patch.goldChoice && comparison.responseIds.length > 0)
+      throw badRequest('Gold answers are for pairs: a ranking item has no single known answer.');
     const gold = patch.goldChoice === undefined ? undefined : patch.goldChoice !== null;
     const requiredVotes = gold
       ? GOLD_REQUIRED_VOTES

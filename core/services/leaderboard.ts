@@ -58,19 +58,30 @@ export class LeaderboardService {
   /**
    * Judgments between two different versions of the project, per (version of response A, version
    * of response B, choice, source): one grouped scan, so the bootstrap works on counts, not rows.
+   * A ranking counts as its pairs of responses, each a vote (like a pair judgment of the two).
    * A judgment is SIMULATED when its source says so or its rater is a simulated account.
    */
   private counts(projectId: string): Promise<CountRow[]> {
     return this.prisma.$queryRaw<CountRow[]>(Prisma.sql`
-      SELECT ra."policyVersionId"::text AS a, rb."policyVersionId"::text AS b, p.choice::text AS choice,
+      SELECT ra."policyVersionId"::text AS a, rb."policyVersionId"::text AS b, x.choice,
         CASE WHEN p.source = 'IMPORTED' THEN 'IMPORTED'
              WHEN p.source = 'SIMULATED' OR COALESCE(u.simulated, false) THEN 'SIMULATED'
              ELSE 'HUMAN' END AS source,
         count(*)::int AS n
       FROM "Comparison" c
-      JOIN "Response" ra ON ra.id = c."responseAId"
-      JOIN "Response" rb ON rb.id = c."responseBId"
       JOIN "Preference" p ON p."comparisonId" = c.id
+      -- A pair's judgment, or each of the K(K-1)/2 pairs of a ranking.
+      CROSS JOIN LATERAL (
+        SELECT c."responseAId" AS ra, c."responseBId" AS rb, p.choice::text AS choice
+        WHERE cardinality(p.ranks) = 0
+        UNION ALL
+        SELECT c."responseIds"[i], c."responseIds"[j],
+          CASE WHEN p.ranks[i] < p.ranks[j] THEN 'A' WHEN p.ranks[i] > p.ranks[j] THEN 'B' ELSE 'TIE' END
+        FROM generate_series(1, cardinality(p.ranks)) i CROSS JOIN generate_series(1, cardinality(p.ranks)) j
+        WHERE i < j
+      ) x
+      JOIN "Response" ra ON ra.id = x.ra
+      JOIN "Response" rb ON rb.id = x.rb
       LEFT JOIN "User" u ON u.id = p."raterId"
       WHERE c."projectId" = ${projectId}::uuid AND NOT c."isGold"
         AND ra."policyVersionId" IS NOT NULL AND rb."policyVersionId" IS NOT NULL

@@ -70,7 +70,23 @@ describe('ranking items', () => {
       expect(new Set(item.responseIds).size).toBe(4);
       expect([item.responseAId, item.responseBId]).toEqual(item.responseIds.slice(0, 2));
     }
-    // A second run with all five sets of a prompt drawn: new sets only, each head still unique.
+    // The list says which items are rankings; a ranking has no gold answer.
+    const listed = await t.app.inject({
+      method: 'GET',
+      url: `/api/projects/${projectId}/comparisons`,
+      headers: admin.headers,
+    });
+    expect(listed.json().items.map((item: { rankSize: number }) => item.rankSize)).toEqual([4, 4, 4]);
+    const gold = await t.app.inject({
+      method: 'PATCH',
+      url: `/api/comparisons/${items[0]!.id}`,
+      headers: admin.headers,
+      payload: { goldChoice: 'A' },
+    });
+    expect(gold.statusCode).toBe(400);
+    expect(gold.json().message).toMatch(/Gold answers are for pairs/);
+
+    // A second run with all five sets of a prompt drawn: new sets only.
     const more = await generate(admin, projectId, {
       strategy: 'ranking',
       rankSize: 4,

@@ -270,8 +270,13 @@ export const api = {
   generateComparisons: (
     id: string,
     body: GenerateComparisonsBody,
-  ): Promise<{ created: number; skippedExisting: number; skippedIdentical: number }> =>
-    call(() => client.POST('/api/projects/{id}/comparisons/generate', { params: byId(id), body })),
+  ): Promise<{
+    created: number;
+    skippedExisting: number;
+    skippedIdentical: number;
+    /** Rankings: prompts with fewer responses of distinct text than asked. */
+    skippedTooFew?: number;
+  }> => call(() => client.POST('/api/projects/{id}/comparisons/generate', { params: byId(id), body })),
   comparisons: (
     id: string,
     q: { status?: 'open' | 'complete' | 'gold'; cursor?: string; limit?: number } = {},
