@@ -1,6 +1,8 @@
 // Guards of a round's policy phase against reward over-optimization (Gao et al. 2023): an adaptive
-// KL coefficient toward a target KL (Ziegler et al. 2019), early stopping on held-out checks, and
-// the verdict a round's result gets against its parent before it is published.
+// KL coefficient toward a target KL (Ziegler et al. 2019), early stopping on held-out checks, a
+// reward-model ensemble whose disagreement lowers the reward (Coste et al. 2023), and the verdict a
+// round's result gets against its parent before it is published.
+import type { RewardScorer } from './preferences.js';
 
 /**
  * Ziegler et al.'s proportional controller, as TRL's AdaptiveKLController writes it:
@@ -101,4 +103,29 @@ export function notBetterReasons(e: VerdictEvidence): string[] {
       `the demo's hidden utility fell from ${e.parentUtility.toFixed(2)} to ${e.utility.toFixed(2)}`,
     );
   return reasons;
+}
+
+/**
+ * A reward-model ensemble as one scorer: Coste et al.'s uncertainty-weighted optimization (UWO),
+ * r = mean_m(r_m) − λ·var_m(r_m). Where the members disagree (a response none of their data
+ * covered, the kind a policy over-optimizing one model finds) the reward falls, so the policy gains
+ * only where they agree. λ = 0 is the plain mean ensemble.
+ */
+export class EnsembleScorer implements RewardScorer {
+  constructor(
+    readonly members: readonly RewardScorer[],
+    readonly penalty: number,
+  ) {
+    if (members.length === 0) throw new Error('an ensemble needs at least one reward model');
+  }
+
+  score(items: { prompt: string; response: string }[]): number[] {
+    const scores = this.members.map((member) => member.score(items));
+    return items.map((_, i) => {
+      const values = scores.map((member) => member[i]!);
+      const mean = values.reduce((sum, value) => sum + value, 0) / values.length;
+      const variance = values.reduce((sum, value) => sum + (value - mean) ** 2, 0) / values.length;
+      return mean - this.penalty * variance;
+    });
+  }
 }

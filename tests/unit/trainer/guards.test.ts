@@ -1,7 +1,12 @@
 // The round's guards on constructed cases: the adaptive KL controller's update worked by hand,
 // early stopping on constructed sequences of held-out checks, and the verdict's reasons.
 import { describe, expect, it } from 'vitest';
-import { AdaptiveKLController, EarlyStopping, notBetterReasons } from '../../../trainer/guards.js';
+import {
+  AdaptiveKLController,
+  EarlyStopping,
+  EnsembleScorer,
+  notBetterReasons,
+} from '../../../trainer/guards.js';
 
 describe('adaptive KL controller', () => {
   it('raises β in proportion to the KL over target, clipped to +0.2', () => {
@@ -95,5 +100,51 @@ describe('verdict', () => {
       '1 of the reward-model ensemble prefer the parent',
       "the demo's hidden utility fell from 0.50 to 0.30",
     ]);
+  });
+});
+
+describe('reward-model ensemble (uncertainty-weighted)', () => {
+  /** A member that scores responses from a table. */
+  const member = (table: Record<string, number>) => ({
+    score: (items: { prompt: string; response: string }[]) => items.map((item) => table[item.response]!),
+  });
+
+  it('scores the mean minus λ times the members’ variance, worked by hand', () => {
+    const ensemble = new EnsembleScorer(
+      [
+        member({ agreed: 1, disputed: 3 }),
+        member({ agreed: 1, disputed: -1 }),
+        member({ agreed: 1, disputed: 1 }),
+      ],
+      0.5,
+    );
+    // agreed: mean 1, variance 0 → 1. disputed: mean 1, variance (4 + 4 + 0)/3 = 8/3 → 1 − 4/3.
+    const [agreed, disputed] = ensemble.score([
+      { prompt: 'p', response: 'agreed' },
+      { prompt: 'p', response: 'disputed' },
+    ]);
+    expect(agreed).toBeCloseTo(1, 12);
+    expect(disputed).toBeCloseTo(1 - 4 / 3, 12);
+    // With λ = 0 it is the plain mean: both 1.
+    expect(
+      new EnsembleScorer(ensemble.members, 0).score([{ prompt: 'p', response: 'disputed' }])[0],
+    ).toBeCloseTo(1, 12);
+  });
+
+  it('stops a policy that over-optimizes one member: the exploit one member loves scores below an agreed answer', () => {
+    // Member 1 was fooled into paying for length; members 2 and 3 were not.
+    const members = [
+      member({ right: 1, 'right but padded': 4 }),
+      member({ right: 1, 'right but padded': 0.5 }),
+      member({ right: 1, 'right but padded': 0.4 }),
+    ];
+    const single = members[0]!.score([{ prompt: 'p', response: 'right but padded' }])[0]!;
+    expect(single).toBeGreaterThan(1);
+    const [right, padded] = new EnsembleScorer(members, 1).score([
+      { prompt: 'p', response: 'right' },
+      { prompt: 'p', response: 'right but padded' },
+    ]);
+    expect(padded).toBeLessThan(right!);
+    expect(() => new EnsembleScorer([], 1)).toThrow(/at least one/);
   });
 });
