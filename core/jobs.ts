@@ -13,6 +13,11 @@ export interface JobPayloads {
   'round-scheduler': Record<string, never>;
   /** Prompts × external versions × samples, answered by the versions' endpoints; keyed by job id. */
   generation: { jobId: string };
+  /**
+   * The uncertainty queue order switched on: the project's open comparisons re-ordered by its
+   * newest reward model (rounds re-order after training by themselves); keyed by project.
+   */
+  'queue-order': { projectId: string };
 }
 export type JobName = keyof JobPayloads;
 
@@ -29,6 +34,7 @@ export const JOBS: Record<JobName, QueueSettings> = {
   'round-scheduler': { retryLimit: 0, retryDelay: 0, expireInSeconds: 120 },
   // A retry picks up the items still pending; an attempt may run for hours against slow endpoints.
   generation: { retryLimit: 5, retryDelay: 2, expireInSeconds: 12 * 3600 },
+  'queue-order': { retryLimit: 3, retryDelay: 5, expireInSeconds: 3600 },
 };
 export const JOB_NAMES = Object.keys(JOBS) as JobName[];
 

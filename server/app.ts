@@ -103,16 +103,37 @@ export interface AppOptions {
   boss?: PgBoss;
 }
 
-/** Validation errors as one readable line: where, and what was wrong. */
+/**
+ * Validation errors as one readable line: where, and what was wrong. A value outside a union of
+ * literals fails each of them ("must be equal to constant") and the union ("must match a schema
+ * in anyOf"): said once, with the values allowed.
+ */
 function formatValidationErrors(errors: FastifySchemaValidationError[], dataVar: string): Error {
-  const problems = errors.slice(0, 5).map((error) => {
+  const literals = new Map<string, unknown[]>();
+  for (const error of errors) {
+    const values = literals.get(error.instancePath) ?? [];
+    if (error.keyword === 'const') values.push(error.params.allowedValue);
+    else if (error.keyword !== 'anyOf') values.push(undefined);
+    literals.set(error.instancePath, values);
+  }
+  const said = new Set<string>();
+  const problems: string[] = [];
+  for (const error of errors) {
     const where = `${dataVar}${error.instancePath.replaceAll('/', '.')}`;
-    if (error.message === 'schema is false' || error.keyword === 'additionalProperties') {
-      return `${where}: unknown field`;
-    }
-    return `${where}: ${error.message}`;
-  });
-  return new Error(problems.join('; '));
+    const values = literals.get(error.instancePath)!;
+    if (
+      (error.keyword === 'const' || error.keyword === 'anyOf') &&
+      values.length &&
+      !values.includes(undefined)
+    ) {
+      if (!said.has(where))
+        problems.push(`${where}: must be one of ${values.map((v) => JSON.stringify(v)).join(', ')}`);
+      said.add(where);
+    } else if (error.message === 'schema is false' || error.keyword === 'additionalProperties') {
+      problems.push(`${where}: unknown field`);
+    } else problems.push(`${where}: ${error.message}`);
+  }
+  return new Error(problems.slice(0, 5).join('; '));
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -148,7 +169,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     auth: new AuthService(prisma, config, credentials),
     users: new UserService(prisma, config, credentials),
     audit: new AuditService(prisma),
-    projects: new ProjectService(prisma, rating),
+    projects: new ProjectService(prisma, rating, () => options.boss),
     promptImports: new PromptImportService(prisma),
     comparisons: new ComparisonService(prisma),
     quality: new QualityService(prisma),

@@ -36,6 +36,8 @@ async function main(): Promise<void> {
   const handlers: { [N in JobName]: (payload: JobPayloads[N], signal: AbortSignal) => Promise<void> } = {
     'training-round': (payload) => runInThread('training-round', payload, settings, say),
     'seed-demo': (payload) => runInThread('seed-demo', payload, settings, say),
+    // Scoring the open comparisons keeps a core busy: a thread of its own, like a round.
+    'queue-order': (payload) => runInThread('queue-order', payload, settings, say),
     'round-scheduler': async () => {
       // Promotions first: a round the schedule starts then trains from the promoted version.
       for (const version of await rounds.autoPromote())

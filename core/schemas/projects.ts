@@ -12,6 +12,18 @@ export const PromotionRuleSchema = Type.Union([Type.Literal('human'), Type.Liter
 });
 export type PromotionRule = Static<typeof PromotionRuleSchema>;
 
+/**
+ * Which comparisons raters get first: `fixed` (the priorities as set, then the stored order) or
+ * `uncertainty` (after each round, the comparisons its reward model is least sure about).
+ */
+export const QueueOrderSchema = Type.Union([Type.Literal('fixed'), Type.Literal('uncertainty')], {
+  description:
+    'Rating queue order: `fixed` (default: the priorities as set) or `uncertainty` (after each round its reward model ' +
+    'sets the priorities of the open comparisons that are not gold, least certain first, the round’s own comparisons of its ' +
+    'new version against the parent before all; priorities set by hand are overwritten).',
+});
+export type QueueOrder = Static<typeof QueueOrderSchema>;
+
 /** When rounds start by themselves, and when their versions are promoted by themselves. */
 export const ScheduleSchema = Type.Object(
   {
@@ -58,6 +70,7 @@ export const ScheduleSchema = Type.Object(
         description: 'The human rule also counts simulated raters’ votes (default false: human votes only).',
       }),
     ),
+    queueOrder: Type.Optional(QueueOrderSchema),
   },
   { additionalProperties: false, $id: 'Schedule' },
 );
@@ -75,6 +88,7 @@ export function defaultSchedule(): Schedule {
     promotionMargin: 0.5,
     minVotes: 20,
     countSimulated: false,
+    queueOrder: 'fixed',
   };
 }
 
@@ -339,6 +353,8 @@ export const ComparisonSummary = Type.Object({
   promptPreview: Type.String(),
   sourceA: Type.Union([Type.String(), Type.Null()]),
   sourceB: Type.Union([Type.String(), Type.Null()]),
+  /** A ranking item's K (its first two responses are A and B); 0 for a pair. */
+  rankSize: Type.Integer(),
   priority: Type.Integer(),
   requiredVotes: Type.Integer(),
   voteCount: Type.Integer(),

@@ -12,6 +12,7 @@ import {
   ScheduleSchema,
   type Preparing,
   type PromotionRule,
+  type QueueOrder,
   type Schedule,
 } from '../schemas/projects.js';
 
@@ -53,6 +54,11 @@ export function promotionOf(project: Pick<Project, 'schedule'>): PromotionSettin
     countSimulated: schedule.countSimulated ?? defaults.countSimulated!,
     rewardModelMargin: schedule.promoteMargin,
   };
+}
+
+/** The rating queue's order: `fixed` (the priorities as set) unless the schedule says `uncertainty`. */
+export function queueOrderOf(project: Pick<Project, 'schedule'>): QueueOrder {
+  return scheduleOf(project).queueOrder ?? 'fixed';
 }
 
 /** The project's preparation as the API shows it (null when nothing is being prepared). */

@@ -1,11 +1,13 @@
 // Projects: settings and label schema, membership (which raters work on which project), and the
 // per-object access rule every project-scoped route goes through.
+import type { PgBoss } from 'pg-boss';
 import { poolOf, statementName, type Prisma, type PrismaClient, type Project } from '../db/client.js';
 import { conflict, forbidden, notFound } from '../errors.js';
+import { enqueue } from '../jobs.js';
 import { defaultLabelSchema, type CreateProjectBody, type UpdateProjectBody } from '../schemas/projects.js';
 import { recordAudit } from './audit.js';
 import type { Principal } from './auth.js';
-import { labelSchemaOf, preparingOf, scheduleOf } from './project-settings.js';
+import { labelSchemaOf, preparingOf, queueOrderOf, scheduleOf } from './project-settings.js';
 import type { RatingService } from './rating.js';
 import type { Actor } from './users.js';
 
@@ -43,6 +45,8 @@ export class ProjectService {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly queue: RatingService,
+    /** The job queue, where it runs: switching the uncertainty order on re-orders the queue at once. */
+    private readonly boss: () => PgBoss | undefined = () => undefined,
   ) {}
 
   /**
@@ -154,25 +158,38 @@ export class ProjectService {
       }
     }
     const { archived, ...fields } = patch;
-    const project = await this.prisma.project.update({
-      where: { id },
-      data: {
-        ...fields,
-        ...(fields.name !== undefined ? { name: fields.name.trim() } : {}),
-        ...(archived !== undefined
-          ? { archivedAt: archived ? (existing.archivedAt ?? new Date()) : null }
-          : {}),
-      },
+    // Switched to the uncertainty order: the trainer re-orders the queue now with the newest
+    // reward model (if a round has trained one), not only after the next round.
+    const reorder =
+      fields.schedule !== undefined &&
+      queueOrderOf({ schedule: fields.schedule }) === 'uncertainty' &&
+      queueOrderOf(existing) !== 'uncertainty';
+    const boss = reorder ? this.boss() : undefined;
+    return this.prisma.$transaction(async (tx) => {
+      const project = await tx.project.update({
+        where: { id },
+        data: {
+          ...fields,
+          ...(fields.name !== undefined ? { name: fields.name.trim() } : {}),
+          ...(archived !== undefined
+            ? { archivedAt: archived ? (existing.archivedAt ?? new Date()) : null }
+            : {}),
+        },
+      });
+      if (boss) await enqueue(boss, tx, 'queue-order', { projectId: id }, id);
+      await recordAudit(tx, {
+        actorId: actor.id,
+        action: 'project.update',
+        targetType: 'project',
+        targetId: id,
+        details: {
+          fields: Object.keys(patch),
+          ...(fields.schedule ? { queueOrder: queueOrderOf({ schedule: fields.schedule }) } : {}),
+        },
+        ip: actor.ip ?? null,
+      });
+      return project;
     });
-    await recordAudit(this.prisma, {
-      actorId: actor.id,
-      action: 'project.update',
-      targetType: 'project',
-      targetId: id,
-      details: { fields: Object.keys(patch) },
-      ip: actor.ip ?? null,
-    });
-    return project;
   }
 
   async members(projectId: string) {

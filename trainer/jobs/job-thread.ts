@@ -2,6 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createPrisma } from '../../core/db/client.js';
 import type { JobName, JobPayloads } from '../../core/jobs.js';
+import { runQueueOrder } from '../queue-order.js';
 import { initBackend } from '../runtime.js';
 import { DEFAULT_DEMO, seedDemo } from './seed-demo.js';
 import type { ThreadSettings } from './thread.js';
@@ -19,6 +20,8 @@ const prisma = createPrisma(settings.databaseUrl, { max: 2, statementTimeoutMill
 try {
   if (name === 'training-round') {
     await runRound(prisma, (payload as JobPayloads['training-round']).roundId, log);
+  } else if (name === 'queue-order') {
+    await runQueueOrder(prisma, (payload as JobPayloads['queue-order']).projectId, log);
   } else {
     await seedDemo(
       prisma,

@@ -11,7 +11,7 @@ export interface ThreadSettings {
   demo?: Partial<DemoSettings>;
 }
 
-export function runInThread<N extends 'training-round' | 'seed-demo'>(
+export function runInThread<N extends 'training-round' | 'seed-demo' | 'queue-order'>(
   name: N,
   payload: JobPayloads[N],
   settings: ThreadSettings,

@@ -10,7 +10,7 @@ import type { Prisma, PrismaClient, TrainingRound } from '../../core/db/client.j
 import { demoUtility } from '../../core/demo.js';
 import { recordAudit } from '../../core/services/audit.js';
 import { comparable } from '../../core/services/comparisons.js';
-import { promotionOf } from '../../core/services/project-settings.js';
+import { promotionOf, queueOrderOf } from '../../core/services/project-settings.js';
 import { trainingWeights } from '../../core/services/reliability.js';
 import { createRoundSnapshot } from '../../core/services/snapshots.js';
 import { ROUND_DEFAULTS, ROUND_PHASES, type RoundPhase } from '../../core/schemas/round-defaults.js';
@@ -22,6 +22,7 @@ import { freezeCopy, trainableCopy, type Policy } from '../policy.js';
 import type { ComparisonExample, RewardEvaluation } from '../preferences.js';
 import { RewardModel, evaluateRewardModel, fitRewardModel } from '../reward-model.js';
 import type { IterationStats } from '../rollout.js';
+import { newestRewardModel, refreshMessage, refreshQueueOrder } from '../queue-order.js';
 import { Rng } from '../runtime.js';
 import { generate, type SamplingConfig } from '../sampling.js';
 import { roundAlgorithm } from './algorithms.js';
@@ -57,6 +58,7 @@ export async function runRound(
     const update = await policyPhase(run, project.id, models, data.examples);
     const evaluation = await evaluationPhase(run, project.isDemo, data, models, update);
     await publishPhase(run, project, parentId, data.snapshotId, models, update, evaluation.metrics);
+    await reorderQueue(run, project.id, models);
     log(
       `round ${round.number}: done (win rate vs parent ${evaluation.winRateVsParent.toFixed(2)}, KL ${evaluation.kl.toFixed(2)})`,
     );
@@ -102,7 +104,7 @@ class RoundRun {
   constructor(
     readonly prisma: PrismaClient,
     readonly round: TrainingRound,
-    private readonly log: (message: string) => void,
+    readonly log: (message: string) => void,
   ) {
     this.config = { ...DEFAULTS, ...(round.config as RoundConfig) };
     this.owned = { id: round.id, attempt: round.attempt, status: 'RUNNING' };
@@ -585,6 +587,41 @@ async function publishPhase(
   for (const model of [policy, models.parent, models.reference]) model.model.dispose();
   if (!published) throw new RoundCancelled('another attempt took over this round');
   await run.event('done', metrics, null, 'Round finished');
+}
+
+/**
+ * 6. With the uncertainty queue order on, the project's open comparisons re-ordered by this round's
+ *    reward model (trainer/queue-order.ts), its new version's comparisons against the parent
+ *    first; recorded as a 'queue' event. The round has succeeded by now: a failure here is an
+ *    event, not a failed round (the next round or switching the order on again re-orders).
+ */
+async function reorderQueue(run: RoundRun, projectId: string, models: RoundModels): Promise<void> {
+  const { prisma, round } = run;
+  const ordered = async () => {
+    const project = await prisma.project.findUnique({ where: { id: projectId }, select: { schedule: true } });
+    return project !== null && queueOrderOf(project) === 'uncertainty';
+  };
+  if (!(await ordered())) return;
+  const started = performance.now();
+  try {
+    const refresh = await refreshQueueOrder(prisma, projectId, models.rm, {
+      promotionRoundId: round.id,
+      stillCurrent: async () =>
+        (await ordered()) && (await newestRewardModel(prisma, projectId))?.id === models.rewardModelId,
+    });
+    const message = refreshMessage(refresh, `(round ${round.number}'s reward model)`);
+    await run.event(
+      'queue',
+      { ...refresh, trigger: 'round', seconds: (performance.now() - started) / 1000 },
+      null,
+      message,
+    );
+    run.log(`round ${round.number}: ${message}`);
+  } catch (error) {
+    const message = `Queue not re-ordered: ${(error as Error).message}`.slice(0, 2000);
+    await run.event('queue', { failed: true }, null, message).catch(() => {});
+    run.log(`round ${round.number}: ${message}`);
+  }
 }
 
 /** What an earlier, interrupted attempt left behind (it never published: publishing is atomic). */

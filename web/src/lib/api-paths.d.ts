@@ -1373,6 +1373,8 @@ export type components = {
       minVotes?: number;
       /** @description The human rule also counts simulated raters’ votes (default false: human votes only). */
       countSimulated?: boolean;
+      /** @description Rating queue order: `fixed` (default: the priorities as set) or `uncertainty` (after each round its reward model sets the priorities of the open comparisons that are not gold, least certain first, the round’s own comparisons of its new version against the parent before all; priorities set by hand are overwritten). */
+      queueOrder?: 'fixed' | 'uncertainty';
     };
   };
   responses: never;
