@@ -19,7 +19,7 @@ import { saveArtifact } from '../checkpoint.js';
 import { evaluatePolicy, winRate, type PolicyEvaluation } from '../evaluate.js';
 import { AdaptiveKLController, EarlyStopping, notBetterReasons } from '../guards.js';
 import { freezeCopy, trainableCopy, type Policy } from '../policy.js';
-import type { ComparisonExample, RewardEvaluation } from '../preferences.js';
+import { rankingExamples, type ComparisonExample, type RewardEvaluation } from '../preferences.js';
 import { RewardModel, evaluateRewardModel, fitRewardModel } from '../reward-model.js';
 import type { IterationStats } from '../rollout.js';
 import { newestRewardModel, refreshMessage, refreshQueueOrder } from '../queue-order.js';
@@ -205,15 +205,38 @@ async function snapshotPhase(
   const weights = run.config.reliabilityWeights
     ? await trainingWeights(prisma, projectId, preferences)
     : null;
-  const examples = preferences.map((p, i) => ({
-    prompt: promptText(p.comparison.prompt.messages),
-    responseA: p.comparison.responseA.text,
-    responseB: p.comparison.responseB.text,
-    choice: p.choice,
-    strength: p.strength,
-    promptId: p.comparison.promptId,
-    ...(weights ? { weight: weights[i]! } : {}),
-  }));
+  // A ranking's responses (its first two are A and B; the others are read here).
+  const rankedIds = [
+    ...new Set(preferences.flatMap((p) => (p.ranks.length ? p.comparison.responseIds : []))),
+  ];
+  const rankedTexts = new Map(
+    (
+      await prisma.response.findMany({ where: { id: { in: rankedIds } }, select: { id: true, text: true } })
+    ).map((r) => [r.id, r.text]),
+  );
+  const examples = preferences.flatMap((p, i): Example[] => {
+    const prompt = promptText(p.comparison.prompt.messages);
+    const weight = weights ? weights[i]! : 1;
+    if (p.ranks.length === 0)
+      return [
+        {
+          prompt,
+          responseA: p.comparison.responseA.text,
+          responseB: p.comparison.responseB.text,
+          choice: p.choice,
+          strength: p.strength,
+          promptId: p.comparison.promptId,
+          ...(weights ? { weight } : {}),
+        },
+      ];
+    return rankingExamples({
+      prompt,
+      promptId: p.comparison.promptId,
+      texts: p.comparison.responseIds.map((id) => rankedTexts.get(id)!),
+      ranks: p.ranks,
+      weight,
+    });
+  });
   // In an order fixed by their content (ids are random), so the same data trains the same model.
   const key = (e: Example) =>
     JSON.stringify([e.prompt, e.responseA, e.responseB, e.choice, e.strength, e.weight ?? null]);
