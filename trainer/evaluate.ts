@@ -57,25 +57,38 @@ export function winRate(
   sampling: SamplingConfig,
   seed = 1,
 ): WinRate {
-  const sampleFrom = (p: Policy, s: number): string[] =>
+  return winRates(a, b, [scorer], prompts, sampling, seed)[0]!;
+}
+
+/** The win rate of A against B by each of several scorers, on the same samples. */
+export function winRates(
+  a: Policy,
+  b: Policy,
+  scorers: readonly RewardScorer[],
+  prompts: string[],
+  sampling: SamplingConfig,
+  seed = 1,
+): WinRate[] {
+  const sampleFrom = (p: Policy, s: number) =>
     generate(
       p.model,
       prompts.map((x) => p.tokenizer.encodePrompt(x)),
       sampling,
       new Rng(s),
-    ).map((r) => p.tokenizer.decode(r));
-  const ra = scorer.score(sampleFrom(a, seed).map((response, i) => ({ prompt: prompts[i] ?? '', response })));
-  const rb = scorer.score(
-    sampleFrom(b, seed + 1).map((response, i) => ({ prompt: prompts[i] ?? '', response })),
-  );
-  let wins = 0;
-  let losses = 0;
-  let ties = 0;
-  ra.forEach((x, i) => {
-    const y = rb[i] ?? 0;
-    if (x > y) wins++;
-    else if (x < y) losses++;
-    else ties++;
+    ).map((r, i) => ({ prompt: prompts[i] ?? '', response: p.tokenizer.decode(r) }));
+  const [samplesA, samplesB] = [sampleFrom(a, seed), sampleFrom(b, seed + 1)];
+  return scorers.map((scorer) => {
+    const ra = scorer.score(samplesA);
+    const rb = scorer.score(samplesB);
+    let wins = 0;
+    let losses = 0;
+    let ties = 0;
+    ra.forEach((x, i) => {
+      const y = rb[i] ?? 0;
+      if (x > y) wins++;
+      else if (x < y) losses++;
+      else ties++;
+    });
+    return { winRate: (wins + ties / 2) / Math.max(1, prompts.length), wins, losses, ties };
   });
-  return { winRate: (wins + ties / 2) / Math.max(1, prompts.length), wins, losses, ties };
 }

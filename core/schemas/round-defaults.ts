@@ -17,6 +17,8 @@ export const ROUND_DEFAULTS = {
   klHorizon: 10000, // samples over which β moves by the clipped error, TRL's horizon
   klLimit: 1.8, // held-out KL beyond which the policy phase stops and a result is not better (rounds that hacked the reward model ran to 1.9-2.3)
   guardEvery: 25, // iterations between held-out checks of the policy phase (0: no early stopping)
+  rewardEnsemble: 1, // reward models per round (2-5: an ensemble, each member fitted on a bootstrap resample of the prompts)
+  uncertaintyPenalty: 1, // with an ensemble: λ in mean − λ·variance of the members' rewards (Coste et al. 2023)
 } as const;
 
 /**

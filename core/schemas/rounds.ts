@@ -63,6 +63,22 @@ export const RoundConfigSchema = Type.Object(
         description: 'Iterations between held-out checks that may stop the policy phase early (0: none).',
       }),
     ),
+    rewardEnsemble: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 5,
+        description:
+          'Reward models fitted (1: one; 2-5: an ensemble of bootstrap resamples whose disagreement lowers the reward the policy is optimized for, and whose members each judge the result against its parent).',
+      }),
+    ),
+    uncertaintyPenalty: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 100,
+        description:
+          "With an ensemble: λ of Coste et al.'s uncertainty-weighted reward, mean − λ·variance of the members' rewards (0: their mean).",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

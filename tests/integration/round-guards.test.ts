@@ -2,7 +2,8 @@
 // deliberately mis-specified reward; the tiny reward model fitted to them gets none of their
 // held-out pairs right) drive the policy away from its parent; the held-out guard stops the policy
 // phase for KL, the round publishes its version marked not better with the reasons, and a
-// schedule does not promote it. Then the same round runs again on the same snapshot and settings and gives the
+// schedule does not promote it. A round with a reward-model ensemble optimizes their penalized
+// mean and has each member judge its result. Then the same round runs again on the same snapshot and settings and gives the
 // same weights.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDemoProject } from '../../core/demo.js';
@@ -197,6 +198,55 @@ describe('round guards', () => {
         'stoppedAt',
       ])
         expect(metricsAfter[key], key).toEqual(metricsBefore[key]);
+    },
+  );
+  it(
+    'optimizes an ensemble of reward models, less their disagreement, and has each member judge the result',
+    { timeout: 180_000 },
+    async () => {
+      const launched = await t.app.inject({
+        method: 'POST',
+        url: `/api/projects/${projectId}/rounds`,
+        headers: admin.headers,
+        payload: {
+          algorithm: 'RLOO',
+          config: { ...ROUND, rewardModelEpochs: 4, rewardEnsemble: 3, uncertaintyPenalty: 2 },
+        },
+      });
+      expect(launched.statusCode, launched.body).toBe(201);
+      const id = launched.json<{ id: string }>().id;
+      await runRound(id);
+      const round = await t.prisma.trainingRound.findUniqueOrThrow({
+        where: { id },
+        include: { events: { orderBy: { createdAt: 'asc' } } },
+      });
+      expect(round.status, round.error ?? '').toBe('SUCCEEDED');
+      const ensemble = round.events.find((e) => e.phase === 'ensemble');
+      expect(ensemble?.data).toMatchObject({ members: 3, uncertaintyPenalty: 2 });
+      expect((ensemble!.data as { validationAccuracies: number[] }).validationAccuracies).toHaveLength(3);
+      // The two other members were fitted, epoch by epoch, beside the first.
+      const members = round.events
+        .filter((e) => e.phase === 'reward-model-member')
+        .map((e) => (e.data as { member: number }).member);
+      expect([...new Set(members)]).toEqual([1, 2]);
+      const metrics = round.metrics as Record<string, unknown>;
+      expect(metrics.rewardEnsemble).toBe(3);
+      const rates = metrics.ensembleWinRates as number[];
+      expect(rates).toHaveLength(3);
+      for (const rate of rates) expect(rate).toBeGreaterThanOrEqual(0);
+      // The first member is the round's reward model, judging the same samples.
+      expect(rates[0]).toBe(metrics.winRateVsParent);
+      const disagreeing = rates.filter((rate) => rate < 0.5).length;
+      if (disagreeing)
+        expect((metrics.notBetterReasons as string[]).join(' ')).toMatch(/ensemble prefer the parent/);
+      await expect(
+        t.app.inject({
+          method: 'POST',
+          url: `/api/projects/${projectId}/rounds`,
+          headers: admin.headers,
+          payload: { config: { rewardEnsemble: 6 } },
+        }),
+      ).resolves.toMatchObject({ statusCode: 400 });
     },
   );
 });

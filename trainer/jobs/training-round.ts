@@ -16,10 +16,15 @@ import { createRoundSnapshot } from '../../core/services/snapshots.js';
 import { ROUND_DEFAULTS, ROUND_PHASES, type RoundPhase } from '../../core/schemas/round-defaults.js';
 import type { RoundConfig } from '../../core/schemas/rounds.js';
 import { saveArtifact } from '../checkpoint.js';
-import { evaluatePolicy, winRate, type PolicyEvaluation } from '../evaluate.js';
-import { AdaptiveKLController, EarlyStopping, notBetterReasons } from '../guards.js';
+import { evaluatePolicy, winRate, winRates, type PolicyEvaluation } from '../evaluate.js';
+import { AdaptiveKLController, EarlyStopping, EnsembleScorer, notBetterReasons } from '../guards.js';
 import { freezeCopy, trainableCopy, type Policy } from '../policy.js';
-import { rankingExamples, type ComparisonExample, type RewardEvaluation } from '../preferences.js';
+import {
+  rankingExamples,
+  type ComparisonExample,
+  type RewardEvaluation,
+  type RewardScorer,
+} from '../preferences.js';
 import { RewardModel, evaluateRewardModel, fitRewardModel } from '../reward-model.js';
 import type { IterationStats } from '../rollout.js';
 import { newestRewardModel, refreshMessage, refreshQueueOrder } from '../queue-order.js';
@@ -250,6 +255,13 @@ interface RoundModels {
   /** The lineage's first (SFT) policy, frozen: the KL reference and the reward model's start. */
   reference: Policy;
   rm: RewardModel;
+  /**
+   * What the policy is optimized for and checked against: the reward model, or with an ensemble
+   * (`rewardEnsemble` > 1) its members' mean less the uncertainty penalty.
+   */
+  scorer: RewardScorer;
+  /** The ensemble's other members (fitted on bootstrap resamples of the prompts); empty without one. */
+  members: RewardModel[];
   rewardModelId: string;
   trainEvaluation: RewardEvaluation;
   validationEvaluation: RewardEvaluation | null;
@@ -288,6 +300,40 @@ async function rewardModelPhase(
       await run.progress(REWARD_MODEL, epoch / config.rewardModelEpochs);
     },
   );
+  // An ensemble's other members: the same start, each fitted on a bootstrap resample of the
+  // training prompts (with their seed), so they disagree where the data is thin (Coste et al.).
+  const members: RewardModel[] = [];
+  for (let m = 1; m < config.rewardEnsemble; m++) {
+    const member = RewardModel.fromPolicy(reference);
+    await fitRewardModel(
+      member,
+      bootstrapByPrompt(train, new Rng(config.seed + 7919 * m)),
+      validation,
+      { maxEpochs: config.rewardModelEpochs, patience: RM_PATIENCE, config: { seed: config.seed + m } },
+      async (epoch, loss, validationLoss) => {
+        await run.event('reward-model-member', { member: m, epoch, loss, validationLoss }, null);
+        await run.progress(
+          REWARD_MODEL,
+          (m * config.rewardModelEpochs + epoch) / (config.rewardEnsemble * config.rewardModelEpochs),
+        );
+      },
+    );
+    members.push(member);
+  }
+  const scorer = members.length ? new EnsembleScorer([rm, ...members], config.uncertaintyPenalty) : rm;
+  if (members.length)
+    await run.event(
+      'ensemble',
+      {
+        members: members.length + 1,
+        uncertaintyPenalty: config.uncertaintyPenalty,
+        validationAccuracies: validation.length
+          ? [rm, ...members].map((model) => evaluateRewardModel(model, validation).accuracy)
+          : null,
+      },
+      null,
+      `Reward-model ensemble of ${members.length + 1}: the policy's reward is their mean less ${config.uncertaintyPenalty} × their variance`,
+    );
   const trainEvaluation = evaluateRewardModel(rm, train);
   const validationEvaluation = validation.length ? evaluateRewardModel(rm, validation) : null;
   const artifactId = await run.saveArtifact('reward-model', () =>
@@ -310,7 +356,28 @@ async function rewardModelPhase(
     },
   });
   run.finish(REWARD_MODEL);
-  return { parent, reference, rm, rewardModelId: rewardModel.id, trainEvaluation, validationEvaluation };
+  return {
+    parent,
+    reference,
+    rm,
+    scorer,
+    members,
+    rewardModelId: rewardModel.id,
+    trainEvaluation,
+    validationEvaluation,
+  };
+}
+
+/**
+ * A bootstrap resample of a reward model's training examples by prompt: prompts drawn with
+ * replacement, each drawn prompt bringing all its comparisons (so a ranking's pairs stay together).
+ */
+function bootstrapByPrompt(examples: Example[], rng: Rng): Example[] {
+  const byPrompt = new Map<string, Example[]>();
+  for (const example of examples)
+    byPrompt.set(example.promptId, [...(byPrompt.get(example.promptId) ?? []), example]);
+  const groups = [...byPrompt.values()];
+  return groups.flatMap(() => groups[Math.floor(rng.next() * groups.length)]!);
 }
 
 interface PolicyUpdate {
@@ -350,7 +417,7 @@ async function policyPhase(
   const { step, setBeta } = algorithm.start({
     policy,
     reference: models.reference,
-    scorer: models.rm,
+    scorer: models.scorer,
     prompts: prompts.filter((p) => p.split === 'TRAIN').map((p) => promptText(p.messages)),
     examples,
     config,
@@ -367,7 +434,14 @@ async function policyPhase(
   let stopped: { iteration: number; reason: string } | null = null;
   /** A held-out check after `iteration` iterations; true when the phase should stop. */
   const check = async (iteration: number): Promise<boolean> => {
-    const e = evaluatePolicy(policy, models.reference, models.rm, heldOut, EVAL_SAMPLING, config.seed + 7);
+    const e = evaluatePolicy(
+      policy,
+      models.reference,
+      models.scorer,
+      heldOut,
+      EVAL_SAMPLING,
+      config.seed + 7,
+    );
     const decision = stopping.check({ iteration, kl: e.kl, reward: e.meanReward });
     if (decision.best) {
       best?.model.dispose();
@@ -446,6 +520,11 @@ async function evaluationPhase(
   const evaluation = evaluatePolicy(policy, reference, rm, evalTexts, EVAL_SAMPLING, seed);
   const parentEvaluation = evaluatePolicy(parent, reference, rm, evalTexts, EVAL_SAMPLING, seed);
   const vsParent = winRate(policy, parent, rm, evalTexts, EVAL_SAMPLING, seed);
+  // Each member of an ensemble judges the result against its parent too (the same samples).
+  const ensembleWinRates = models.members.length
+    ? winRates(policy, parent, [rm, ...models.members], evalTexts, EVAL_SAMPLING, seed).map((w) => w.winRate)
+    : undefined;
+  for (const member of models.members) member.dispose();
   const metrics: Record<string, unknown> = {
     rmTrainAccuracy: models.trainEvaluation.accuracy,
     rmValidationAccuracy: models.validationEvaluation?.accuracy ?? null,
@@ -470,9 +549,12 @@ async function evaluationPhase(
     kl: evaluation.kl,
     klLimit: run.config.klLimit,
     winRateVsParent: vsParent.winRate,
+    ...(ensembleWinRates ? { ensembleWinRates } : {}),
     ...(isDemo ? { utility: Number(metrics.utility), parentUtility: Number(metrics.parentUtility) } : {}),
   });
   Object.assign(metrics, {
+    rewardEnsemble: models.members.length + 1,
+    ensembleWinRates: ensembleWinRates ?? null,
     finalBeta: guard.finalBeta,
     stoppedAt: guard.stoppedAt,
     stopReason: guard.stopReason,

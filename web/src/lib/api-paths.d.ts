@@ -1360,6 +1360,10 @@ export type components = {
         klLimit?: number;
         /** @description Iterations between held-out checks that may stop the policy phase early (0: none). */
         guardEvery?: number;
+        /** @description Reward models fitted (1: one; 2-5: an ensemble of bootstrap resamples whose disagreement lowers the reward the policy is optimized for, and whose members each judge the result against its parent). */
+        rewardEnsemble?: number;
+        /** @description With an ensemble: λ of Coste et al.'s uncertainty-weighted reward, mean − λ·variance of the members' rewards (0: their mean). */
+        uncertaintyPenalty?: number;
       };
       /** @description Promote a new version by itself once the promotion rule says so. */
       autoPromote: boolean;
@@ -3403,6 +3407,7 @@ export interface operations {
               promptPreview: string;
               sourceA: string | null;
               sourceB: string | null;
+              rankSize: number;
               priority: number;
               requiredVotes: number;
               voteCount: number;
@@ -3476,6 +3481,7 @@ export interface operations {
             promptPreview: string;
             sourceA: string | null;
             sourceB: string | null;
+            rankSize: number;
             priority: number;
             requiredVotes: number;
             voteCount: number;
@@ -4876,6 +4882,10 @@ export interface operations {
             klLimit?: number;
             /** @description Iterations between held-out checks that may stop the policy phase early (0: none). */
             guardEvery?: number;
+            /** @description Reward models fitted (1: one; 2-5: an ensemble of bootstrap resamples whose disagreement lowers the reward the policy is optimized for, and whose members each judge the result against its parent). */
+            rewardEnsemble?: number;
+            /** @description With an ensemble: λ of Coste et al.'s uncertainty-weighted reward, mean − λ·variance of the members' rewards (0: their mean). */
+            uncertaintyPenalty?: number;
           };
           /** @description builtin: the TensorFlow.js trainer (default); trl: an external worker (Hugging Face TRL) takes the round over HTTP. */
           engine?: 'builtin' | 'trl';
@@ -7002,7 +7012,7 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          format: 'trl' | 'hh' | 'csv';
+          format: 'trl' | 'hh' | 'csv' | 'ranking';
           content: string;
           source: string;
           onError?: 'skip' | 'refuse';
