@@ -332,7 +332,7 @@ export const GenerateComparisonsResult = Type.Object({
   skippedExisting: Type.Integer(),
   skippedIdentical: Type.Integer({
     description:
-      'Pairs left out because both responses have the same text (ranking: responses left out for repeating another\'s text).',
+      "Pairs left out because both responses have the same text (ranking: responses left out for repeating another's text).",
   }),
   skippedTooFew: Type.Optional(
     Type.Integer({ description: 'ranking: prompts with fewer responses of distinct text than rankSize.' }),

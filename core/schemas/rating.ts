@@ -55,7 +55,9 @@ export const SubmitBody = Type.Object(
      * A ranking's judgment (required for a ranking, refused for a pair): the rank of each response
      * as shown, 1 = best; tied responses share a rank (1, 1, 3, 4), where the project allows ties.
      */
-    ranking: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 9 }), { minItems: 3, maxItems: 9 })),
+    ranking: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 1, maximum: 9 }), { minItems: 3, maxItems: 9 }),
+    ),
     /** Index into the project's strength scale (0 = strongest); required when the scale is set and the choice is a side. */
     strength: Type.Optional(Type.Integer({ minimum: 0, maximum: 6 })),
     criteria: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$' }), ShownChoice)),
