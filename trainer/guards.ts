@@ -75,8 +75,15 @@ export interface VerdictEvidence {
   klLimit: number;
   /** The reward model's win rate of the new version against its parent (ties half). */
   winRateVsParent: number;
+  /**
+   * Its 95% interval over the held-out prompts (Wilson's, ties as half): only a rate whose whole
+   * interval lies below 0.5 says the parent is better. Without one, any rate below 0.5 does.
+   */
+  winRateInterval?: [number, number];
   /** The ensemble's members' win rates, when the round fitted more than one reward model. */
   ensembleWinRates?: number[];
+  /** Their intervals, as for the reward model's own. */
+  ensembleIntervals?: [number, number][];
   /** Why the guard stopped the policy phase before any held-out check improved on the parent. */
   stoppedWithoutGain?: string | null;
   /** The demo's hidden utility, where there is one. */
@@ -93,9 +100,15 @@ export function notBetterReasons(e: VerdictEvidence): string[] {
     );
   if (e.kl > e.klLimit)
     reasons.push(`KL to the reference ${e.kl.toFixed(2)} is beyond the limit ${e.klLimit.toFixed(2)}`);
-  if (e.winRateVsParent < 0.5)
-    reasons.push(`the reward model prefers the parent (win rate ${e.winRateVsParent.toFixed(2)})`);
-  const disagreeing = (e.ensembleWinRates ?? []).filter((w) => w < 0.5);
+  const below = (rate: number, interval?: [number, number]) => (interval ? interval[1] < 0.5 : rate < 0.5);
+  if (below(e.winRateVsParent, e.winRateInterval))
+    reasons.push(
+      `the reward model prefers the parent (win rate ${e.winRateVsParent.toFixed(2)}` +
+        (e.winRateInterval
+          ? `, 95% interval [${e.winRateInterval[0].toFixed(2)}, ${e.winRateInterval[1].toFixed(2)}])`
+          : ')'),
+    );
+  const disagreeing = (e.ensembleWinRates ?? []).filter((w, i) => below(w, e.ensembleIntervals?.[i]));
   if (disagreeing.length)
     reasons.push(`${disagreeing.length} of the reward-model ensemble prefer the parent`);
   if (e.utility !== undefined && e.parentUtility !== undefined && e.utility < e.parentUtility)

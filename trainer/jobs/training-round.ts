@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Prisma, PrismaClient, TrainingRound } from '../../core/db/client.js';
 import { demoUtility } from '../../core/demo.js';
+import { wilsonInterval } from '../../core/ranking/win-rate.js';
 import { recordAudit } from '../../core/services/audit.js';
 import { comparable } from '../../core/services/comparisons.js';
 import { promotionOf, queueOrderOf } from '../../core/services/project-settings.js';
@@ -16,7 +17,7 @@ import { createRoundSnapshot } from '../../core/services/snapshots.js';
 import { ROUND_DEFAULTS, ROUND_PHASES, type RoundPhase } from '../../core/schemas/round-defaults.js';
 import type { RoundConfig } from '../../core/schemas/rounds.js';
 import { saveArtifact } from '../checkpoint.js';
-import { evaluatePolicy, winRate, winRates, type PolicyEvaluation } from '../evaluate.js';
+import { evaluatePolicy, winRate, winRates, type PolicyEvaluation, type WinRate } from '../evaluate.js';
 import { AdaptiveKLController, EarlyStopping, EnsembleScorer, notBetterReasons } from '../guards.js';
 import { freezeCopy, trainableCopy, type Policy } from '../policy.js';
 import {
@@ -368,6 +369,12 @@ async function rewardModelPhase(
   };
 }
 
+/** A reward-model win rate's 95% interval over its prompts (Wilson's, ties as half a win). */
+function intervalOf(rate: WinRate): [number, number] {
+  const n = rate.wins + rate.losses + rate.ties;
+  return wilsonInterval(rate.winRate, n, n > 0 ? rate.ties / n : 0);
+}
+
 /**
  * A bootstrap resample of a reward model's training examples by prompt: prompts drawn with
  * replacement, each drawn prompt bringing all its comparisons (so a ranking's pairs stay together).
@@ -521,9 +528,10 @@ async function evaluationPhase(
   const parentEvaluation = evaluatePolicy(parent, reference, rm, evalTexts, EVAL_SAMPLING, seed);
   const vsParent = winRate(policy, parent, rm, evalTexts, EVAL_SAMPLING, seed);
   // Each member of an ensemble judges the result against its parent too (the same samples).
-  const ensembleWinRates = models.members.length
-    ? winRates(policy, parent, [rm, ...models.members], evalTexts, EVAL_SAMPLING, seed).map((w) => w.winRate)
+  const ensemble = models.members.length
+    ? winRates(policy, parent, [rm, ...models.members], evalTexts, EVAL_SAMPLING, seed)
     : undefined;
+  const ensembleWinRates = ensemble?.map((w) => w.winRate);
   for (const member of models.members) member.dispose();
   const metrics: Record<string, unknown> = {
     rmTrainAccuracy: models.trainEvaluation.accuracy,
@@ -538,6 +546,7 @@ async function evaluationPhase(
     parentMeanLength: parentEvaluation.meanLength,
     lengthDrift: parentEvaluation.meanLength > 0 ? evaluation.meanLength / parentEvaluation.meanLength : null,
     winRateVsParent: vsParent.winRate,
+    winRateVsParentInterval: intervalOf(vsParent),
     policySteps: history.length,
   };
   if (isDemo) Object.assign(metrics, demoMetrics(prompts, evaluation, parentEvaluation));
@@ -549,7 +558,8 @@ async function evaluationPhase(
     kl: evaluation.kl,
     klLimit: run.config.klLimit,
     winRateVsParent: vsParent.winRate,
-    ...(ensembleWinRates ? { ensembleWinRates } : {}),
+    winRateInterval: intervalOf(vsParent),
+    ...(ensemble ? { ensembleWinRates, ensembleIntervals: ensemble.map(intervalOf) } : {}),
     ...(isDemo ? { utility: Number(metrics.utility), parentUtility: Number(metrics.parentUtility) } : {}),
   });
   Object.assign(metrics, {

@@ -7,6 +7,7 @@ import {
   EnsembleScorer,
   notBetterReasons,
 } from '../../../trainer/guards.js';
+import { wilsonInterval } from '../../../core/ranking/win-rate.js';
 
 describe('adaptive KL controller', () => {
   it('raises β in proportion to the KL over target, clipped to +0.2', () => {
@@ -100,6 +101,27 @@ describe('verdict', () => {
       '1 of the reward-model ensemble prefer the parent',
       "the demo's hidden utility fell from 0.50 to 0.30",
     ]);
+  });
+  it('counts a reward-model win rate against the new version only when its whole interval is below 0.5', () => {
+    // 60 held-out prompts: 0.47 is within noise of 0.5 (Wilson [0.35, 0.59]); 0.30 is not.
+    const noisy = wilsonInterval(0.47, 60);
+    expect(noisy[0]).toBeLessThan(0.5);
+    expect(noisy[1]).toBeGreaterThan(0.5);
+    expect(notBetterReasons({ ...base, winRateVsParent: 0.47, winRateInterval: noisy })).toEqual([]);
+    const clear = wilsonInterval(0.3, 60);
+    expect(clear[1]).toBeLessThan(0.5);
+    expect(notBetterReasons({ ...base, winRateVsParent: 0.3, winRateInterval: clear })).toEqual([
+      `the reward model prefers the parent (win rate 0.30, 95% interval [${clear[0].toFixed(2)}, ${clear[1].toFixed(2)}])`,
+    ]);
+    // The same rule for each member of an ensemble.
+    expect(
+      notBetterReasons({
+        ...base,
+        winRateInterval: wilsonInterval(0.6, 60),
+        ensembleWinRates: [0.6, 0.47, 0.3],
+        ensembleIntervals: [wilsonInterval(0.6, 60), noisy, clear],
+      }),
+    ).toEqual(['1 of the reward-model ensemble prefer the parent']);
   });
 });
 
