@@ -236,7 +236,11 @@ describe('round guards', () => {
       for (const rate of rates) expect(rate).toBeGreaterThanOrEqual(0);
       // The first member is the round's reward model, judging the same samples.
       expect(rates[0]).toBe(metrics.winRateVsParent);
-      const disagreeing = rates.filter((rate) => rate < 0.5).length;
+      // A member counts against the round only when its whole interval is below 0.5.
+      const intervals = metrics.ensembleIntervals as [number, number][];
+      expect(intervals).toHaveLength(3);
+      intervals.forEach(([low, high], i) => expect(low <= rates[i]! && rates[i]! <= high).toBe(true));
+      const disagreeing = intervals.filter(([, high]) => high < 0.5).length;
       if (disagreeing)
         expect((metrics.notBetterReasons as string[]).join(' ')).toMatch(/ensemble prefer the parent/);
       await expect(

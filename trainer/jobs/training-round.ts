@@ -565,6 +565,7 @@ async function evaluationPhase(
   Object.assign(metrics, {
     rewardEnsemble: models.members.length + 1,
     ensembleWinRates: ensembleWinRates ?? null,
+    ensembleIntervals: ensemble?.map(intervalOf) ?? null,
     finalBeta: guard.finalBeta,
     stoppedAt: guard.stoppedAt,
     stopReason: guard.stopReason,
