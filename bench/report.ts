@@ -216,7 +216,7 @@ export const BENCHMARKS: BenchSpec[] = [
   {
     name: 'active',
     what: 'judgments to a reward-model accuracy, uncertainty-ordered queue vs fixed order',
-    timeoutS: 1800,
+    timeoutS: 3600,
     peer: { what: 'the fixed order, same seeds and target' },
     ratio: 'judgments_ratio',
     targets: [cmp('judgments_ratio', '≤', 0.7)],

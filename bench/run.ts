@@ -14,8 +14,9 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   ui: () => import('./ui.js'), // the rating screen in Chromium: Enter to the next comparison drawn, judgments stored
   'first-start': () => import('./first-start.js'), // a fresh start to the first demo comparison a rater can lease
   reliability: () => import('./reliability.js'), // reward-model accuracy with 25% random and 10% inverting raters: reliability weights vs none vs careful raters only
-  generate: () => import('./generate.js'),
-  'trl-round': () => import('./trl-round.js'), // a TRL round end to end through the Python worker (needs LOOM_TRL_PYTHON): RM accuracy, DPO loss, wall time // a generation job against an endpoint's concurrency limit: rate vs the ceiling, duplicates, lost
+  generate: () => import('./generate.js'), // a generation job against an endpoint's concurrency limit: rate vs the ceiling, duplicates, lost
+  'trl-round': () => import('./trl-round.js'), // a TRL round end to end through the Python worker (needs LOOM_TRL_PYTHON): RM accuracy, DPO loss, wall time
+  active: () => import('./active.js'), // judgments to a held-out reward-model accuracy on the demo: uncertainty queue order vs the fixed order
 };
 
 async function run(): Promise<void> {
